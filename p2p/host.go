@@ -1,0 +1,211 @@
+// Package p2p is dcep's node-to-node transport: a go-libp2p host (TCP,
+// Noise, Yamux) keyed by the node's Ed25519 identity, a connection gater that
+// admits only members of the network, a hashicorp/raft StreamLayer, and a
+// size-limited request/response helper. See DESIGN.md for the invariants.
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// DefaultHandlerTimeout bounds a request handler (reading the request,
+// running the handler, writing the reply) when Config.HandlerTimeout is zero.
+const DefaultHandlerTimeout = 30 * time.Second
+
+// Config configures a Host.
+type Config struct {
+	// PrivateKey is the node's identity; its public key determines the
+	// node's peer ID. Required.
+	PrivateKey ed25519.PrivateKey
+	// ListenAddrs are TCP multiaddrs such as "/ip4/0.0.0.0/tcp/7101".
+	// Empty means the host only dials out (e.g. a regulator behind NAT).
+	ListenAddrs []string
+	// Members is the initial allowlist. Until it or SetMembers names a peer,
+	// no peer can connect: the default is deny.
+	Members []Member
+	// HandlerTimeout bounds each inbound request; zero means
+	// DefaultHandlerTimeout.
+	HandlerTimeout time.Duration
+	// Logger receives refusal and protocol-error logs; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Host is a libp2p host restricted to the network's members.
+type Host struct {
+	host           host.Host
+	gater          *gater
+	log            *slog.Logger
+	handlerTimeout time.Duration
+
+	// ctx is cancelled by Close so that in-flight handlers and dials stop.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// membersMu serialises SetMembers so that the peerstore updates and
+	// connection sweeps of two concurrent calls cannot interleave.
+	membersMu sync.Mutex
+
+	raftMu    sync.Mutex
+	raftLayer *StreamLayer
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a host listening on cfg.ListenAddrs.
+func New(cfg Config) (*Host, error) {
+	sk, err := libp2pPrivKey(cfg.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	self, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("component", "p2p", "self", self.String())
+	timeout := cfg.HandlerTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandlerTimeout
+	}
+
+	set, err := newMemberSet(cfg.Members)
+	if err != nil {
+		return nil, err
+	}
+	g := &gater{self: self, log: logger}
+	g.members.Store(set)
+
+	listen := libp2p.NoListenAddrs
+	if len(cfg.ListenAddrs) > 0 {
+		addrs, err := parseAddrs(cfg.ListenAddrs)
+		if err != nil {
+			return nil, err
+		}
+		listen = libp2p.ListenAddrs(addrs...)
+	}
+
+	lh, err := libp2p.New(
+		libp2p.Identity(sk),
+		listen,
+		// Only TCP: every member has a stable, reachable address, so QUIC,
+		// WebRTC, relays, hole punching and port mapping would only widen the
+		// attack surface. Noise is the one security protocol so both ends
+		// always agree without a negotiation fallback.
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionGater(g),
+		// Membership already bounds the peer count; trimming would only ever
+		// cut raft connections.
+		libp2p.ConnectionManager(&connmgr.NullConnMgr{}),
+		libp2p.DisableRelay(),
+		libp2p.Ping(false),
+		// Members' addresses come from configuration; letting peers tell us
+		// what our address is would be an unneeded input from the network.
+		libp2p.DisableIdentifyAddressDiscovery(),
+		// libp2p would otherwise register its collectors on the global
+		// Prometheus registry, which the node owns.
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: start libp2p host: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Host{
+		host:           lh,
+		gater:          g,
+		log:            logger,
+		handlerTimeout: timeout,
+		ctx:            ctx,
+		cancel:         cancel,
+	}
+	h.updatePeerstore(nil, set)
+	lh.Network().Notify(&network.NotifyBundle{ConnectedF: h.onConnected})
+	return h, nil
+}
+
+// ID returns the host's peer ID, which is also its raft server address.
+func (h *Host) ID() peer.ID { return h.host.ID() }
+
+// Addrs returns the addresses the host listens on.
+func (h *Host) Addrs() []ma.Multiaddr { return h.host.Addrs() }
+
+// Close stops the host and closes all its connections. Close the raft
+// transport using the StreamLayer before the host so raft shuts down cleanly.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		h.cancel()
+		if err := h.host.Close(); err != nil {
+			h.closeErr = fmt.Errorf("p2p: close host: %w", err)
+		}
+	})
+	return h.closeErr
+}
+
+// PeerIDFromPublicKey returns the libp2p peer ID of an Ed25519 public key.
+func PeerIDFromPublicKey(pub ed25519.PublicKey) (peer.ID, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("%w: public key is %d bytes, want %d", ErrInvalidKey, len(pub), ed25519.PublicKeySize)
+	}
+	pk, err := crypto.UnmarshalEd25519PublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	id, err := peer.IDFromPublicKey(pk)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	return id, nil
+}
+
+func libp2pPrivKey(priv ed25519.PrivateKey) (crypto.PrivKey, error) {
+	if len(priv) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: private key is %d bytes, want %d", ErrInvalidKey, len(priv), ed25519.PrivateKeySize)
+	}
+	// A key whose stored public half does not match its seed would give the
+	// node a peer ID that other members do not expect.
+	derived := ed25519.NewKeyFromSeed(priv.Seed())
+	if subtle.ConstantTimeCompare(derived, priv) != 1 {
+		return nil, fmt.Errorf("%w: public half does not match seed", ErrInvalidKey)
+	}
+	sk, err := crypto.UnmarshalEd25519PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	return sk, nil
+}
+
+func parseAddrs(ss []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(ss))
+	for _, s := range ss {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrInvalidAddr, s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,226 @@
+package p2p
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Member is a node allowed to connect: a voter, a read-only regulator, or
+// any other node of the network.
+type Member struct {
+	// Name is a human-readable label used in logs.
+	Name string
+	// PublicKey is the member's Ed25519 identity key; it determines the
+	// member's peer ID.
+	PublicKey ed25519.PublicKey
+	// Addrs are the member's TCP multiaddrs, without a /p2p/ suffix. May be
+	// empty for members that only dial in.
+	Addrs []string
+}
+
+// memberSet is immutable once built so the gater can read it without locks.
+type memberSet struct {
+	list []Member
+	byID map[peer.ID]memberEntry
+}
+
+type memberEntry struct {
+	name  string
+	addrs []ma.Multiaddr
+}
+
+func newMemberSet(members []Member) (*memberSet, error) {
+	s := &memberSet{
+		list: make([]Member, 0, len(members)),
+		byID: make(map[peer.ID]memberEntry, len(members)),
+	}
+	for _, m := range members {
+		id, err := PeerIDFromPublicKey(m.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: member %q: %w", m.Name, err)
+		}
+		if prev, dup := s.byID[id]; dup {
+			return nil, fmt.Errorf("%w: %q and %q have peer ID %s", ErrDuplicateMember, prev.name, m.Name, id)
+		}
+		addrs, err := parseAddrs(m.Addrs)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: member %q: %w", m.Name, err)
+		}
+		s.byID[id] = memberEntry{name: m.Name, addrs: addrs}
+		s.list = append(s.list, Member{
+			Name:      m.Name,
+			PublicKey: slices.Clone(m.PublicKey),
+			Addrs:     slices.Clone(m.Addrs),
+		})
+	}
+	return s, nil
+}
+
+func (s *memberSet) has(id peer.ID) bool {
+	_, ok := s.byID[id]
+	return ok
+}
+
+// SetMembers atomically replaces the allowlist. The new members' addresses
+// are stored permanently in the peerstore so that dialing by peer ID works,
+// and existing connections to peers that are no longer members are closed.
+// On error the allowlist is unchanged.
+func (h *Host) SetMembers(members []Member) error {
+	set, err := newMemberSet(members)
+	if err != nil {
+		return err
+	}
+	h.membersMu.Lock()
+	defer h.membersMu.Unlock()
+	old := h.gater.members.Swap(set)
+	h.updatePeerstore(old, set)
+	// Connections that finish their handshake after this sweep are caught by
+	// onConnected, which reads the new set.
+	for _, p := range h.host.Network().Peers() {
+		if h.gater.allowed(p) {
+			continue
+		}
+		h.log.Info("closing connection to removed member", "peer", p.String(), "name", old.byID[p].name)
+		if err := h.host.Network().ClosePeer(p); err != nil {
+			h.log.Warn("close connection to removed member", "peer", p.String(), "err", err)
+		}
+	}
+	return nil
+}
+
+// Members returns a copy of the current allowlist.
+func (h *Host) Members() []Member {
+	set := h.gater.members.Load()
+	out := make([]Member, len(set.list))
+	for i, m := range set.list {
+		out[i] = Member{Name: m.Name, PublicKey: slices.Clone(m.PublicKey), Addrs: slices.Clone(m.Addrs)}
+	}
+	return out
+}
+
+// IsMember reports whether p may connect: it is in the allowlist or is this
+// host itself.
+func (h *Host) IsMember(p peer.ID) bool { return h.gater.allowed(p) }
+
+// Refusals returns how many connections, dials and streams were refused
+// because the peer was not a member. One connection attempt can be counted
+// more than once if it is refused at several stages.
+func (h *Host) Refusals() uint64 { return h.gater.refused.Load() }
+
+func (h *Host) updatePeerstore(old, cur *memberSet) {
+	ps := h.host.Peerstore()
+	self := h.host.ID()
+	if old != nil {
+		for id, prev := range old.byID {
+			if id == self {
+				continue
+			}
+			now, still := cur.byID[id]
+			if !still {
+				ps.ClearAddrs(id)
+				ps.RemovePeer(id)
+				continue
+			}
+			var stale []ma.Multiaddr
+			for _, a := range prev.addrs {
+				if !slices.ContainsFunc(now.addrs, a.Equal) {
+					stale = append(stale, a)
+				}
+			}
+			if len(stale) > 0 {
+				// A zero TTL deletes, so a member that moved is not dialed at its
+				// old address forever.
+				ps.SetAddrs(id, stale, 0)
+			}
+		}
+	}
+	for id, e := range cur.byID {
+		if id == self || len(e.addrs) == 0 {
+			continue
+		}
+		ps.AddAddrs(id, e.addrs, peerstore.PermanentAddrTTL)
+	}
+}
+
+// onConnected closes the race between an InterceptSecured check against the
+// old allowlist and the sweep in SetMembers: a connection added to the swarm
+// after the sweep is checked here against the new allowlist.
+func (h *Host) onConnected(_ network.Network, c network.Conn) {
+	if h.gater.admit(c.RemotePeer(), "connected", slog.String("remote_addr", c.RemoteMultiaddr().String())) {
+		return
+	}
+	// Closing synchronously would block the swarm's notification delivery.
+	go c.Close()
+}
+
+// gater enforces the allowlist at every stage libp2p offers once the peer ID
+// is known.
+type gater struct {
+	self    peer.ID
+	members atomic.Pointer[memberSet]
+	refused atomic.Uint64
+	log     *slog.Logger
+}
+
+var _ connmgr.ConnectionGater = (*gater)(nil)
+
+func (g *gater) allowed(p peer.ID) bool {
+	return p == g.self || g.members.Load().has(p)
+}
+
+// admit reports whether p is allowed, counting and logging a refusal.
+func (g *gater) admit(p peer.ID, stage string, attrs ...slog.Attr) bool {
+	if g.allowed(p) {
+		return true
+	}
+	g.refused.Add(1)
+	args := make([]any, 0, len(attrs)+2)
+	args = append(args, slog.String("peer", p.String()), slog.String("stage", stage))
+	for _, a := range attrs {
+		args = append(args, a)
+	}
+	g.log.Warn("refused non-member peer", args...)
+	return false
+}
+
+// InterceptPeerDial refuses to dial a non-member before any address is tried.
+func (g *gater) InterceptPeerDial(p peer.ID) bool {
+	return g.admit(p, "dial")
+}
+
+// InterceptAddrDial repeats the peer check so the decision does not depend on
+// libp2p always calling InterceptPeerDial first.
+func (g *gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
+	return g.admit(p, "dial-addr", slog.String("remote_addr", a.String()))
+}
+
+// InterceptAccept admits every raw inbound connection: the peer ID is only
+// known after the Noise handshake, where InterceptSecured decides. The
+// resource manager bounds how many unauthenticated connections can be open.
+func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+
+// InterceptSecured is the authoritative check: after the Noise handshake the
+// remote peer ID is proven by its key, for both inbound and outbound
+// connections.
+func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, cm network.ConnMultiaddrs) bool {
+	return g.admit(p, "secured",
+		slog.String("direction", dir.String()),
+		slog.String("remote_addr", cm.RemoteMultiaddr().String()))
+}
+
+// InterceptUpgraded re-checks because the allowlist may have changed while
+// the muxer was being negotiated.
+func (g *gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	ok := g.admit(c.RemotePeer(), "upgraded", slog.String("remote_addr", c.RemoteMultiaddr().String()))
+	return ok, 0
+}

@@ -1,0 +1,119 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/gostream"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+)
+
+// RaftProtocol is the libp2p protocol carrying hashicorp/raft's
+// NetworkTransport traffic.
+const RaftProtocol protocol.ID = "/dcep/raft/1.0.0"
+
+// StreamLayer is a raft.StreamLayer over libp2p streams: every raft
+// connection is one stream on RaftProtocol. Raft server addresses are peer
+// ID strings (peer.ID.String()). Pass it to raft.NewNetworkTransport; the
+// transport's Close closes it.
+type StreamLayer struct {
+	h  *Host
+	ln net.Listener
+
+	closeOnce sync.Once
+}
+
+var _ raft.StreamLayer = (*StreamLayer)(nil)
+
+// RaftStreamLayer starts accepting raft streams. Only one stream layer can
+// be open per host, since it owns RaftProtocol; close it before opening
+// another.
+func (h *Host) RaftStreamLayer() (*StreamLayer, error) {
+	h.raftMu.Lock()
+	defer h.raftMu.Unlock()
+	if h.raftLayer != nil {
+		return nil, ErrStreamLayerInUse
+	}
+	ln, err := gostream.Listen(h.host, RaftProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: listen on %s: %w", RaftProtocol, err)
+	}
+	sl := &StreamLayer{h: h, ln: ln}
+	h.raftLayer = sl
+	return sl, nil
+}
+
+// Accept waits for the next raft stream from a member. After Close it
+// returns an error wrapping net.ErrClosed.
+func (s *StreamLayer) Accept() (net.Conn, error) {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			// gostream only fails Accept once closed, and reports that as
+			// context.Canceled; net.ErrClosed is what listener users test for.
+			return nil, fmt.Errorf("p2p: raft accept: %w (%w)", net.ErrClosed, err)
+		}
+		// The gater should make a non-member stream impossible; checking
+		// again keeps a race with SetMembers from reaching raft.
+		p, err := peer.Decode(c.RemoteAddr().String())
+		if err == nil && s.h.gater.admit(p, "raft-stream") {
+			return c, nil
+		}
+		if r, ok := c.(interface{ Reset() error }); ok {
+			_ = r.Reset()
+		} else {
+			_ = c.Close()
+		}
+	}
+}
+
+// Close stops accepting raft streams. Established connections stay open
+// until raft closes them. Close is idempotent.
+func (s *StreamLayer) Close() error {
+	s.closeOnce.Do(func() {
+		// Held across ln.Close so a new stream layer cannot register its
+		// handler just before this one removes the protocol handler.
+		s.h.raftMu.Lock()
+		defer s.h.raftMu.Unlock()
+		_ = s.ln.Close()
+		if s.h.raftLayer == s {
+			s.h.raftLayer = nil
+		}
+	})
+	return nil
+}
+
+// Addr returns this host's peer ID as a net.Addr (network "libp2p"); its
+// String is the raft server address of this node.
+func (s *StreamLayer) Addr() net.Addr { return s.ln.Addr() }
+
+// Dial opens a raft stream to the member whose peer ID string is address.
+// timeout bounds connecting and protocol negotiation; raft sets its own I/O
+// deadlines on the returned conn.
+func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	p, err := peer.Decode(string(address))
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrInvalidRaftAddress, address, err)
+	}
+	ctx := s.h.ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	c, err := gostream.Dial(ctx, s.h.host, p, RaftProtocol)
+	if err != nil {
+		if errors.Is(err, swarm.ErrGaterDisallowedConnection) {
+			return nil, fmt.Errorf("p2p: raft dial %s: %w: %w", p, ErrNotMember, err)
+		}
+		return nil, fmt.Errorf("p2p: raft dial %s: %w", p, err)
+	}
+	return c, nil
+}

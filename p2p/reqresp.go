@@ -1,0 +1,281 @@
+package p2p
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+)
+
+// Reply status bytes. They are part of the wire format: never renumber.
+const (
+	statusOK       byte = 0
+	statusError    byte = 1
+	statusTooLarge byte = 2
+)
+
+// maxErrMsgBytes caps error replies independently of the caller's response
+// limit, so a small response limit never hides the remote's reason.
+const maxErrMsgBytes = 1024
+
+// Handler serves one request on a request/response protocol. from is the
+// authenticated member that sent req. A non-nil error is sent back to the
+// caller as its text (truncated to 1 KiB) and surfaces there as a
+// *RemoteError; do not put secrets in it.
+type Handler func(ctx context.Context, from peer.ID, req []byte) ([]byte, error)
+
+// Handle serves proto with fn. Each stream carries exactly one request, a
+// uvarint length followed by that many bytes, and one reply, a status byte,
+// a uvarint length and the payload. Requests longer than maxReqBytes are
+// refused without being read. ctx passed to fn expires after
+// Config.HandlerTimeout or when the host closes. Calling Handle again for the
+// same proto replaces the handler.
+//
+// Handle panics if maxReqBytes is not positive, fn is nil or proto is
+// RaftProtocol, since those are programming errors.
+func (h *Host) Handle(proto protocol.ID, maxReqBytes int, fn Handler) {
+	switch {
+	case maxReqBytes <= 0:
+		panic(fmt.Sprintf("p2p: Handle %s: maxReqBytes %d must be positive", proto, maxReqBytes))
+	case fn == nil:
+		panic(fmt.Sprintf("p2p: Handle %s: nil handler", proto))
+	case proto == RaftProtocol:
+		panic("p2p: Handle: " + string(RaftProtocol) + " is reserved for the raft stream layer")
+	}
+	h.host.SetStreamHandler(proto, func(s network.Stream) {
+		h.serve(s, proto, maxReqBytes, fn)
+	})
+}
+
+// RemoveHandler stops serving proto; new streams for it are refused by
+// protocol negotiation.
+func (h *Host) RemoveHandler(proto protocol.ID) {
+	h.host.RemoveStreamHandler(proto)
+}
+
+func (h *Host) serve(s network.Stream, proto protocol.ID, maxReqBytes int, fn Handler) {
+	from := s.Conn().RemotePeer()
+	// The gater should make this unreachable; checking again means a bug or
+	// a race with SetMembers can never hand a request to a non-member.
+	if !h.gater.admit(from, "stream", slog.String("protocol", string(proto))) {
+		_ = s.Reset()
+		return
+	}
+	log := h.log.With("peer", from.String(), "protocol", string(proto))
+
+	ctx, cancel := context.WithTimeout(h.ctx, h.handlerTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	if err := s.SetDeadline(deadline); err != nil {
+		log.Warn("set stream deadline", "err", err)
+		_ = s.Reset()
+		return
+	}
+
+	req, err := readFrame(s, maxReqBytes)
+	switch {
+	case errors.Is(err, ErrFrameTooLarge):
+		log.Warn("refused oversized request", "err", err)
+		// Reply before the body has been read: the caller reads the reply
+		// concurrently with writing and resets its side once it has it.
+		h.reply(s, log, statusTooLarge, errorText(err))
+		return
+	case err != nil:
+		log.Debug("read request", "err", err)
+		_ = s.Reset()
+		return
+	}
+
+	resp, err := fn(ctx, from, req)
+	if err != nil {
+		log.Debug("handler failed", "err", err)
+		h.reply(s, log, statusError, errorText(err))
+		return
+	}
+	h.reply(s, log, statusOK, resp)
+}
+
+func (h *Host) reply(s network.Stream, log *slog.Logger, status byte, payload []byte) {
+	hdr := binary.AppendUvarint([]byte{status}, uint64(len(payload)))
+	if _, err := s.Write(hdr); err != nil {
+		log.Debug("write reply header", "err", err)
+		_ = s.Reset()
+		return
+	}
+	if _, err := s.Write(payload); err != nil {
+		log.Debug("write reply", "err", err)
+		_ = s.Reset()
+		return
+	}
+	// Close, not Reset: a reset would discard the reply the caller has not
+	// read yet.
+	if err := s.Close(); err != nil {
+		log.Debug("close stream", "err", err)
+	}
+}
+
+// Request sends req to the member to on proto and returns the reply payload.
+// Replies longer than maxRespBytes are refused without being read. ctx's
+// deadline becomes the stream deadline and cancelling ctx resets the stream.
+// A handler error surfaces as a *RemoteError wrapping ErrRemote, and a
+// request above the handler's limit as one wrapping ErrRequestTooLarge.
+func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req []byte, maxRespBytes int) ([]byte, error) {
+	prefix := fmt.Sprintf("p2p: request %s to %s", proto, to)
+	if maxRespBytes <= 0 {
+		return nil, fmt.Errorf("%s: %w: maxRespBytes %d", prefix, ErrInvalidLimit, maxRespBytes)
+	}
+	s, err := h.host.NewStream(ctx, to, proto)
+	if err != nil {
+		if errors.Is(err, swarm.ErrGaterDisallowedConnection) {
+			return nil, fmt.Errorf("%s: %w: %w", prefix, ErrNotMember, err)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("%s: open stream: %w: %w", prefix, cerr, err)
+		}
+		return nil, fmt.Errorf("%s: open stream: %w", prefix, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		if err := s.SetDeadline(deadline); err != nil {
+			_ = s.Reset()
+			return nil, fmt.Errorf("%s: set deadline: %w", prefix, err)
+		}
+	}
+
+	// Write concurrently with reading: a handler refuses an oversized request
+	// before reading it, and a sequential writer would block on flow control
+	// and never see that reply.
+	written := make(chan error, 1)
+	go func() { written <- writeRequest(s, req) }()
+
+	status, payload, err := readReply(s, maxRespBytes)
+	if err != nil {
+		_ = s.Reset()
+		<-written
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("%s: %w", prefix, cerr)
+		}
+		if hasDeadline && isTimeout(err) {
+			return nil, fmt.Errorf("%s: %w: %w", prefix, context.DeadlineExceeded, err)
+		}
+		return nil, fmt.Errorf("%s: %w", prefix, err)
+	}
+	select {
+	case <-written:
+	default:
+		// The reply came before the request was fully sent (only an
+		// oversize refusal does that); unblock the writer.
+		_ = s.Reset()
+		<-written
+	}
+	_ = s.Close()
+
+	switch status {
+	case statusOK:
+		return payload, nil
+	case statusTooLarge:
+		return nil, &RemoteError{Peer: to, Protocol: proto, Message: cleanText(payload), kind: ErrRequestTooLarge}
+	default:
+		return nil, &RemoteError{Peer: to, Protocol: proto, Message: cleanText(payload), kind: ErrRemote}
+	}
+}
+
+func writeRequest(s network.Stream, req []byte) error {
+	hdr := binary.AppendUvarint(nil, uint64(len(req)))
+	if _, err := s.Write(hdr); err != nil {
+		return fmt.Errorf("write request header: %w", err)
+	}
+	if _, err := s.Write(req); err != nil {
+		return fmt.Errorf("write request: %w", err)
+	}
+	// Half-close so the handler sees a clean end of request.
+	if err := s.CloseWrite(); err != nil {
+		return fmt.Errorf("close write: %w", err)
+	}
+	return nil
+}
+
+func readReply(r io.Reader, maxRespBytes int) (byte, []byte, error) {
+	var st [1]byte
+	if _, err := io.ReadFull(r, st[:]); err != nil {
+		return 0, nil, fmt.Errorf("read reply status: %w", err)
+	}
+	limit := maxRespBytes
+	switch st[0] {
+	case statusOK:
+	case statusError, statusTooLarge:
+		limit = maxErrMsgBytes
+	default:
+		return 0, nil, fmt.Errorf("%w: unknown reply status %d", ErrProtocol, st[0])
+	}
+	payload, err := readFrame(r, limit)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read reply: %w", err)
+	}
+	return st[0], payload, nil
+}
+
+// readFrame reads a uvarint length and that many bytes, refusing lengths
+// above limit before allocating anything.
+func readFrame(r io.Reader, limit int) ([]byte, error) {
+	n, err := binary.ReadUvarint(&byteReader{r: r})
+	if err != nil {
+		return nil, fmt.Errorf("read length prefix: %w", err)
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%w: %d bytes exceeds limit of %d", ErrFrameTooLarge, n, limit)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("read %d-byte payload: %w", n, err)
+	}
+	return buf, nil
+}
+
+// byteReader reads one byte at a time so that decoding the length prefix
+// never consumes payload bytes, which a buffered reader would.
+type byteReader struct {
+	r io.Reader
+	b [1]byte
+}
+
+func (br *byteReader) ReadByte() (byte, error) {
+	if _, err := io.ReadFull(br.r, br.b[:]); err != nil {
+		return 0, err
+	}
+	return br.b[0], nil
+}
+
+func errorText(err error) []byte {
+	msg := err.Error()
+	if len(msg) > maxErrMsgBytes {
+		msg = msg[:maxErrMsgBytes]
+	}
+	return []byte(strings.ToValidUTF8(msg, ""))
+}
+
+// cleanText keeps a remote-controlled message from carrying invalid UTF-8
+// into logs and error chains.
+func cleanText(b []byte) string {
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,472 @@
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Block is one log entry: the transactions the leader grouped, stamped with
+// the ledger time the leader chose.
+type Block struct {
+	Index  uint64
+	Term   uint64
+	TimeMs int64
+	Txs    [][]byte
+}
+
+// Applied is what one Apply call did.
+type Applied struct {
+	// Results has one slice per block, one result per transaction, in order.
+	// A block at or below the applied index gets nil: it was applied before.
+	Results [][]*statepb.TxResult
+	// MembershipChanged: a committed transaction changed the membership.
+	MembershipChanged bool
+}
+
+// Apply applies blocks in order in one Pebble batch and commits it with
+// fsync, so a crash leaves either all of them or none. Blocks at or below the
+// applied index are skipped (a restart never re-applies what the state
+// holds). Each transaction gets a result; a rejected one changes no ledger
+// state. The error is non-nil only for I/O failures or a broken invariant:
+// then nothing was committed and the caller must stop, not skip.
+func (s *Store) Apply(blocks []Block) (*Applied, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	if s.genesis == nil {
+		return nil, ErrNoGenesis
+	}
+	meta := proto.Clone(s.Meta()).(*statepb.Meta)
+	var raws [][]byte
+	last := meta.GetAppliedIndex()
+	for _, b := range blocks {
+		if b.Index <= meta.GetAppliedIndex() {
+			continue
+		}
+		if b.Index <= last {
+			return nil, fmt.Errorf("%w: index %d after %d", ErrOutOfOrder, b.Index, last)
+		}
+		last = b.Index
+		raws = append(raws, b.Txs...)
+	}
+	out := &Applied{Results: make([][]*statepb.TxResult, len(blocks))}
+	if last == meta.GetAppliedIndex() {
+		return out, nil
+	}
+	p := s.startPipeline(raws)
+	defer p.wait()
+
+	a := newApplier(s, meta)
+	defer a.b.Close()
+	next := 0
+	for bi, b := range blocks {
+		if b.Index <= meta.GetAppliedIndex() {
+			continue
+		}
+		a.beginBlock(b)
+		res := make([]*statepb.TxResult, len(b.Txs))
+		for i := range b.Txs {
+			res[i] = a.applyTx(p.get(next))
+			next++
+			if a.err != nil {
+				return nil, a.err
+			}
+		}
+		if err := a.endBlock(b); err != nil {
+			return nil, err
+		}
+		out.Results[bi] = res
+	}
+	if err := setProto(a.b, keyMeta, meta); err != nil {
+		return nil, err
+	}
+	if err := a.b.Commit(pebble.Sync); err != nil {
+		return nil, fmt.Errorf("commit apply batch: %w", err)
+	}
+	s.meta.Store(meta)
+	if a.membershipChanged {
+		s.membership.Add(1)
+		out.MembershipChanged = true
+	}
+	return out, nil
+}
+
+// applier carries one Apply call's batch, caches and hash. Reads go through
+// the indexed batch, so a transaction sees the writes of those before it in
+// the same call (an output spent earlier in the batch is spent).
+type applier struct {
+	s    *Store
+	b    *pebble.Batch
+	meta *statepb.Meta
+
+	// Caches of decoded records; every write goes through the setters below,
+	// which keep them equal to what the batch holds.
+	wallets map[string]*statepb.WalletRecord
+	banks   map[string]*statepb.BankRecord
+	supply  *statepb.Supply
+
+	// Per block.
+	timeMs int64
+	index  uint64
+	digest hash.Hash
+
+	membershipChanged bool
+	// err is the first I/O error; once set, nothing more is done and the
+	// batch is never committed.
+	err error
+}
+
+func newApplier(s *Store, meta *statepb.Meta) *applier {
+	return &applier{
+		s: s, b: s.db.NewIndexedBatch(), meta: meta,
+		wallets: map[string]*statepb.WalletRecord{},
+		banks:   map[string]*statepb.BankRecord{},
+		digest:  sha256.New(),
+	}
+}
+
+// beginBlock fixes the block's ledger time: the leader's stamp, but never
+// earlier than time already applied, so ledger time is monotonic on every
+// node whatever a new leader's clock says.
+func (a *applier) beginBlock(b Block) {
+	a.timeMs = max(b.TimeMs, a.meta.GetLedgerTimeMs())
+	a.index = b.Index
+	a.digest.Reset()
+	a.runScheduled()
+}
+
+// endBlock chains the block's write digest into the state hash and records
+// the hash for this index, so nodes can compare at any index.
+func (a *applier) endBlock(b Block) error {
+	h := sha256.New()
+	h.Write([]byte(domainState))
+	h.Write(a.meta.GetStateHash())
+	var buf [16]byte
+	binary.BigEndian.PutUint64(buf[:8], b.Index)
+	binary.BigEndian.PutUint64(buf[8:], uint64(a.timeMs))
+	h.Write(buf[:])
+	h.Write(a.digest.Sum(nil))
+	sum := h.Sum(nil)
+	a.meta.StateHash = sum
+	a.meta.AppliedIndex, a.meta.AppliedTerm = b.Index, b.Term
+	a.meta.LedgerTimeMs = a.timeMs
+	a.meta.Blocks++
+	if err := a.b.Set(keyHashIndex(b.Index), sum, nil); err != nil {
+		return fmt.Errorf("record state hash: %w", err)
+	}
+	return a.err
+}
+
+// runScheduled is where work due at ledger time runs before the block's
+// transactions (purse expiry, campaign reclaim: SPEC §4, §5).
+func (a *applier) runScheduled() {}
+
+// applyTx decides one transaction. Order: stateless rejection, duplicate,
+// authority (none of these recorded), then the kind's ledger rules, whose
+// outcome, OK or not, is recorded under the transaction id.
+func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
+	res := &statepb.TxResult{LogIndex: a.index, TimeMs: a.timeMs}
+	if t.hasID {
+		res.TxId = t.id[:]
+	}
+	if t.rej != nil {
+		res.Code, res.Message = t.rej.Code, t.rej.Message
+		return res
+	}
+	var first statepb.TxRecord
+	if a.get(keyTx(t.id[:]), &first) {
+		dup := proto.Clone(first.GetResult()).(*statepb.TxResult)
+		dup.Duplicate = true
+		return dup
+	}
+	if rej := a.authorize(t); rej != nil {
+		res.Code, res.Message = rej.Code, rej.Message
+		return res
+	}
+	outputs, rej := a.execute(t)
+	if a.err != nil {
+		return res
+	}
+	res.Code = statepb.Code_CODE_OK
+	if rej != nil {
+		res.Code, res.Message, outputs = rej.Code, rej.Message, 0
+	}
+	a.set(keyTx(t.id[:]), &statepb.TxRecord{SignedTx: t.raw, Result: res, OutputCount: outputs})
+	return res
+}
+
+// authorize checks that each signature is by the key the kind requires, in
+// order. Signature validity was checked by the pipeline.
+func (a *applier) authorize(t *decodedTx) *statepb.Error {
+	keys, rej := a.signers(t.body)
+	if rej != nil {
+		return rej
+	}
+	for i, k := range keys {
+		if string(t.sigs[i].GetPublicKey()) != string(k.key) {
+			return statepb.Errorf(statepb.Code_CODE_SIGNER_UNAUTHORIZED, "signatures[%d]: not signed by %s", i, k.who)
+		}
+	}
+	return nil
+}
+
+// signer is a key a kind requires and whose it is, for messages.
+type signer struct {
+	key []byte
+	who string
+}
+
+// signers returns who must sign a transaction, looked up in current state.
+func (a *applier) signers(body *statepb.Tx) ([]signer, *statepb.Error) {
+	cb := signer{a.s.genesis.GetCentralBank().GetPublicKey(), "the central bank"}
+	switch k := body.GetKind().(type) {
+	case *statepb.Tx_Issue, *statepb.Tx_ChangeMembership:
+		return []signer{cb}, nil
+	case *statepb.Tx_Return:
+		b, rej := a.bankSigner("return.bank_id", k.Return.GetBankId())
+		return []signer{b, cb}, rej
+	case *statepb.Tx_Exchange:
+		b, rej := a.bankSigner("exchange.bank_id", k.Exchange.GetBankId())
+		return []signer{b}, rej
+	case *statepb.Tx_Redeem:
+		return a.ownerSigner("redeem.wallet_id", k.Redeem.GetWalletId())
+	case *statepb.Tx_Transfer:
+		return a.ownerSigner("transfer.from_wallet_id", k.Transfer.GetFromWalletId())
+	case *statepb.Tx_RegisterWallet:
+		b, rej := a.bankSigner("register_wallet.bank_id", k.RegisterWallet.GetBankId())
+		return []signer{b}, rej
+	default:
+		field, id := managedWallet(body)
+		w := a.wallet(id)
+		if w == nil {
+			return nil, statepb.Errorf(statepb.Code_CODE_WALLET_NOT_FOUND, "%s: %q", field, id)
+		}
+		b, rej := a.bankSigner(field, w.GetBankId())
+		return []signer{b}, rej
+	}
+}
+
+func (a *applier) bankSigner(field, bankID string) (signer, *statepb.Error) {
+	b := a.bank(bankID)
+	if b == nil {
+		return signer{}, statepb.Errorf(statepb.Code_CODE_BANK_NOT_FOUND, "%s: %q", field, bankID)
+	}
+	return signer{b.GetBank().GetPublicKey(), "bank " + bankID}, nil
+}
+
+func (a *applier) ownerSigner(field, walletID string) ([]signer, *statepb.Error) {
+	w := a.wallet(walletID)
+	if w == nil {
+		return nil, statepb.Errorf(statepb.Code_CODE_WALLET_NOT_FOUND, "%s: %q", field, walletID)
+	}
+	return []signer{{w.GetPublicKey(), "the holder of wallet " + walletID}}, nil
+}
+
+// execute applies a kind's ledger rules. It writes only after every check
+// passed, so a rejection leaves no trace but its recorded outcome. It returns
+// how many outputs the transaction created.
+func (a *applier) execute(t *decodedTx) (uint32, *statepb.Error) {
+	switch k := t.body.GetKind().(type) {
+	case *statepb.Tx_Issue:
+		return a.issue(t, k.Issue)
+	case *statepb.Tx_Return:
+		return a.returnToCentralBank(t, k.Return)
+	case *statepb.Tx_Exchange:
+		return a.exchange(t, k.Exchange)
+	case *statepb.Tx_Redeem:
+		return a.redeem(t, k.Redeem)
+	case *statepb.Tx_Transfer:
+		return a.transfer(t, k.Transfer)
+	case *statepb.Tx_RegisterWallet:
+		return 0, a.registerWallet(t, k.RegisterWallet)
+	case *statepb.Tx_UpdateWallet:
+		return 0, a.updateWallet(t, k.UpdateWallet)
+	case *statepb.Tx_RotateWalletKey:
+		return 0, a.rotateWalletKey(t, k.RotateWalletKey)
+	case *statepb.Tx_FreezeWallet:
+		return 0, a.freezeWallet(t, k.FreezeWallet)
+	case *statepb.Tx_UnfreezeWallet:
+		return 0, a.unfreezeWallet(t, k.UnfreezeWallet)
+	case *statepb.Tx_CloseWallet:
+		return 0, a.closeWallet(t, k.CloseWallet)
+	case *statepb.Tx_ChangeMembership:
+		return 0, a.changeMembership(k.ChangeMembership)
+	}
+	// decodeTx accepted a kind nobody executes: a programming error.
+	panic(fmt.Sprintf("state: no executor for %T", t.body.GetKind()))
+}
+
+// --- reads and writes through the batch ---
+
+func (a *applier) get(key []byte, m proto.Message) bool {
+	if a.err != nil {
+		return false
+	}
+	v, c, err := a.b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		a.err = fmt.Errorf("read %q: %w", key, err)
+		return false
+	}
+	defer c.Close()
+	if err := proto.Unmarshal(v, m); err != nil {
+		a.err = fmt.Errorf("%w: decode %q: %v", ErrInvariant, key, err)
+		return false
+	}
+	return true
+}
+
+// set writes a record and feeds it to the block digest. The digest sees each
+// write in the order the (deterministic) apply logic makes it.
+func (a *applier) set(key []byte, m proto.Message) {
+	if a.err != nil {
+		return
+	}
+	v, err := deterministic.Marshal(m)
+	if err != nil {
+		a.err = fmt.Errorf("marshal %q: %w", key, err)
+		return
+	}
+	a.setRaw(key, v)
+}
+
+func (a *applier) setRaw(key, v []byte) {
+	if a.err != nil {
+		return
+	}
+	if err := a.b.Set(key, v, nil); err != nil {
+		a.err = fmt.Errorf("write %q: %w", key, err)
+		return
+	}
+	a.hashOp('S', key, v)
+}
+
+func (a *applier) del(key []byte) {
+	if a.err != nil {
+		return
+	}
+	if err := a.b.Delete(key, nil); err != nil {
+		a.err = fmt.Errorf("delete %q: %w", key, err)
+		return
+	}
+	a.hashOp('D', key, nil)
+}
+
+func (a *applier) hashOp(op byte, key, v []byte) {
+	if !hashed(key) {
+		return
+	}
+	var hdr [9]byte
+	hdr[0] = op
+	binary.BigEndian.PutUint32(hdr[1:5], uint32(len(key)))
+	binary.BigEndian.PutUint32(hdr[5:9], uint32(len(v)))
+	a.digest.Write(hdr[:])
+	a.digest.Write(key)
+	a.digest.Write(v)
+}
+
+func (a *applier) wallet(id string) *statepb.WalletRecord {
+	if w, ok := a.wallets[id]; ok {
+		return w
+	}
+	w := &statepb.WalletRecord{}
+	if !a.get(keyWallet(id), w) {
+		w = nil
+	}
+	if a.err == nil {
+		a.wallets[id] = w
+	}
+	return w
+}
+
+func (a *applier) setWallet(w *statepb.WalletRecord) {
+	a.wallets[w.GetId()] = w
+	a.set(keyWallet(w.GetId()), w)
+}
+
+func (a *applier) bank(id string) *statepb.BankRecord {
+	if b, ok := a.banks[id]; ok {
+		return b
+	}
+	b := &statepb.BankRecord{}
+	if !a.get(keyBank(id), b) {
+		b = nil
+	}
+	if a.err == nil {
+		a.banks[id] = b
+	}
+	return b
+}
+
+func (a *applier) setBank(b *statepb.BankRecord) {
+	a.banks[b.GetBank().GetId()] = b
+	a.set(keyBank(b.GetBank().GetId()), b)
+}
+
+func (a *applier) getSupply() *statepb.Supply {
+	if a.supply == nil {
+		a.supply = &statepb.Supply{}
+		if !a.get(keySupply, a.supply) && a.err == nil {
+			a.err = fmt.Errorf("%w: supply record missing", ErrInvariant)
+		}
+	}
+	return a.supply
+}
+
+func (a *applier) setSupply(s *statepb.Supply) {
+	a.supply = s
+	a.set(keySupply, s)
+}
+
+// addHistory appends an entry to a wallet's history; the caller writes the
+// wallet afterwards (history_len lives in it).
+func (a *applier) addHistory(w *statepb.WalletRecord, t *decodedTx, e *statepb.HistoryEntry) {
+	e.TxId, e.Kind, e.TimeMs, e.LogIndex = t.id[:], kindName(t.body), a.timeMs, a.index
+	e.Memo, e.BalanceFen = t.body.GetMemo(), w.GetBalanceFen()
+	a.set(keyHistory(w.GetId(), w.GetHistoryLen()), e)
+	w.HistoryLen++
+}
+
+// kindName is the short name of a transaction's kind, e.g. "transfer".
+func kindName(body *statepb.Tx) string {
+	k := body.ProtoReflect().WhichOneof(body.ProtoReflect().Descriptor().Oneofs().ByName("kind"))
+	if k == nil {
+		return "none"
+	}
+	return string(k.Name())
+}
+
+// scanMembers calls fn for each member in name order, through the batch.
+func (a *applier) scanMembers(fn func(*statepb.Node) bool) {
+	if a.err != nil {
+		return
+	}
+	it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: prefixMember, UpperBound: prefixEnd(prefixMember)})
+	if err != nil {
+		a.err = fmt.Errorf("scan members: %w", err)
+		return
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var n statepb.Node
+		if err := proto.Unmarshal(it.Value(), &n); err != nil {
+			a.err = fmt.Errorf("%w: decode member: %v", ErrInvariant, err)
+			return
+		}
+		if !fn(&n) {
+			return
+		}
+	}
+}

@@ -1,0 +1,335 @@
+package state
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// move is one movement of money out of a wallet's outputs: to payees, and
+// for a return partly destroyed. Change back to the payer is added last.
+type move struct {
+	t      *decodedTx
+	field  string // message prefix, e.g. "transfer"
+	payer  *statepb.WalletRecord
+	inputs []*statepb.Outpoint
+	payees []*statepb.Payee
+	// payeeRule, if set, is the kind's own check on each payee (after
+	// existence and status).
+	payeeRule func(i int, w *statepb.WalletRecord) *statepb.Error
+	// destroyFen leaves circulation (returns to the central bank).
+	destroyFen uint64
+	// limited: payments to others count against the payer's tier limits.
+	limited bool
+}
+
+// moveMoney checks a move completely, then writes it. Check order (the code
+// precedence of docs/errors.md): payer status, inputs, sufficiency, payees,
+// payer limits, payee balance caps.
+func (a *applier) moveMoney(m *move) (uint32, *statepb.Error) {
+	if rej := senderStatus(m.field, m.payer); rej != nil {
+		return 0, rej
+	}
+	total, rej := a.checkInputs(m.field+".inputs", m.payer, m.inputs)
+	if rej != nil {
+		return 0, rej
+	}
+	need, carry := m.destroyFen, uint64(0)
+	for _, p := range m.payees {
+		need, carry = bits.Add64(need, p.GetAmountFen(), carry)
+	}
+	if carry != 0 {
+		return 0, statepb.Errorf(statepb.Code_CODE_AMOUNT_OVERFLOW, "%s: amount overflows", m.field)
+	}
+	if need > total {
+		return 0, statepb.Errorf(statepb.Code_CODE_INSUFFICIENT_INPUTS, "%s.inputs: total %d fen, needs %d fen", m.field, total, need)
+	}
+	outs := m.payees
+	if change := total - need; change > 0 {
+		outs = append(outs[:len(outs):len(outs)], &statepb.Payee{WalletId: m.payer.GetId(), AmountFen: change})
+	}
+	credits, paymentFen, rej := a.checkPayees(m, outs)
+	if rej != nil {
+		return 0, rej
+	}
+	if m.limited {
+		if rej := a.checkSpendLimits(m.field, m.payer, paymentFen); rej != nil {
+			return 0, rej
+		}
+	}
+	for _, c := range credits {
+		if rej := a.checkBalanceCap(c.w, c.fen); rej != nil {
+			return 0, rej
+		}
+	}
+	a.writeMove(m, total, outs, credits, paymentFen)
+	return uint32(len(outs)), nil
+}
+
+// credit is money a wallet other than the payer receives in one move.
+type credit struct {
+	w   *statepb.WalletRecord
+	fen uint64
+}
+
+func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
+	switch w.GetStatus() {
+	case statepb.WalletStatus_WALLET_STATUS_FROZEN:
+		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), w.GetStatusReason())
+	case statepb.WalletStatus_WALLET_STATUS_CLOSED:
+		return statepb.Errorf(statepb.Code_CODE_WALLET_CLOSED, "%s: wallet %q is closed", field, w.GetId())
+	}
+	return nil
+}
+
+// checkInputs returns the total of inputs that exist, are unspent and belong
+// to owner. A missing output is reported as spent if the transaction that
+// created it is recorded with at least that many outputs.
+func (a *applier) checkInputs(field string, owner *statepb.WalletRecord, ins []*statepb.Outpoint) (uint64, *statepb.Error) {
+	var total, carry uint64
+	for i, in := range ins {
+		var o statepb.OutputRecord
+		if !a.get(keyOutput(in), &o) {
+			return 0, a.missingInput(field, i, in)
+		}
+		if o.GetWalletId() != owner.GetId() {
+			return 0, statepb.Errorf(statepb.Code_CODE_INPUT_NOT_OWNED, "%s[%d]: output belongs to another wallet, not %q", field, i, owner.GetId())
+		}
+		total, carry = bits.Add64(total, o.GetAmountFen(), 0)
+		if carry != 0 {
+			return 0, statepb.Errorf(statepb.Code_CODE_AMOUNT_OVERFLOW, "%s: total overflows", field)
+		}
+	}
+	return total, nil
+}
+
+func (a *applier) missingInput(field string, i int, in *statepb.Outpoint) *statepb.Error {
+	var rec statepb.TxRecord
+	if a.get(keyTx(in.GetTxId()), &rec) && in.GetIndex() < rec.GetOutputCount() {
+		return statepb.Errorf(statepb.Code_CODE_INPUT_SPENT, "%s[%d]: output %x:%d is already spent", field, i, in.GetTxId()[:8], in.GetIndex())
+	}
+	return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_FOUND, "%s[%d]: no output %x:%d", field, i, in.GetTxId()[:8], in.GetIndex())
+}
+
+// checkPayees checks every payee and sums what each wallet other than the
+// payer receives (several payees may name one wallet), in order of first
+// appearance, so later steps are deterministic. It also returns the payment
+// amount: what leaves the payer for other wallets.
+func (a *applier) checkPayees(m *move, outs []*statepb.Payee) ([]credit, uint64, *statepb.Error) {
+	var credits []credit
+	var payment uint64
+	for i, p := range outs {
+		if p.GetWalletId() == m.payer.GetId() {
+			continue
+		}
+		w := a.wallet(p.GetWalletId())
+		field := m.field + ".payees"
+		if w == nil {
+			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_NOT_FOUND, "%s[%d]: no wallet %q", field, i, p.GetWalletId())
+		}
+		switch w.GetStatus() {
+		case statepb.WalletStatus_WALLET_STATUS_FROZEN:
+			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_FROZEN, "%s[%d]: wallet %q is frozen", field, i, w.GetId())
+		case statepb.WalletStatus_WALLET_STATUS_CLOSED:
+			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_CLOSED, "%s[%d]: wallet %q is closed", field, i, w.GetId())
+		}
+		if m.payeeRule != nil {
+			if rej := m.payeeRule(i, w); rej != nil {
+				return nil, 0, rej
+			}
+		}
+		payment += p.GetAmountFen() // bounded by the inputs' total
+		found := false
+		for j := range credits {
+			if credits[j].w == w {
+				credits[j].fen += p.GetAmountFen()
+				found = true
+				break
+			}
+		}
+		if !found {
+			credits = append(credits, credit{w, p.GetAmountFen()})
+		}
+	}
+	return credits, payment, nil
+}
+
+// writeMove spends the inputs, creates the outputs and updates the wallets
+// and their histories. Every check has passed; a failure here is a broken
+// invariant.
+func (a *applier) writeMove(m *move, total uint64, outs []*statepb.Payee, credits []credit, paymentFen uint64) {
+	for _, in := range m.inputs {
+		a.del(keyOutput(in))
+		a.del(keyUnspent(m.payer.GetId(), in))
+	}
+	a.debit(m.payer, total, uint64(len(m.inputs)))
+	for i, p := range outs {
+		a.createOutput(m.t, uint32(i), a.wallet(p.GetWalletId()), p.GetAmountFen())
+	}
+	if m.limited {
+		a.countSpend(m.payer, paymentFen)
+	}
+	first := ""
+	if len(credits) > 0 {
+		first = credits[0].w.GetId()
+	}
+	a.addHistory(m.payer, m.t, &statepb.HistoryEntry{OutFen: paymentFen + m.destroyFen, Counterparty: first})
+	a.setWallet(m.payer)
+	for _, c := range credits {
+		a.addHistory(c.w, m.t, &statepb.HistoryEntry{InFen: c.fen, Counterparty: m.payer.GetId()})
+		a.setWallet(c.w)
+	}
+}
+
+func (a *applier) debit(w *statepb.WalletRecord, fen, outputs uint64) {
+	if w.GetBalanceFen() < fen || w.GetUnspentCount() < outputs {
+		a.fail("wallet %q: balance %d < spent %d or unspent %d < %d", w.GetId(), w.GetBalanceFen(), fen, w.GetUnspentCount(), outputs)
+		return
+	}
+	w.BalanceFen -= fen
+	w.UnspentCount -= outputs
+}
+
+// createOutput writes output index of t to w and credits w; the caller
+// writes w.
+func (a *applier) createOutput(t *decodedTx, index uint32, w *statepb.WalletRecord, fen uint64) {
+	op := &statepb.Outpoint{TxId: t.id[:], Index: index}
+	a.set(keyOutput(op), &statepb.OutputRecord{WalletId: w.GetId(), AmountFen: fen, CreatedMs: a.timeMs})
+	a.setRaw(keyUnspent(w.GetId(), op), binary.BigEndian.AppendUint64(nil, fen))
+	sum, carry := bits.Add64(w.GetBalanceFen(), fen, 0)
+	if carry != 0 {
+		a.fail("wallet %q: balance overflows", w.GetId())
+		return
+	}
+	w.BalanceFen = sum
+	w.UnspentCount++
+}
+
+// issue creates money in a bank's reserve.
+func (a *applier) issue(t *decodedTx, k *statepb.Issue) (uint32, *statepb.Error) {
+	bank := a.bank(k.GetBankId())
+	if bank == nil {
+		return 0, statepb.Errorf(statepb.Code_CODE_BANK_NOT_FOUND, "issue.bank_id: %q", k.GetBankId())
+	}
+	supply := a.getSupply()
+	issued, carry := bits.Add64(supply.GetIssuedFen(), k.GetAmountFen(), 0)
+	if carry != 0 {
+		return 0, statepb.Errorf(statepb.Code_CODE_AMOUNT_OVERFLOW, "issue.amount_fen: total issued would overflow")
+	}
+	reserve := a.mustWallet(bank.GetBank().GetReserveWalletId())
+	if reserve == nil {
+		return 0, nil
+	}
+	a.createOutput(t, 0, reserve, k.GetAmountFen())
+	a.addHistory(reserve, t, &statepb.HistoryEntry{InFen: k.GetAmountFen(), Counterparty: a.s.genesis.GetCentralBank().GetId()})
+	a.setWallet(reserve)
+	supply.IssuedFen = issued
+	a.setSupply(supply)
+	bank.IssuedFen += k.GetAmountFen() // ≤ supply.IssuedFen, which did not overflow
+	a.setBank(bank)
+	return 1, nil
+}
+
+// returnToCentralBank destroys money from a bank's reserve.
+func (a *applier) returnToCentralBank(t *decodedTx, k *statepb.Return) (uint32, *statepb.Error) {
+	bank := a.bank(k.GetBankId())
+	reserve := a.mustWallet(bank.GetBank().GetReserveWalletId())
+	if reserve == nil {
+		return 0, nil
+	}
+	n, rej := a.moveMoney(&move{t: t, field: "return", payer: reserve, inputs: k.GetInputs(), destroyFen: k.GetAmountFen()})
+	if rej != nil {
+		return 0, rej
+	}
+	supply := a.getSupply()
+	supply.ReturnedFen += k.GetAmountFen() // ≤ issued
+	a.setSupply(supply)
+	bank.ReturnedFen += k.GetAmountFen()
+	a.setBank(bank)
+	return n, nil
+}
+
+// exchange pays a wallet of the bank from the bank's reserve.
+func (a *applier) exchange(t *decodedTx, k *statepb.Exchange) (uint32, *statepb.Error) {
+	bank := a.bank(k.GetBankId())
+	reserve := a.mustWallet(bank.GetBank().GetReserveWalletId())
+	if reserve == nil {
+		return 0, nil
+	}
+	return a.moveMoney(&move{
+		t: t, field: "exchange", payer: reserve, inputs: k.GetInputs(),
+		payees: []*statepb.Payee{{WalletId: k.GetToWalletId(), AmountFen: k.GetAmountFen()}},
+		payeeRule: func(_ int, w *statepb.WalletRecord) *statepb.Error {
+			if w.GetBankId() != k.GetBankId() {
+				return statepb.Errorf(statepb.Code_CODE_PAYEE_WRONG_BANK, "exchange.to_wallet_id: %q is a wallet of %s, not %s", w.GetId(), w.GetBankId(), k.GetBankId())
+			}
+			return nil
+		},
+	})
+}
+
+// redeem pays a wallet's money back to its bank's reserve.
+func (a *applier) redeem(t *decodedTx, k *statepb.Redeem) (uint32, *statepb.Error) {
+	w := a.wallet(k.GetWalletId())
+	if rej := notForKinds("redeem.wallet_id", w, reserveKinds...); rej != nil {
+		return 0, rej
+	}
+	bank := a.bank(w.GetBankId())
+	if bank == nil {
+		a.fail("wallet %q: bank %q missing", w.GetId(), w.GetBankId())
+		return 0, nil
+	}
+	return a.moveMoney(&move{
+		t: t, field: "redeem", payer: w, inputs: k.GetInputs(),
+		payees: []*statepb.Payee{{WalletId: bank.GetBank().GetReserveWalletId(), AmountFen: k.GetAmountFen()}},
+	})
+}
+
+// transfer pays other wallets.
+func (a *applier) transfer(t *decodedTx, k *statepb.Transfer) (uint32, *statepb.Error) {
+	w := a.wallet(k.GetFromWalletId())
+	if rej := notForKinds("transfer.from_wallet_id", w, reserveKinds...); rej != nil {
+		return 0, rej
+	}
+	return a.moveMoney(&move{
+		t: t, field: "transfer", payer: w, inputs: k.GetInputs(), payees: k.GetPayees(), limited: true,
+		payeeRule: func(i int, p *statepb.WalletRecord) *statepb.Error {
+			return notForKinds("transfer.payees["+itoa(i)+"].wallet_id", p, reserveKinds...)
+		},
+	})
+}
+
+// reserveKinds are the banks' own wallets, which move money only through
+// issue, return, exchange and redeem.
+var reserveKinds = []statepb.WalletKind{statepb.WalletKind_WALLET_KIND_BANK_RESERVE, statepb.WalletKind_WALLET_KIND_BANK_GUARANTEE}
+
+func notForKinds(field string, w *statepb.WalletRecord, kinds ...statepb.WalletKind) *statepb.Error {
+	for _, k := range kinds {
+		if w.GetKind() == k {
+			return statepb.Errorf(statepb.Code_CODE_WALLET_KIND_NOT_ALLOWED, "%s: %q is a %s wallet", field, w.GetId(), kindLabel(k))
+		}
+	}
+	return nil
+}
+
+func kindLabel(k statepb.WalletKind) string {
+	switch k {
+	case statepb.WalletKind_WALLET_KIND_BANK_RESERVE:
+		return "bank reserve"
+	case statepb.WalletKind_WALLET_KIND_BANK_GUARANTEE:
+		return "bank guarantee"
+	case statepb.WalletKind_WALLET_KIND_SUB_WALLET:
+		return "sub-wallet"
+	}
+	return k.String()
+}
+
+// mustWallet reads a wallet the ledger guarantees exists (a bank's reserve).
+func (a *applier) mustWallet(id string) *statepb.WalletRecord {
+	w := a.wallet(id)
+	if w == nil {
+		a.fail("wallet %q missing", id)
+	}
+	return w
+}

@@ -1,0 +1,248 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Queries read committed state. Each is consistent with itself (one Pebble
+// snapshot or one key) and may run concurrently with Apply.
+
+// MaxPageSize bounds one page of any listing.
+const MaxPageSize = 1000
+
+// Wallet returns a wallet, or ErrNotFound.
+func (s *Store) Wallet(id string) (*statepb.WalletRecord, error) {
+	var w statepb.WalletRecord
+	return &w, s.getOne(keyWallet(id), &w)
+}
+
+// Tx returns a recorded transaction with its outcome, or ErrNotFound.
+func (s *Store) Tx(id []byte) (*statepb.TxRecord, error) {
+	var r statepb.TxRecord
+	return &r, s.getOne(keyTx(id), &r)
+}
+
+// Supply returns the supply totals.
+func (s *Store) Supply() (*statepb.Supply, error) {
+	var sp statepb.Supply
+	return &sp, s.getOne(keySupply, &sp)
+}
+
+// StateHashAt returns the state hash recorded after applying log index i,
+// or ErrNotFound if no block was applied at i.
+func (s *Store) StateHashAt(i uint64) ([]byte, error) {
+	var out []byte
+	err := s.read(func(r pebbleReader) error {
+		v, c, err := r.Get(keyHashIndex(i))
+		if err != nil {
+			return err
+		}
+		out = append([]byte(nil), v...)
+		return c.Close()
+	})
+	return out, err
+}
+
+func (s *Store) getOne(key []byte, m proto.Message) error {
+	return s.read(func(r pebbleReader) error {
+		found, err := getProto(r, key, m)
+		if err == nil && !found {
+			return ErrNotFound
+		}
+		return err
+	})
+}
+
+// pebbleReader is what *pebble.DB and *pebble.Snapshot share.
+type pebbleReader interface {
+	getter
+	NewIter(*pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+// read runs fn against the open database, mapping Pebble's not-found.
+func (s *Store) read(fn func(pebbleReader) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	err := fn(s.db)
+	if err == pebble.ErrNotFound {
+		return ErrNotFound
+	}
+	return err
+}
+
+// readSnapshot runs fn against a snapshot, for multi-key reads.
+func (s *Store) readSnapshot(fn func(pebbleReader) error) error {
+	s.mu.RLock()
+	if s.db == nil {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	snap := s.db.NewSnapshot()
+	s.mu.RUnlock()
+	defer snap.Close()
+	return fn(snap)
+}
+
+// Unspent is one unspent output of a wallet.
+type Unspent struct {
+	Outpoint  *statepb.Outpoint
+	AmountFen uint64
+}
+
+// Unspents lists a wallet's unspent outputs in key order, starting after
+// the outpoint after (nil: from the start), at most limit (≤ MaxPageSize).
+func (s *Store) Unspents(walletID string, after *statepb.Outpoint, limit int) ([]Unspent, error) {
+	limit = pageSize(limit)
+	prefix := keyUnspentPrefix(walletID)
+	lower := prefix
+	if after != nil {
+		lower = append(keyUnspent(walletID, after), 0)
+	}
+	var out []Unspent
+	err := s.readSnapshot(func(r pebbleReader) error {
+		return scan(r, lower, prefixEnd(prefix), func(k, v []byte) bool {
+			rest := k[len(prefix):]
+			if len(rest) != statepb.TxIDBytes+4 || len(v) != 8 {
+				return true
+			}
+			out = append(out, Unspent{
+				Outpoint:  &statepb.Outpoint{TxId: append([]byte(nil), rest[:statepb.TxIDBytes]...), Index: binary.BigEndian.Uint32(rest[statepb.TxIDBytes:])},
+				AmountFen: binary.BigEndian.Uint64(v),
+			})
+			return len(out) < limit
+		})
+	})
+	return out, err
+}
+
+// History returns a wallet's history newest first, starting below sequence
+// before (0: from the newest), at most limit entries, and the sequence to
+// pass for the next page (0 when there is none).
+func (s *Store) History(walletID string, before uint64, limit int) ([]*statepb.HistoryEntry, uint64, error) {
+	limit = pageSize(limit)
+	prefix := keyHistoryPrefix(walletID)
+	upper := prefixEnd(prefix)
+	if before > 0 {
+		upper = keyHistory(walletID, before)
+	}
+	var out []*statepb.HistoryEntry
+	var next uint64
+	err := s.readSnapshot(func(r pebbleReader) error {
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for it.Last(); it.Valid(); it.Prev() {
+			seq := binary.BigEndian.Uint64(it.Key()[len(prefix):])
+			if len(out) == limit {
+				next = seq + 1
+				break
+			}
+			var e statepb.HistoryEntry
+			if err := proto.Unmarshal(it.Value(), &e); err != nil {
+				return fmt.Errorf("%w: history %q/%d: %v", ErrInvariant, walletID, seq, err)
+			}
+			out = append(out, &e)
+		}
+		return it.Error()
+	})
+	return out, next, err
+}
+
+// Wallets lists wallets in id order after the id after, at most limit.
+func (s *Store) Wallets(after string, limit int) ([]*statepb.WalletRecord, error) {
+	limit = pageSize(limit)
+	lower := keyWallet("")
+	if after != "" {
+		lower = append(keyWallet(after), 0)
+	}
+	var out []*statepb.WalletRecord
+	var derr error
+	err := s.readSnapshot(func(r pebbleReader) error {
+		return scan(r, lower, prefixEnd(prefixWallet), func(_, v []byte) bool {
+			var w statepb.WalletRecord
+			if derr = proto.Unmarshal(v, &w); derr != nil {
+				return false
+			}
+			out = append(out, &w)
+			return len(out) < limit
+		})
+	})
+	if err == nil {
+		err = derr
+	}
+	return out, err
+}
+
+// Banks returns the operating banks with their issued and returned totals.
+func (s *Store) Banks() ([]*statepb.BankRecord, error) {
+	var out []*statepb.BankRecord
+	err := s.scanAll(prefixBank, func() proto.Message { return &statepb.BankRecord{} }, func(m proto.Message) {
+		out = append(out, m.(*statepb.BankRecord))
+	})
+	return out, err
+}
+
+// Members returns the current network membership in name order.
+func (s *Store) Members() ([]*statepb.Node, error) {
+	var out []*statepb.Node
+	err := s.scanAll(prefixMember, func() proto.Message { return &statepb.Node{} }, func(m proto.Message) {
+		out = append(out, m.(*statepb.Node))
+	})
+	return out, err
+}
+
+// scanAll decodes every record of a small table.
+func (s *Store) scanAll(prefix []byte, mk func() proto.Message, fn func(proto.Message)) error {
+	var derr error
+	err := s.readSnapshot(func(r pebbleReader) error {
+		return scan(r, prefix, prefixEnd(prefix), func(k, v []byte) bool {
+			m := mk()
+			if derr = proto.Unmarshal(v, m); derr != nil {
+				derr = fmt.Errorf("%w: decode %q: %v", ErrInvariant, k, derr)
+				return false
+			}
+			fn(m)
+			return true
+		})
+	})
+	if err == nil {
+		err = derr
+	}
+	return err
+}
+
+// scan calls fn for each key in [lower, upper) until it returns false.
+func scan(r pebbleReader, lower, upper []byte, fn func(k, v []byte) bool) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if !fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return err
+	}
+	return it.Close()
+}
+
+func pageSize(limit int) int {
+	if limit <= 0 || limit > MaxPageSize {
+		return MaxPageSize
+	}
+	return limit
+}

@@ -1,0 +1,277 @@
+// Package state is the ledger: the deterministic UTXO state machine of SPEC
+// §1–§2 on Pebble. Every bank node and regulator node runs it on the same log
+// and ends in the same state. See DESIGN.md.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// Logger receives Pebble's and the store's messages; default slog.Default().
+	Logger *slog.Logger
+	// CacheBytes is Pebble's block cache; default 64 MiB.
+	CacheBytes int64
+	// VerifyWorkers is how many goroutines verify signatures; default
+	// GOMAXPROCS.
+	VerifyWorkers int
+}
+
+// Store is one node's ledger state. Apply, InitGenesis and Restore must be
+// called by one goroutine at a time (the consensus FSM); queries may run
+// concurrently with them from any goroutine.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	// mu guards db against Restore swapping it out and Close closing it.
+	// Queries and Apply hold it shared; Restore and Close hold it exclusively.
+	mu sync.RWMutex
+	db *pebble.DB
+
+	// Set once genesis is known; fixed for the life of the Store.
+	genesis     *statepb.Genesis
+	genesisHash [32]byte
+	tiers       tierTable
+
+	meta atomic.Pointer[statepb.Meta]
+	// membership counts committed membership changes, so consensus can see
+	// cheaply that the allowlist must follow.
+	membership atomic.Uint64
+}
+
+// Open opens (creating if needed) the store in dir, which the store owns.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	if opts.VerifyWorkers <= 0 {
+		opts.VerifyWorkers = runtime.GOMAXPROCS(0)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger.With("component", "state")}
+	if err := recoverRestore(dir); err != nil {
+		return nil, err
+	}
+	db, err := s.openDB(dbDir(dir))
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	if err := s.loadMeta(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func dbDir(dir string) string { return filepath.Join(dir, "db") }
+
+func (s *Store) openDB(path string) (*pebble.DB, error) {
+	cache := pebble.NewCache(s.opts.CacheBytes)
+	defer cache.Unref()
+	db, err := pebble.Open(path, &pebble.Options{
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       64 << 20,
+		Logger:             pebbleLogger{s.log},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open pebble at %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// loadMeta reads genesis and meta into memory. A store without genesis is
+// valid (InitGenesis or Restore fills it).
+func (s *Store) loadMeta() error {
+	var g statepb.Genesis
+	found, err := getProto(s.db, keyGenesis, &g)
+	if err != nil || !found {
+		return err
+	}
+	var m statepb.Meta
+	if found, err := getProto(s.db, keyMeta, &m); err != nil {
+		return err
+	} else if !found {
+		return fmt.Errorf("%w: genesis without meta", ErrInvariant)
+	}
+	return s.setGenesis(&g, &m)
+}
+
+func (s *Store) setGenesis(g *statepb.Genesis, m *statepb.Meta) error {
+	h, err := GenesisHash(g)
+	if err != nil {
+		return err
+	}
+	if s.genesis != nil && h != s.genesisHash {
+		return fmt.Errorf("%w: store has %x, got %x", ErrGenesisMismatch, s.genesisHash[:8], h[:8])
+	}
+	s.genesis, s.genesisHash, s.tiers = g, h, newTierTable(g)
+	s.meta.Store(m)
+	return nil
+}
+
+// InitGenesis writes genesis into an empty store: banks, their reserve and
+// guarantee wallets, the membership, zero supply. On a store that already
+// has this genesis it does nothing; on one with another genesis it fails
+// with ErrGenesisMismatch. The commit is fsynced.
+func (s *Store) InitGenesis(g *statepb.Genesis) error {
+	if err := ValidateGenesis(g); err != nil {
+		return err
+	}
+	h, err := GenesisHash(g)
+	if err != nil {
+		return err
+	}
+	if s.genesis != nil {
+		if h != s.genesisHash {
+			return fmt.Errorf("%w: store has %x, config has %x", ErrGenesisMismatch, s.genesisHash[:8], h[:8])
+		}
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	w := func(k []byte, m proto.Message) {
+		if err == nil {
+			err = setProto(b, k, m)
+		}
+	}
+	w(keyGenesis, g)
+	w(keySupply, &statepb.Supply{})
+	for _, bank := range g.GetBanks() {
+		w(keyBank(bank.GetId()), &statepb.BankRecord{Bank: bank})
+		for _, wr := range genesisWallets(g, bank) {
+			w(keyWallet(wr.GetId()), wr)
+		}
+	}
+	for _, n := range g.GetNodes() {
+		w(keyMember(n.GetName()), n)
+	}
+	meta := &statepb.Meta{StateHash: h[:], GenesisHash: h[:], LedgerTimeMs: g.GetGenesisTimeMs()}
+	w(keyMeta, meta)
+	if err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit genesis: %w", err)
+	}
+	return s.setGenesis(g, meta)
+}
+
+func genesisWallets(g *statepb.Genesis, bank *statepb.Bank) []*statepb.WalletRecord {
+	mk := func(id string, kind statepb.WalletKind) *statepb.WalletRecord {
+		return &statepb.WalletRecord{
+			Id: id, BankId: bank.GetId(), PublicKey: bank.GetPublicKey(), Kind: kind, Tier: statepb.MinTier,
+			Status: statepb.WalletStatus_WALLET_STATUS_ACTIVE, CreatedMs: g.GetGenesisTimeMs(),
+		}
+	}
+	out := []*statepb.WalletRecord{mk(bank.GetReserveWalletId(), statepb.WalletKind_WALLET_KIND_BANK_RESERVE)}
+	if id := bank.GetGuaranteeWalletId(); id != "" {
+		out = append(out, mk(id, statepb.WalletKind_WALLET_KIND_BANK_GUARANTEE))
+	}
+	return out
+}
+
+// Genesis returns the store's genesis, or nil before InitGenesis.
+func (s *Store) Genesis() *statepb.Genesis { return s.genesis }
+
+// GenesisHash returns the hash of the store's genesis.
+func (s *Store) GenesisHash() [32]byte { return s.genesisHash }
+
+// Signer returns a Signer for this store's network.
+func (s *Store) Signer() Signer {
+	return Signer{ChainID: s.genesis.GetChainId(), GenesisHash: s.genesisHash}
+}
+
+// Meta returns the last committed position: applied index and term, state
+// hash, ledger time. The caller must not modify it.
+func (s *Store) Meta() *statepb.Meta {
+	if m := s.meta.Load(); m != nil {
+		return m
+	}
+	return &statepb.Meta{}
+}
+
+// MembershipVersion changes whenever a committed transaction changes the
+// network membership.
+func (s *Store) MembershipVersion() uint64 { return s.membership.Load() }
+
+// Dir is the directory the store owns.
+func (s *Store) Dir() string { return s.dir }
+
+// Close flushes and closes the store. Further calls fail with ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// getter is what *pebble.DB, *pebble.Batch and *pebble.Snapshot offer.
+type getter interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+func getProto(r getter, key []byte, m proto.Message) (bool, error) {
+	v, c, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %q: %w", key, err)
+	}
+	defer c.Close()
+	if err := proto.Unmarshal(v, m); err != nil {
+		return false, fmt.Errorf("%w: decode %q: %v", ErrInvariant, key, err)
+	}
+	return true, nil
+}
+
+func setProto(b *pebble.Batch, key []byte, m proto.Message) error {
+	v, err := deterministic.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("marshal %q: %w", key, err)
+	}
+	return b.Set(key, v, nil)
+}
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "src", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "src", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "src", "pebble")
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

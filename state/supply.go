@@ -1,0 +1,228 @@
+package state
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Audit is the supply invariant (SPEC §2) computed from the state itself:
+//
+//	issued − returned = Σ unspent outputs + Σ offline escrow + Σ campaign escrow
+//
+// with the per-bank breakdown regulators ask for (SPEC §6).
+type Audit struct {
+	AppliedIndex      uint64
+	IssuedFen         uint64
+	ReturnedFen       uint64
+	OutstandingFen    uint64 // issued − returned
+	UnspentFen        uint64 // Σ unspent outputs
+	OfflineEscrowFen  uint64
+	CampaignEscrowFen uint64
+	Outputs           uint64
+	Wallets           uint64
+	Banks             []BankAudit
+}
+
+// BankAudit is one bank's share.
+type BankAudit struct {
+	BankID      string
+	IssuedFen   uint64
+	ReturnedFen uint64
+	// WalletsFen is the balance of every wallet the bank holds (its reserve
+	// included).
+	WalletsFen uint64
+	Wallets    uint64
+}
+
+// AuditSupply recomputes every total from the outputs and wallets of one
+// consistent snapshot and checks them against each other and against the
+// supply record. A disagreement is an error wrapping ErrInvariant that names
+// it. It reads the whole state in constant memory: run it on demand, not per
+// transaction.
+func (s *Store) AuditSupply() (*Audit, error) {
+	a := &Audit{}
+	err := s.readSnapshot(func(r pebbleReader) error {
+		var meta statepb.Meta
+		var sup statepb.Supply
+		if _, err := getProto(r, keyMeta, &meta); err != nil {
+			return err
+		}
+		if _, err := getProto(r, keySupply, &sup); err != nil {
+			return err
+		}
+		a.AppliedIndex = meta.GetAppliedIndex()
+		a.IssuedFen, a.ReturnedFen = sup.GetIssuedFen(), sup.GetReturnedFen()
+		a.OfflineEscrowFen, a.CampaignEscrowFen = sup.GetOfflineEscrowFen(), sup.GetCampaignEscrowFen()
+		for _, step := range []func(pebbleReader) error{a.sumOutputs, a.checkWallets, a.checkBanks} {
+			if err := step(r); err != nil {
+				return err
+			}
+		}
+		return a.checkTotals()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func invariant(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvariant}, args...)...)
+}
+
+// sumOutputs totals every unspent output.
+func (a *Audit) sumOutputs(r pebbleReader) error {
+	var fail error
+	err := scan(r, prefixOutput, prefixEnd(prefixOutput), func(k, v []byte) bool {
+		var o statepb.OutputRecord
+		if err := proto.Unmarshal(v, &o); err != nil {
+			fail = invariant("output %x: %v", k, err)
+			return false
+		}
+		var c uint64
+		a.UnspentFen, c = bits.Add64(a.UnspentFen, o.GetAmountFen(), 0)
+		if c != 0 || o.GetAmountFen() == 0 {
+			fail = invariant("output %x: amount %d is zero or makes the total overflow", k, o.GetAmountFen())
+			return false
+		}
+		a.Outputs++
+		return true
+	})
+	return cmp.Or(err, fail)
+}
+
+// checkWallets checks that every wallet's balance and unspent count equal
+// its entries in the unspent index, walking both in wallet-id order (both
+// key spaces sort by id, and 0x00 after the id sorts before any id byte), and
+// adds balances up per bank.
+func (a *Audit) checkWallets(r pebbleReader) error {
+	uit, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixUnspent, UpperBound: prefixEnd(prefixUnspent)})
+	if err != nil {
+		return err
+	}
+	defer uit.Close()
+	uit.First()
+	perBank := map[string]*BankAudit{}
+	var fail error
+	var total uint64
+	err = scan(r, prefixWallet, prefixEnd(prefixWallet), func(k, v []byte) bool {
+		var w statepb.WalletRecord
+		if err := proto.Unmarshal(v, &w); err != nil {
+			fail = invariant("wallet %q: %v", k, err)
+			return false
+		}
+		var got walletSum
+		if got, fail = sumUnspent(uit, w.GetId()); fail != nil {
+			return false
+		}
+		if got.fen != w.GetBalanceFen() || got.n != w.GetUnspentCount() {
+			fail = invariant("wallet %q: balance %d over %d outputs, but its outputs sum to %d over %d", w.GetId(), w.GetBalanceFen(), w.GetUnspentCount(), got.fen, got.n)
+			return false
+		}
+		b := perBank[w.GetBankId()]
+		if b == nil {
+			b = &BankAudit{BankID: w.GetBankId()}
+			perBank[w.GetBankId()] = b
+		}
+		b.WalletsFen += w.GetBalanceFen() // Σ balances = Σ outputs, which did not overflow
+		b.Wallets++
+		a.Wallets++
+		total += w.GetBalanceFen()
+		return true
+	})
+	if err = cmp.Or(err, fail); err != nil {
+		return err
+	}
+	if uit.Valid() {
+		return invariant("unspent index entry %q has no wallet", uit.Key())
+	}
+	if total != a.UnspentFen {
+		return invariant("wallet balances sum to %d, outputs to %d", total, a.UnspentFen)
+	}
+	a.Banks = a.Banks[:0]
+	for _, b := range perBank {
+		a.Banks = append(a.Banks, *b)
+	}
+	return nil
+}
+
+type walletSum struct{ fen, n uint64 }
+
+// sumUnspent consumes the unspent-index entries of wallet id from it. An
+// entry of a smaller id belongs to no wallet.
+func sumUnspent(it *pebble.Iterator, id string) (walletSum, error) {
+	var s walletSum
+	prefix := keyUnspentPrefix(id)
+	for ; it.Valid(); it.Next() {
+		k := it.Key()
+		if !hasPrefix(k, prefix) {
+			if bytes.Compare(k, prefix) < 0 {
+				return s, invariant("unspent index entry %q has no wallet", k)
+			}
+			break
+		}
+		v := it.Value()
+		if len(v) != 8 {
+			return s, invariant("unspent index entry %q: value of %d bytes", k, len(v))
+		}
+		s.fen += binary.BigEndian.Uint64(v)
+		s.n++
+	}
+	return s, it.Error()
+}
+
+// checkBanks checks per-bank issued and returned against the supply record
+// and fills them into the breakdown, in bank order.
+func (a *Audit) checkBanks(r pebbleReader) error {
+	byID := map[string]BankAudit{}
+	for _, b := range a.Banks {
+		byID[b.BankID] = b
+	}
+	var out []BankAudit
+	var issued, returned uint64
+	var fail error
+	err := scan(r, prefixBank, prefixEnd(prefixBank), func(k, v []byte) bool {
+		var b statepb.BankRecord
+		if err := proto.Unmarshal(v, &b); err != nil {
+			fail = invariant("bank %q: %v", k, err)
+			return false
+		}
+		ba := byID[b.GetBank().GetId()]
+		ba.BankID, ba.IssuedFen, ba.ReturnedFen = b.GetBank().GetId(), b.GetIssuedFen(), b.GetReturnedFen()
+		out = append(out, ba)
+		issued += b.GetIssuedFen()
+		returned += b.GetReturnedFen()
+		return true
+	})
+	if err = cmp.Or(err, fail); err != nil {
+		return err
+	}
+	a.Banks = out
+	if issued != a.IssuedFen || returned != a.ReturnedFen {
+		return invariant("banks total issued %d returned %d, supply says %d and %d", issued, returned, a.IssuedFen, a.ReturnedFen)
+	}
+	return nil
+}
+
+func (a *Audit) checkTotals() error {
+	if a.ReturnedFen > a.IssuedFen {
+		return invariant("returned %d exceeds issued %d", a.ReturnedFen, a.IssuedFen)
+	}
+	a.OutstandingFen = a.IssuedFen - a.ReturnedFen
+	held, c1 := bits.Add64(a.UnspentFen, a.OfflineEscrowFen, 0)
+	held, c2 := bits.Add64(held, a.CampaignEscrowFen, 0)
+	if c1 != 0 || c2 != 0 || held != a.OutstandingFen {
+		return invariant("issued − returned = %d, but outputs %d + offline escrow %d + campaign escrow %d = %d",
+			a.OutstandingFen, a.UnspentFen, a.OfflineEscrowFen, a.CampaignEscrowFen, held)
+	}
+	return nil
+}
