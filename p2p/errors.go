@@ -59,8 +59,13 @@ type RemoteError struct {
 
 // Error implements error.
 func (e *RemoteError) Error() string {
-	return fmt.Sprintf("%v: %s from %s: %s", e.kind, e.Protocol, e.Peer, e.Message)
+	return fmt.Sprintf("%v: %s from %s: %s", e.Unwrap(), e.Protocol, e.Peer, e.Message)
 }
 
 // Unwrap lets callers test the error class with errors.Is.
-func (e *RemoteError) Unwrap() error { return e.kind }
+func (e *RemoteError) Unwrap() error {
+	if e.kind == nil {
+		return ErrRemote
+	}
+	return e.kind
+}

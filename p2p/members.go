@@ -23,8 +23,9 @@ type Member struct {
 	// PublicKey is the member's Ed25519 identity key; it determines the
 	// member's peer ID.
 	PublicKey ed25519.PublicKey
-	// Addrs are the member's TCP multiaddrs, without a /p2p/ suffix. May be
-	// empty for members that only dial in.
+	// Addrs are the member's TCP multiaddrs, e.g. "/ip4/10.0.0.7/tcp/7101".
+	// A /p2p/ suffix is allowed if it names this member. May be empty for
+	// members that only dial in.
 	Addrs []string
 }
 
@@ -52,7 +53,7 @@ func newMemberSet(members []Member) (*memberSet, error) {
 		if prev, dup := s.byID[id]; dup {
 			return nil, fmt.Errorf("%w: %q and %q have peer ID %s", ErrDuplicateMember, prev.name, m.Name, id)
 		}
-		addrs, err := parseAddrs(m.Addrs)
+		addrs, err := memberAddrs(id, m.Addrs)
 		if err != nil {
 			return nil, fmt.Errorf("p2p: member %q: %w", m.Name, err)
 		}
@@ -64,6 +65,27 @@ func newMemberSet(members []Member) (*memberSet, error) {
 		})
 	}
 	return s, nil
+}
+
+// memberAddrs parses a member's addresses, accepting a /p2p/ suffix only if
+// it names the member itself, since the key, not the address, is the
+// identity.
+func memberAddrs(id peer.ID, ss []string) ([]ma.Multiaddr, error) {
+	addrs, err := parseAddrs(ss)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range addrs {
+		transport, named := peer.SplitAddr(a)
+		if named == "" {
+			continue
+		}
+		if named != id || len(transport) == 0 {
+			return nil, fmt.Errorf("%w %q: names peer %s, member key is %s", ErrInvalidAddr, a, named, id)
+		}
+		addrs[i] = transport
+	}
+	return addrs, nil
 }
 
 func (s *memberSet) has(id peer.ID) bool {
@@ -83,7 +105,6 @@ func (h *Host) SetMembers(members []Member) error {
 	h.membersMu.Lock()
 	defer h.membersMu.Unlock()
 	old := h.gater.members.Swap(set)
-	h.updatePeerstore(old, set)
 	// Connections that finish their handshake after this sweep are caught by
 	// onConnected, which reads the new set.
 	for _, p := range h.host.Network().Peers() {
@@ -95,6 +116,11 @@ func (h *Host) SetMembers(members []Member) error {
 			h.log.Warn("close connection to removed member", "peer", p.String(), "err", err)
 		}
 	}
+	// After the sweep so the permanent addresses are cleared last; identify
+	// may still re-add a removed peer's address with a short TTL as its
+	// connection winds down, which is harmless because the gater refuses
+	// any dial to it.
+	h.updatePeerstore(old, set)
 	return nil
 }
 

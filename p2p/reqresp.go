@@ -124,9 +124,10 @@ func (h *Host) reply(s network.Stream, log *slog.Logger, status byte, payload []
 	}
 }
 
-// Request sends req to the member to on proto and returns the reply payload.
-// Replies longer than maxRespBytes are refused without being read. ctx's
-// deadline becomes the stream deadline and cancelling ctx resets the stream.
+// Request sends req on proto to the peer identified by to and returns the
+// reply payload. Replies longer than maxRespBytes are refused without being
+// read. ctx's deadline becomes the stream deadline and cancelling ctx resets
+// the stream.
 // A handler error surfaces as a *RemoteError wrapping ErrRemote, and a
 // request above the handler's limit as one wrapping ErrRequestTooLarge.
 func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req []byte, maxRespBytes int) ([]byte, error) {

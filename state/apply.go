@@ -82,6 +82,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 				return nil, a.err
 			}
 		}
+		a.set(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: res})
 		if err := a.endBlock(b); err != nil {
 			return nil, err
 		}

@@ -23,6 +23,7 @@ var (
 	prefixHistory   = []byte("h:") // + wallet id + 0x00 + seq(8) → statepb.HistoryEntry
 	prefixMember    = []byte("n:") // + node name → statepb.Node
 	prefixHashIndex = []byte("s:") // + log index(8) → state hash(32); not hashed
+	prefixBlock     = []byte("r:") // + log index(8) → statepb.BlockRecord
 )
 
 func keyBank(id string) []byte   { return cat(prefixBank, []byte(id)) }
@@ -52,6 +53,10 @@ func keyHistory(walletID string, seq uint64) []byte {
 
 func keyHashIndex(index uint64) []byte {
 	return binary.BigEndian.AppendUint64(cat(prefixHashIndex, nil), index)
+}
+
+func keyBlock(index uint64) []byte {
+	return binary.BigEndian.AppendUint64(cat(prefixBlock, nil), index)
 }
 
 // hashed reports whether writes to key feed the state hash. Meta holds the

@@ -204,16 +204,20 @@ func (s *Store) Members() ([]*statepb.Node, error) {
 
 // scanAll decodes every record of a small table.
 func (s *Store) scanAll(prefix []byte, mk func() proto.Message, fn func(proto.Message)) error {
+	return s.scanRange(prefix, prefixEnd(prefix), mk, func(m proto.Message) bool { fn(m); return true })
+}
+
+// scanRange decodes records in [lower, upper) until fn returns false.
+func (s *Store) scanRange(lower, upper []byte, mk func() proto.Message, fn func(proto.Message) bool) error {
 	var derr error
 	err := s.readSnapshot(func(r pebbleReader) error {
-		return scan(r, prefix, prefixEnd(prefix), func(k, v []byte) bool {
+		return scan(r, lower, upper, func(k, v []byte) bool {
 			m := mk()
 			if derr = proto.Unmarshal(v, m); derr != nil {
 				derr = fmt.Errorf("%w: decode %q: %v", ErrInvariant, k, derr)
 				return false
 			}
-			fn(m)
-			return true
+			return fn(m)
 		})
 	})
 	if err == nil {
@@ -245,4 +249,17 @@ func pageSize(limit int) int {
 		return MaxPageSize
 	}
 	return limit
+}
+
+// Blocks returns the outcomes of applied blocks from log index from on, in
+// order, at most limit. Indexes that carried no block (Raft configuration
+// entries) are absent.
+func (s *Store) Blocks(from uint64, limit int) ([]*statepb.BlockRecord, error) {
+	limit = pageSize(limit)
+	var out []*statepb.BlockRecord
+	err := s.scanRange(keyBlock(from), prefixEnd(prefixBlock), func() proto.Message { return &statepb.BlockRecord{} }, func(m proto.Message) bool {
+		out = append(out, m.(*statepb.BlockRecord))
+		return len(out) < limit
+	})
+	return out, err
 }

@@ -941,6 +941,68 @@ func (x *Meta) GetBlocks() uint64 {
 	return 0
 }
 
+// BlockRecord is the outcome of one applied log entry, kept so that outcome
+// streams can resume from any index and a replay can compare outcomes.
+type BlockRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LogIndex      uint64                 `protobuf:"varint,1,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	TimeMs        int64                  `protobuf:"varint,2,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	Results       []*TxResult            `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockRecord) Reset() {
+	*x = BlockRecord{}
+	mi := &file_state_statepb_store_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockRecord) ProtoMessage() {}
+
+func (x *BlockRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_store_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockRecord.ProtoReflect.Descriptor instead.
+func (*BlockRecord) Descriptor() ([]byte, []int) {
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BlockRecord) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
+func (x *BlockRecord) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
+func (x *BlockRecord) GetResults() []*TxResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // SnapshotHeader opens a snapshot stream (see state/DESIGN.md).
 type SnapshotHeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -953,7 +1015,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_state_statepb_store_proto_msgTypes[8]
+	mi := &file_state_statepb_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1027,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[8]
+	mi := &file_state_statepb_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1040,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{8}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1081,7 +1143,11 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"state_hash\x18\x03 \x01(\fR\tstateHash\x12$\n" +
 	"\x0eledger_time_ms\x18\x04 \x01(\x03R\fledgerTimeMs\x12!\n" +
 	"\fgenesis_hash\x18\x05 \x01(\fR\vgenesisHash\x12\x16\n" +
-	"\x06blocks\x18\x06 \x01(\x04R\x06blocks\"t\n" +
+	"\x06blocks\x18\x06 \x01(\x04R\x06blocks\"v\n" +
+	"\vBlockRecord\x12\x1b\n" +
+	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x12\x17\n" +
+	"\atime_ms\x18\x02 \x01(\x03R\x06timeMs\x121\n" +
+	"\aresults\x18\x03 \x03(\v2\x17.dcep.state.v1.TxResultR\aresults\"t\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12!\n" +
 	"\fgenesis_hash\x18\x02 \x01(\fR\vgenesisHash\x12'\n" +
@@ -1148,7 +1214,7 @@ func file_state_statepb_store_proto_rawDescGZIP() []byte {
 }
 
 var file_state_statepb_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_state_statepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_state_statepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_state_statepb_store_proto_goTypes = []any{
 	(Code)(0),              // 0: dcep.state.v1.Code
 	(*TxResult)(nil),       // 1: dcep.state.v1.TxResult
@@ -1159,25 +1225,27 @@ var file_state_statepb_store_proto_goTypes = []any{
 	(*BankRecord)(nil),     // 6: dcep.state.v1.BankRecord
 	(*Supply)(nil),         // 7: dcep.state.v1.Supply
 	(*Meta)(nil),           // 8: dcep.state.v1.Meta
-	(*SnapshotHeader)(nil), // 9: dcep.state.v1.SnapshotHeader
-	(WalletKind)(0),        // 10: dcep.state.v1.WalletKind
-	(*Limits)(nil),         // 11: dcep.state.v1.Limits
-	(WalletStatus)(0),      // 12: dcep.state.v1.WalletStatus
-	(*Bank)(nil),           // 13: dcep.state.v1.Bank
+	(*BlockRecord)(nil),    // 9: dcep.state.v1.BlockRecord
+	(*SnapshotHeader)(nil), // 10: dcep.state.v1.SnapshotHeader
+	(WalletKind)(0),        // 11: dcep.state.v1.WalletKind
+	(*Limits)(nil),         // 12: dcep.state.v1.Limits
+	(WalletStatus)(0),      // 13: dcep.state.v1.WalletStatus
+	(*Bank)(nil),           // 14: dcep.state.v1.Bank
 }
 var file_state_statepb_store_proto_depIdxs = []int32{
 	0,  // 0: dcep.state.v1.TxResult.code:type_name -> dcep.state.v1.Code
-	10, // 1: dcep.state.v1.WalletRecord.kind:type_name -> dcep.state.v1.WalletKind
-	11, // 2: dcep.state.v1.WalletRecord.limits:type_name -> dcep.state.v1.Limits
-	12, // 3: dcep.state.v1.WalletRecord.status:type_name -> dcep.state.v1.WalletStatus
+	11, // 1: dcep.state.v1.WalletRecord.kind:type_name -> dcep.state.v1.WalletKind
+	12, // 2: dcep.state.v1.WalletRecord.limits:type_name -> dcep.state.v1.Limits
+	13, // 3: dcep.state.v1.WalletRecord.status:type_name -> dcep.state.v1.WalletStatus
 	1,  // 4: dcep.state.v1.TxRecord.result:type_name -> dcep.state.v1.TxResult
-	13, // 5: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
-	8,  // 6: dcep.state.v1.SnapshotHeader.meta:type_name -> dcep.state.v1.Meta
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	14, // 5: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
+	1,  // 6: dcep.state.v1.BlockRecord.results:type_name -> dcep.state.v1.TxResult
+	8,  // 7: dcep.state.v1.SnapshotHeader.meta:type_name -> dcep.state.v1.Meta
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_store_proto_init() }
@@ -1193,7 +1261,7 @@ func file_state_statepb_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_statepb_store_proto_rawDesc), len(file_state_statepb_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

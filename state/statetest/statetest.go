@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
 )
@@ -208,4 +210,123 @@ func Audit(tb testing.TB, s *state.Store) *state.Audit {
 		tb.Fatalf("supply invariant: %v", err)
 	}
 	return a
+}
+
+// SignRaw signs already serialized body bytes (which may be anything, e.g.
+// a fuzzer's) with each key for this network and returns the SignedTx bytes.
+func (n *Net) SignRaw(tb testing.TB, body []byte, keys ...ed25519.PrivateKey) []byte {
+	tb.Helper()
+	msg := state.SignBytes(n.Genesis.GetChainId(), n.Signer.GenesisHash, body)
+	stx := &statepb.SignedTx{Body: body}
+	for _, k := range keys {
+		stx.Signatures = append(stx.Signatures, &statepb.Signature{
+			PublicKey: k.Public().(ed25519.PublicKey),
+			Signature: ed25519.Sign(k, msg),
+		})
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(stx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw
+}
+
+// Body builders: each returns an unsigned body of one kind, for tests that
+// sign with keys of their choosing (Sign fills version, chain id, nonce).
+
+// IssueBody is an Issue.
+func IssueBody(bank string, fen uint64) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_Issue{Issue: &statepb.Issue{BankId: bank, AmountFen: fen}}}
+}
+
+// ReturnBody is a Return of fen from a bank's reserve inputs.
+func ReturnBody(bank string, inputs []*statepb.Outpoint, fen uint64) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_Return{Return: &statepb.Return{BankId: bank, Inputs: inputs, AmountFen: fen}}}
+}
+
+// ExchangeBody is an Exchange.
+func ExchangeBody(bank string, inputs []*statepb.Outpoint, to string, fen uint64) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_Exchange{Exchange: &statepb.Exchange{BankId: bank, Inputs: inputs, ToWalletId: to, AmountFen: fen}}}
+}
+
+// RedeemBody is a Redeem.
+func RedeemBody(wallet string, inputs []*statepb.Outpoint, fen uint64) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_Redeem{Redeem: &statepb.Redeem{WalletId: wallet, Inputs: inputs, AmountFen: fen}}}
+}
+
+// TransferBody is a Transfer.
+func TransferBody(from string, inputs []*statepb.Outpoint, payees ...*statepb.Payee) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_Transfer{Transfer: &statepb.Transfer{FromWalletId: from, Inputs: inputs, Payees: payees}}}
+}
+
+// RegisterBody is a RegisterWallet whose key is the one Wallet(walletID)
+// returns.
+func (n *Net) RegisterBody(bank, walletID string, kind statepb.WalletKind, tier uint32) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_RegisterWallet{RegisterWallet: &statepb.RegisterWallet{
+		WalletId: walletID, BankId: bank, PublicKey: n.Pub("wallet/" + walletID), Kind: kind, Tier: tier,
+	}}}
+}
+
+// UpdateBody is an UpdateWallet.
+func UpdateBody(wallet string, tier uint32, region, category string, limits *statepb.Limits) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_UpdateWallet{UpdateWallet: &statepb.UpdateWallet{
+		WalletId: wallet, Tier: tier, RegionCode: region, Category: category, Limits: limits,
+	}}}
+}
+
+// RotateBody is a RotateWalletKey.
+func RotateBody(wallet string, key ed25519.PublicKey) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_RotateWalletKey{RotateWalletKey: &statepb.RotateWalletKey{WalletId: wallet, NewPublicKey: key}}}
+}
+
+// FreezeBody is a FreezeWallet.
+func FreezeBody(wallet, reason string) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_FreezeWallet{FreezeWallet: &statepb.FreezeWallet{WalletId: wallet, Reason: reason}}}
+}
+
+// UnfreezeBody is an UnfreezeWallet.
+func UnfreezeBody(wallet, reason string) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_UnfreezeWallet{UnfreezeWallet: &statepb.UnfreezeWallet{WalletId: wallet, Reason: reason}}}
+}
+
+// CloseBody is a CloseWallet.
+func CloseBody(wallet string) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_CloseWallet{CloseWallet: &statepb.CloseWallet{WalletId: wallet}}}
+}
+
+// AddMemberBody adds a node whose identity key is Pub("node/"+name).
+func (n *Net) AddMemberBody(name string, role statepb.NodeRole) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_ChangeMembership{ChangeMembership: &statepb.ChangeMembership{
+		Action: statepb.MembershipAction_MEMBERSHIP_ACTION_ADD,
+		Node: &statepb.Node{Name: name, Role: role, PublicKey: n.Pub("node/" + name),
+			Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, Operator: name},
+	}}}
+}
+
+// RemoveMemberBody removes a node by name.
+func RemoveMemberBody(name string) *statepb.Tx {
+	return &statepb.Tx{Kind: &statepb.Tx_ChangeMembership{ChangeMembership: &statepb.ChangeMembership{
+		Action: statepb.MembershipAction_MEMBERSHIP_ACTION_REMOVE, Node: &statepb.Node{Name: name},
+	}}}
+}
+
+// ApplyAt applies txs as one block stamped with ledger time ms.
+func (c *Chain) ApplyAt(tb testing.TB, ms int64, txs ...[]byte) []*statepb.TxResult {
+	tb.Helper()
+	c.TimeMs = ms - 1000
+	return c.Apply(tb, txs...)
+}
+
+// Fund issues fen to bank and exchanges all of it to wallet, in one block,
+// and returns the wallet's new output.
+func (c *Chain) Fund(tb testing.TB, n *Net, bank, wallet string, fen uint64) *statepb.Outpoint {
+	tb.Helper()
+	issue, issueID := n.SignID(tb, IssueBody(bank, fen), n.CentralBank())
+	ex, exID := n.SignID(tb, ExchangeBody(bank, []*statepb.Outpoint{Out(issueID, 0)}, wallet, fen), n.Bank(bank))
+	for i, r := range c.Apply(tb, issue, ex) {
+		if r.GetCode() != statepb.Code_CODE_OK {
+			tb.Fatalf("fund %s with %s: tx %d: %s: %s", wallet, state.Fen(fen), i, r.GetCode().Short(), r.GetMessage())
+		}
+	}
+	return Out(exID, 0)
 }

@@ -1,0 +1,400 @@
+// Package consensus replicates the ledger with hashicorp/raft: raft-boltdb
+// for the log and stable store, the state package as a batching FSM, file
+// snapshots streamed from Pebble, and a leader-side proposer that groups many
+// client transactions into one log entry. See DESIGN.md.
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/dcep/dcep/state"
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Errors a caller can act on.
+var (
+	// ErrNotLeader: this node is not (or not yet) the leader able to take
+	// proposals; send them to Leader().
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNoLeader: no leader is known, e.g. fewer than a quorum of voters
+	// are reachable.
+	ErrNoLeader = errors.New("no leader: fewer than a quorum of voters reachable")
+	// ErrUnknownOutcome: leadership was lost while an entry was in flight; it
+	// may or may not commit. Resubmitting the same bytes is safe (the ledger
+	// returns the first outcome of a duplicate).
+	ErrUnknownOutcome = errors.New("outcome unknown: leadership lost while committing")
+	// ErrOverloaded: the proposal queue is full; retry later.
+	ErrOverloaded = errors.New("proposal queue full")
+	// ErrStopped: the node is shutting down.
+	ErrStopped = errors.New("consensus stopped")
+)
+
+// Config configures a Node. Durations are tuned for links between bank data
+// centres (tens of milliseconds apart); zero means the default.
+type Config struct {
+	// Dir holds raft.db (log and stable store) and snapshots/.
+	Dir string
+	// ID is this node's name (its Raft server id).
+	ID string
+	// Store is the ledger; the node applies committed entries to it.
+	Store *state.Store
+	// Transport carries Raft traffic (libp2p streams in production).
+	Transport raft.Transport
+	// AddressOf maps a member to its Raft address (its libp2p peer id).
+	AddressOf func(*statepb.Node) (raft.ServerAddress, error)
+	Logger    *slog.Logger
+
+	HeartbeatTimeout   time.Duration // default 1s
+	ElectionTimeout    time.Duration // default 1s
+	LeaderLeaseTimeout time.Duration // default 500ms
+	CommitTimeout      time.Duration // default 50ms
+	// SnapshotThreshold: log entries since the last snapshot before another
+	// is taken (default 8192); TrailingLogs: entries kept after a snapshot
+	// for followers that lag (default 10240); SnapshotInterval: how often
+	// the threshold is checked (default 2m).
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotInterval  time.Duration
+
+	Batch BatchConfig
+	// Now is the leader's clock for ledger time; default time.Now.
+	Now func() time.Time
+	// OnApplied is called after each applied batch (on the FSM goroutine;
+	// must not block). Used for metrics and outcome streams.
+	OnApplied func(ApplyInfo)
+}
+
+// ApplyInfo describes one applied batch.
+type ApplyInfo struct {
+	LastIndex uint64
+	Applied   *state.Applied
+	Elapsed   time.Duration
+	Txs       int
+}
+
+// BatchConfig bounds how the leader groups transactions into one entry.
+type BatchConfig struct {
+	MaxTxs   int           // default 2000
+	MaxBytes int           // default 1 MiB
+	MaxDelay time.Duration // default 2ms: the most a transaction waits for company
+	// MaxInflight bounds entries proposed but not yet applied (default 32).
+	MaxInflight int
+	// QueueLen bounds transactions waiting for a batch (default 100,000).
+	QueueLen int
+	// ApplyTimeout bounds waiting to hand an entry to Raft (default 5s).
+	ApplyTimeout time.Duration
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, time.Second)
+	def(&c.ElectionTimeout, time.Second)
+	def(&c.LeaderLeaseTimeout, 500*time.Millisecond)
+	def(&c.CommitTimeout, 50*time.Millisecond)
+	def(&c.SnapshotInterval, 2*time.Minute)
+	def(&c.Batch.MaxDelay, 2*time.Millisecond)
+	def(&c.Batch.ApplyTimeout, 5*time.Second)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.Batch.MaxTxs <= 0 {
+		c.Batch.MaxTxs = 2000
+	}
+	if c.Batch.MaxBytes <= 0 {
+		c.Batch.MaxBytes = 1 << 20
+	}
+	if c.Batch.MaxInflight <= 0 {
+		c.Batch.MaxInflight = 32
+	}
+	if c.Batch.QueueLen <= 0 {
+		c.Batch.QueueLen = 100_000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Node is one Raft member applying the log to the ledger.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	raft  *raft.Raft
+	fsm   *fsm
+	bolt  *raftboltdb.BoltStore
+	snaps *raft.FileSnapshotStore
+	prop  *proposer
+	reads *readIndexer
+
+	// ready is true while this node is leader and has applied everything
+	// committed before its term (so ledger time and reads are current).
+	ready atomic.Bool
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	// reconcile wakes the membership reconciler.
+	reconcile chan struct{}
+}
+
+// New opens the log, stable store and snapshots in cfg.Dir and starts Raft.
+// If the ledger already holds everything up to the newest snapshot, Raft is
+// told not to restore that snapshot on start (a restart must not replay
+// what Pebble holds); otherwise it restores it, then replays the log.
+func New(cfg Config) (*Node, error) {
+	cfg.defaults()
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "consensus"), stop: make(chan struct{}), reconcile: make(chan struct{}, 1)}
+	var err error
+	if n.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	hlog := newHCLogger(cfg.Logger)
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog.Named("snapshots")); err != nil {
+		n.bolt.Close()
+		return nil, fmt.Errorf("open snapshots: %w", err)
+	}
+	logs, err := raft.NewLogCache(4096, n.bolt)
+	if err != nil {
+		n.bolt.Close()
+		return nil, err
+	}
+	n.fsm = newFSM(cfg.Store, n.log)
+	n.fsm.onApplied = n.onApplied
+	rc := n.raftConfig(hlog)
+	if rc.NoSnapshotRestoreOnStart, err = n.skipRestore(); err != nil {
+		n.bolt.Close()
+		return nil, err
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.bolt, n.snaps, cfg.Transport); err != nil {
+		n.bolt.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.prop = newProposer(n)
+	n.reads = newReadIndexer(n)
+	n.wg.Add(3)
+	go n.watchLeadership()
+	go n.prop.run()
+	go n.reconcileLoop()
+	return n, nil
+}
+
+func (n *Node) raftConfig(hlog hclogLogger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.ID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 64
+	rc.Logger = hlog.Named("raft")
+	return rc
+}
+
+// skipRestore reports whether the ledger already holds the newest snapshot's
+// index, so restoring it on start would only throw work away (and replay).
+// If Pebble is behind (lost, or older than the snapshot), Raft must restore.
+func (n *Node) skipRestore() (bool, error) {
+	snaps, err := n.snaps.List()
+	if err != nil {
+		return false, fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(snaps) == 0 {
+		return true, nil
+	}
+	applied := n.cfg.Store.Meta().GetAppliedIndex()
+	skip := applied >= snaps[0].Index
+	n.log.Info("startup", "ledger_applied_index", applied, "snapshot_index", snaps[0].Index, "restore_snapshot", !skip)
+	return skip, nil
+}
+
+// Bootstrap starts a brand-new network from its genesis members: voters as
+// Raft voters, regulators as non-voters. Every genesis voter calls it with
+// the same list, which Raft allows; a regulator (or a node with existing Raft
+// state) does nothing and waits for the leader to replicate to it.
+func (n *Node) Bootstrap(members []*statepb.Node) error {
+	has, err := raft.HasExistingState(n.bolt, n.bolt, n.snaps)
+	if err != nil || has {
+		return err
+	}
+	voter := false
+	for _, m := range members {
+		voter = voter || (m.GetName() == n.cfg.ID && m.GetRole() == statepb.NodeRole_NODE_ROLE_VOTER)
+	}
+	if !voter {
+		return nil
+	}
+	conf, err := n.configurationFor(members)
+	if err != nil {
+		return err
+	}
+	err = n.raft.BootstrapCluster(conf).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+func (n *Node) configurationFor(members []*statepb.Node) (raft.Configuration, error) {
+	var conf raft.Configuration
+	for _, m := range members {
+		addr, err := n.cfg.AddressOf(m)
+		if err != nil {
+			return conf, fmt.Errorf("member %s: %w", m.GetName(), err)
+		}
+		suffrage := raft.Voter
+		if m.GetRole() != statepb.NodeRole_NODE_ROLE_VOTER {
+			suffrage = raft.Nonvoter
+		}
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(m.GetName()), Address: addr})
+	}
+	return conf, nil
+}
+
+// Submit proposes transactions and waits for their committed results, in
+// order. Only the ready leader accepts proposals (ErrNotLeader otherwise).
+func (n *Node) Submit(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, error) {
+	return n.prop.submit(ctx, txs)
+}
+
+// ReadIndex returns an index such that once a node has applied it, its
+// state reflects every write acknowledged before the call. Leader only: the
+// leader commits a barrier (proving it still leads) and returns what it has
+// applied. Concurrent callers share one barrier.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	return n.reads.readIndex(ctx)
+}
+
+// WaitApplied waits until the ledger holds log index i.
+func (n *Node) WaitApplied(ctx context.Context, i uint64) error {
+	for {
+		cur, changed := n.fsm.applied()
+		if cur >= i {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for index %d (applied %d): %w", i, cur, ctx.Err())
+		case <-n.stop:
+			return ErrStopped
+		}
+	}
+}
+
+// AppliedIndex is the last log index the ledger holds.
+func (n *Node) AppliedIndex() uint64 {
+	i, _ := n.fsm.applied()
+	return i
+}
+
+// Status is a snapshot of this node's Raft view.
+type Status struct {
+	State       raft.RaftState
+	LeaderID    string
+	LeaderAddr  string
+	Term        uint64
+	CommitIndex uint64
+	LastIndex   uint64
+	Applied     uint64
+	LastContact time.Time
+	Ready       bool
+}
+
+// Status reports this node's Raft state.
+func (n *Node) Status() Status {
+	addr, id := n.raft.LeaderWithID()
+	st := Status{
+		State: n.raft.State(), LeaderID: string(id), LeaderAddr: string(addr),
+		CommitIndex: n.raft.CommitIndex(), LastIndex: n.raft.LastIndex(),
+		Applied: n.AppliedIndex(), LastContact: n.raft.LastContact(), Ready: n.ready.Load(),
+	}
+	if t, err := parseUint(n.raft.Stats()["term"]); err == nil {
+		st.Term = t
+	}
+	return st
+}
+
+// Leader returns the current leader's id and address, empty if none.
+func (n *Node) Leader() (string, raft.ServerAddress) {
+	addr, id := n.raft.LeaderWithID()
+	return string(id), addr
+}
+
+// IsReadyLeader reports whether this node leads and may take proposals.
+func (n *Node) IsReadyLeader() bool { return n.ready.Load() }
+
+// Configuration returns Raft's latest membership configuration.
+func (n *Node) Configuration() (raft.Configuration, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raft.Configuration{}, err
+	}
+	return f.Configuration(), nil
+}
+
+// Snapshot asks Raft to take a snapshot now (operators, tests).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Raft exposes the underlying Raft for observers and tests.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// MembershipChanged tells the leader to make Raft's configuration follow
+// the ledger's membership.
+func (n *Node) MembershipChanged() {
+	select {
+	case n.reconcile <- struct{}{}:
+	default:
+	}
+}
+
+// Shutdown stops Raft and closes the log. The ledger is the caller's to
+// close.
+func (n *Node) Shutdown() error {
+	select {
+	case <-n.stop:
+		return nil
+	default:
+	}
+	close(n.stop)
+	err := n.raft.Shutdown().Error()
+	n.wg.Wait()
+	n.prop.failAll(ErrStopped)
+	if cerr := n.bolt.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (n *Node) onApplied(last uint64, applied *state.Applied, elapsed time.Duration, txs int) {
+	if applied.MembershipChanged {
+		n.MembershipChanged()
+	}
+	if n.cfg.OnApplied != nil {
+		n.cfg.OnApplied(ApplyInfo{LastIndex: last, Applied: applied, Elapsed: elapsed, Txs: txs})
+	}
+}

@@ -1,0 +1,184 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// watchLeadership keeps ready in step with leadership. A new leader first
+// commits a barrier: once it has applied everything committed before its
+// term, its ledger time and reads are current, and only then does it take
+// proposals and answer read-index requests.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	for {
+		select {
+		case leader := <-n.raft.LeaderCh():
+			n.ready.Store(false)
+			if leader {
+				n.becomeReady()
+			} else {
+				n.log.Info("lost leadership")
+			}
+		case <-n.stop:
+			n.ready.Store(false)
+			return
+		}
+	}
+}
+
+func (n *Node) becomeReady() {
+	for n.raft.State() == raft.Leader {
+		err := n.raft.Barrier(n.cfg.ElectionTimeout * 5).Error()
+		if err == nil {
+			n.ready.Store(true)
+			n.log.Info("leading", "applied_index", n.AppliedIndex(), "ledger_time_ms", n.cfg.Store.Meta().GetLedgerTimeMs())
+			n.MembershipChanged()
+			return
+		}
+		n.log.Warn("leader barrier failed", "error", err)
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// readIndexer shares one barrier among concurrent read-index requests. A
+// request only joins a barrier that starts after it arrived, which is what
+// makes the read linearizable.
+type readIndexer struct {
+	n       *Node
+	mu      sync.Mutex
+	waiting []chan readResult
+	running bool
+}
+
+type readResult struct {
+	index uint64
+	err   error
+}
+
+func newReadIndexer(n *Node) *readIndexer { return &readIndexer{n: n} }
+
+func (r *readIndexer) readIndex(ctx context.Context) (uint64, error) {
+	if !r.n.ready.Load() {
+		return 0, ErrNotLeader
+	}
+	ch := make(chan readResult, 1)
+	r.mu.Lock()
+	r.waiting = append(r.waiting, ch)
+	if !r.running {
+		r.running = true
+		go r.loop()
+	}
+	r.mu.Unlock()
+	select {
+	case res := <-ch:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (r *readIndexer) loop() {
+	for {
+		r.mu.Lock()
+		batch := r.waiting
+		r.waiting = nil
+		if len(batch) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		res := readResult{}
+		if err := r.n.raft.Barrier(r.n.cfg.ElectionTimeout * 5).Error(); err != nil {
+			res.err = mapApplyError(err)
+		} else {
+			res.index = r.n.AppliedIndex()
+		}
+		for _, ch := range batch {
+			ch <- res
+		}
+	}
+}
+
+// reconcileLoop makes the Raft configuration follow the ledger's committed
+// membership, when this node is the ready leader: on every membership
+// change, on election, and every 30 s as a safety net.
+func (n *Node) reconcileLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.reconcile:
+		case <-tick.C:
+		case <-n.stop:
+			return
+		}
+		if n.ready.Load() {
+			if err := n.reconcileMembership(); err != nil {
+				n.log.Warn("membership reconcile", "error", err)
+			}
+		}
+	}
+}
+
+func (n *Node) reconcileMembership() error {
+	members, err := n.cfg.Store.Members()
+	if err != nil {
+		return err
+	}
+	want, err := n.configurationFor(members)
+	if err != nil {
+		return err
+	}
+	have, err := n.Configuration()
+	if err != nil {
+		return err
+	}
+	current := map[raft.ServerID]raft.Server{}
+	for _, s := range have.Servers {
+		current[s.ID] = s
+	}
+	wanted := map[raft.ServerID]bool{}
+	var errs []error
+	for _, s := range want.Servers {
+		wanted[s.ID] = true
+		if cur, ok := current[s.ID]; ok && cur.Suffrage == s.Suffrage && cur.Address == s.Address {
+			continue
+		}
+		var f raft.IndexFuture
+		if s.Suffrage == raft.Voter {
+			f = n.raft.AddVoter(s.ID, s.Address, 0, n.cfg.ElectionTimeout*5)
+		} else {
+			f = n.raft.AddNonvoter(s.ID, s.Address, 0, n.cfg.ElectionTimeout*5)
+		}
+		n.log.Info("raft membership: adding", "id", s.ID, "suffrage", s.Suffrage.String())
+		errs = append(errs, f.Error())
+	}
+	for _, s := range have.Servers {
+		if !wanted[s.ID] {
+			n.log.Info("raft membership: removing", "id", s.ID)
+			errs = append(errs, n.raft.RemoveServer(s.ID, 0, n.cfg.ElectionTimeout*5).Error())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func parseUint(s string) (uint64, error) {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse %q: %w", s, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,206 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dcep/dcep/consensus/consensuspb"
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// proposer groups client transactions into log entries on the leader, so
+// throughput is bounded by what one entry carries, not by entries per
+// second. A lone transaction is proposed at once when nothing is in flight;
+// under load, it waits at most MaxDelay for company. Several entries may be
+// in flight at once (Raft pipelines them), up to MaxInflight.
+type proposer struct {
+	n        *Node
+	cfg      BatchConfig
+	queue    chan *pending
+	inflight chan struct{}
+	// lastStampMs is the last ledger time this leader stamped.
+	lastStampMs int64
+}
+
+// pending is one transaction waiting for its outcome.
+type pending struct {
+	tx   []byte
+	res  *statepb.TxResult
+	err  error
+	done chan struct{}
+}
+
+func (p *pending) finish(res *statepb.TxResult, err error) {
+	p.res, p.err = res, err
+	close(p.done)
+}
+
+func newProposer(n *Node) *proposer {
+	return &proposer{
+		n: n, cfg: n.cfg.Batch,
+		queue:    make(chan *pending, n.cfg.Batch.QueueLen),
+		inflight: make(chan struct{}, n.cfg.Batch.MaxInflight),
+	}
+}
+
+func (p *proposer) submit(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, error) {
+	if !p.n.ready.Load() {
+		return nil, ErrNotLeader
+	}
+	ps := make([]*pending, len(txs))
+	for i, tx := range txs {
+		ps[i] = &pending{tx: tx, done: make(chan struct{})}
+		select {
+		case p.queue <- ps[i]:
+		default:
+			return nil, ErrOverloaded
+		}
+	}
+	out := make([]*statepb.TxResult, len(txs))
+	for i, pd := range ps {
+		select {
+		case <-pd.done:
+			if pd.err != nil {
+				return nil, pd.err
+			}
+			out[i] = pd.res
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
+		}
+	}
+	return out, nil
+}
+
+func (p *proposer) run() {
+	defer p.n.wg.Done()
+	for {
+		var first *pending
+		select {
+		case first = <-p.queue:
+		case <-p.n.stop:
+			return
+		}
+		p.propose(p.gather(first))
+	}
+}
+
+// gather collects a batch starting with first, within the count and byte
+// bounds: everything already queued, and if entries are in flight (so the
+// log is busy anyway) whatever arrives within MaxDelay.
+func (p *proposer) gather(first *pending) []*pending {
+	batch, size := []*pending{first}, len(first.tx)
+	var deadline <-chan time.Time
+	if len(p.inflight) > 0 {
+		deadline = time.After(p.cfg.MaxDelay)
+	}
+	for len(batch) < p.cfg.MaxTxs {
+		select {
+		case next := <-p.queue:
+			batch, size = append(batch, next), size+len(next.tx)
+			if size >= p.cfg.MaxBytes {
+				return batch
+			}
+			continue
+		default:
+		}
+		if deadline == nil {
+			return batch
+		}
+		select {
+		case next := <-p.queue:
+			batch, size = append(batch, next), size+len(next.tx)
+			if size >= p.cfg.MaxBytes {
+				return batch
+			}
+		case <-deadline:
+			return batch
+		case <-p.n.stop:
+			return batch
+		}
+	}
+	return batch
+}
+
+// propose stamps ledger time and hands one entry to Raft; a goroutine per
+// in-flight entry delivers the results.
+func (p *proposer) propose(batch []*pending) {
+	if !p.n.ready.Load() {
+		failBatch(batch, ErrNotLeader)
+		return
+	}
+	select {
+	case p.inflight <- struct{}{}:
+	case <-p.n.stop:
+		failBatch(batch, ErrStopped)
+		return
+	}
+	// Ledger time never goes backwards: not below this leader's last stamp,
+	// nor below what the ledger already holds (a previous leader's clock may
+	// have been ahead; the barrier taken on election made the ledger current).
+	now := max(p.n.cfg.Now().UnixMilli(), p.lastStampMs, p.n.cfg.Store.Meta().GetLedgerTimeMs())
+	p.lastStampMs = now
+	e := &consensuspb.Entry{TimeMs: now, Txs: make([][]byte, len(batch))}
+	for i, pd := range batch {
+		e.Txs[i] = pd.tx
+	}
+	data, err := proto.Marshal(e)
+	if err != nil {
+		<-p.inflight
+		failBatch(batch, err)
+		return
+	}
+	f := p.n.raft.Apply(data, p.cfg.ApplyTimeout)
+	go func() {
+		defer func() { <-p.inflight }()
+		p.deliver(batch, f)
+	}()
+}
+
+func (p *proposer) deliver(batch []*pending, f raft.ApplyFuture) {
+	if err := f.Error(); err != nil {
+		failBatch(batch, mapApplyError(err))
+		return
+	}
+	res := results(f.Response())
+	if len(res) != len(batch) {
+		failBatch(batch, fmt.Errorf("consensus: entry %d returned %d results for %d transactions", f.Index(), len(res), len(batch)))
+		return
+	}
+	for i, pd := range batch {
+		pd.finish(res[i], nil)
+	}
+}
+
+// mapApplyError tells a definite "not appended" from an unknown outcome.
+func mapApplyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		return ErrNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+		return ErrUnknownOutcome
+	}
+	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+}
+
+func failBatch(batch []*pending, err error) {
+	for _, pd := range batch {
+		pd.finish(nil, err)
+	}
+}
+
+// failAll fails whatever is still queued (on shutdown).
+func (p *proposer) failAll(err error) {
+	for {
+		select {
+		case pd := <-p.queue:
+			pd.finish(nil, err)
+		default:
+			return
+		}
+	}
+}
