@@ -153,6 +153,11 @@ func (h *Host) ID() peer.ID { return h.host.ID() }
 // Addrs returns the addresses the host listens on.
 func (h *Host) Addrs() []ma.Multiaddr { return h.host.Addrs() }
 
+// IsConnected reports whether a live connection to p exists.
+func (h *Host) IsConnected(p peer.ID) bool {
+	return h.host.Network().Connectedness(p) == network.Connected
+}
+
 // Close stops the host and closes all its connections. Close the raft
 // transport using the StreamLayer before the host so raft shuts down cleanly.
 func (h *Host) Close() error {

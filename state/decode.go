@@ -25,7 +25,19 @@ type decodedTx struct {
 // decodeTx runs the stateless checks in the order docs/errors.md lists them,
 // ending with signature verification, the expensive part, which is why this
 // runs on worker goroutines.
-func (s *Store) decodeTx(raw []byte) *decodedTx {
+func (s *Store) decodeTx(raw []byte) *decodedTx { return s.check(raw, true) }
+
+// Precheck runs the stateless checks except signature verification: what a
+// node does before proposing, so malformed transactions never enter the log
+// while the (expensive) signatures are verified once, at apply. It returns
+// the transaction id (zero if the body did not decode) and the rejection,
+// if any.
+func (s *Store) Precheck(raw []byte) ([32]byte, *statepb.Error) {
+	t := s.check(raw, false)
+	return t.id, t.rej
+}
+
+func (s *Store) check(raw []byte, verify bool) *decodedTx {
 	t := &decodedTx{raw: raw}
 	if len(raw) > statepb.MaxTxBytes {
 		t.rej = statepb.Errorf(statepb.Code_CODE_TX_TOO_LARGE, "transaction: %d bytes (max %d)", len(raw), statepb.MaxTxBytes)
@@ -64,6 +76,9 @@ func (s *Store) decodeTx(raw []byte) *decodedTx {
 	}
 	if want := requiredSignatures(body); len(stx.GetSignatures()) != want {
 		t.rej = statepb.Errorf(statepb.Code_CODE_SIGNATURE_COUNT, "signatures: %d (a %s needs %d)", len(stx.GetSignatures()), kindName(body), want)
+		return t
+	}
+	if !verify {
 		return t
 	}
 	msg := SignBytes(body.GetChainId(), s.genesisHash, stx.GetBody())

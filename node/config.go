@@ -1,0 +1,172 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is one node's configuration file (TOML). Relative paths are
+// relative to the file's directory. docs/operations.md documents every key.
+type Config struct {
+	// Name is this node's name in the genesis membership.
+	Name string `toml:"name"`
+	// DataDir holds state/ (Pebble) and raft/ (log, snapshots).
+	DataDir string `toml:"data_dir"`
+	// Genesis is the genesis file (protobuf JSON).
+	Genesis string `toml:"genesis"`
+	// NodeKey is the node's identity key file (keystore format).
+	NodeKey string `toml:"node_key"`
+	// P2PListen are libp2p multiaddrs to listen on.
+	P2PListen []string `toml:"p2p_listen"`
+	// APIListen is host:port for the client API, /metrics and health.
+	APIListen string `toml:"api_listen"`
+	// TLSCert and TLSKey, if set, serve the API over TLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// Console serves the read-only web console at /console (on by default
+	// for regulators).
+	Console *bool `toml:"console"`
+
+	Raft   RaftConfig   `toml:"raft"`
+	Batch  BatchConfig  `toml:"batch"`
+	Limits LimitsConfig `toml:"limits"`
+	Log    LogConfig    `toml:"log"`
+
+	// dir is the directory of the config file.
+	dir string
+}
+
+// RaftConfig tunes consensus; zero values take consensus defaults, which
+// suit bank data centres tens of milliseconds apart.
+type RaftConfig struct {
+	HeartbeatMs       int    `toml:"heartbeat_ms"`
+	ElectionMs        int    `toml:"election_ms"`
+	LeaderLeaseMs     int    `toml:"leader_lease_ms"`
+	CommitMs          int    `toml:"commit_ms"`
+	SnapshotThreshold uint64 `toml:"snapshot_threshold"`
+	TrailingLogs      uint64 `toml:"trailing_logs"`
+	SnapshotIntervalS int    `toml:"snapshot_interval_s"`
+}
+
+// BatchConfig bounds how the leader groups transactions into log entries.
+type BatchConfig struct {
+	MaxTxs     int `toml:"max_txs"`
+	MaxBytes   int `toml:"max_bytes"`
+	MaxDelayUs int `toml:"max_delay_us"`
+}
+
+// LimitsConfig bounds what clients may ask of the node.
+type LimitsConfig struct {
+	// MaxRequestBytes bounds one API request body (default 256 KiB; a
+	// transaction is at most 64 KiB).
+	MaxRequestBytes int `toml:"max_request_bytes"`
+	// RatePerSec and Burst bound requests per client IP (default 10,000/s,
+	// burst 20,000). 0 keeps the default; -1 disables the limit.
+	RatePerSec int `toml:"rate_per_sec"`
+	Burst      int `toml:"burst"`
+	// SubmitTimeoutMs bounds how long Submit waits for a commit (default
+	// 10 s).
+	SubmitTimeoutMs int `toml:"submit_timeout_ms"`
+	// MaxStreams bounds concurrent outcome streams (default 256).
+	MaxStreams int `toml:"max_streams"`
+	// MaxInflightSubmits bounds submits being processed at once (default
+	// 20,000); beyond it, Submit answers OVERLOADED.
+	MaxInflightSubmits int `toml:"max_inflight_submits"`
+}
+
+// LogConfig chooses log level ("debug", "info", "warn", "error") and format
+// ("text" or "json").
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// LoadConfig reads and validates a config file. Unknown keys are errors: a
+// misspelt setting must not be silently ignored.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var c Config
+	dec := toml.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) {
+			return nil, fmt.Errorf("config %s: unknown key(s):\n%s", path, sm.String())
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("config %s:%d:%d: %v", path, row, col, de)
+		}
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c.dir = filepath.Dir(abs)
+	return &c, c.Validate()
+}
+
+// Marshal renders the config as TOML.
+func (c *Config) Marshal() ([]byte, error) { return toml.Marshal(c) }
+
+// Validate checks required keys and fills defaults.
+func (c *Config) Validate() error {
+	for _, f := range []struct{ key, v string }{
+		{"name", c.Name}, {"data_dir", c.DataDir}, {"genesis", c.Genesis}, {"node_key", c.NodeKey}, {"api_listen", c.APIListen},
+	} {
+		if f.v == "" {
+			return fmt.Errorf("config: %s is required", f.key)
+		}
+	}
+	if len(c.P2PListen) == 0 {
+		return errors.New("config: p2p_listen is required")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: tls_cert and tls_key go together")
+	}
+	l := &c.Limits
+	defInt(&l.MaxRequestBytes, 256<<10)
+	defInt(&l.RatePerSec, 10_000)
+	defInt(&l.Burst, 2*l.RatePerSec)
+	defInt(&l.SubmitTimeoutMs, 10_000)
+	defInt(&l.MaxStreams, 256)
+	defInt(&l.MaxInflightSubmits, 20_000)
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	return nil
+}
+
+func defInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+// Path resolves a path from the config relative to the config's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// SetDir sets the directory relative paths resolve against (for configs
+// built in code).
+func (c *Config) SetDir(dir string) { c.dir = dir }
+
+func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }

@@ -1,0 +1,203 @@
+package node
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
+)
+
+// serve starts the API server: the LedgerService (gRPC, gRPC-Web, Connect
+// JSON), /metrics, /healthz, /readyz and /status. HTTP/2 without TLS is on so
+// plain gRPC clients work.
+func (n *Node) serve() error {
+	mux := http.NewServeMux()
+	path, h := nodepbconnect.NewLedgerServiceHandler(api{n},
+		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
+		connect.WithInterceptors(n.metrics.interceptor()),
+	)
+	mux.Handle(path, n.limits.middleware(h))
+	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
+	mux.HandleFunc("/healthz", n.healthz)
+	mux.HandleFunc("/readyz", n.readyz)
+	mux.HandleFunc("/status", n.statusJSON)
+
+	l, err := net.Listen("tcp", n.cfg.APIListen)
+	if err != nil {
+		return err
+	}
+	n.listener = l
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	n.httpSrv = &http.Server{
+		Handler:           mux,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	go func() {
+		var err error
+		if n.cfg.TLSCert != "" {
+			err = n.httpSrv.ServeTLS(l, n.cfg.Path(n.cfg.TLSCert), n.cfg.Path(n.cfg.TLSKey))
+		} else {
+			err = n.httpSrv.Serve(l)
+		}
+		if err != nil && err != http.ErrServerClosed {
+			n.log.Error("api server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// healthz: the process is up and its ledger open.
+func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "node": n.cfg.Name})
+}
+
+// readyz: the node can serve current reads and route writes.
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	st := n.cons.Status()
+	body := map[string]any{"node": n.cfg.Name, "leader": st.LeaderID, "applied_index": st.Applied, "commit_index": st.CommitIndex}
+	if n.ready() {
+		body["ready"] = true
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	body["ready"] = false
+	if st.LeaderID == "" {
+		body["reason"] = "no leader known"
+	} else {
+		body["reason"] = "catching up with the log"
+	}
+	writeJSON(w, http.StatusServiceUnavailable, body)
+}
+
+// statusJSON is Status as plain JSON on GET, for curl and load balancers.
+func (n *Node) statusJSON(w http.ResponseWriter, r *http.Request) {
+	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.status())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(raw)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// limiter bounds requests per client IP and concurrent streams.
+type limiter struct {
+	cfg     LimitsConfig
+	mu      sync.Mutex
+	perIP   map[string]*ipLimit
+	streams chan struct{}
+	// submits bounds submissions being processed at once.
+	submits chan struct{}
+}
+
+type ipLimit struct {
+	l    *rate.Limiter
+	seen time.Time
+}
+
+// maxTrackedIPs bounds the per-IP table; the oldest entries are dropped.
+const maxTrackedIPs = 100_000
+
+func newLimiter(cfg LimitsConfig) *limiter {
+	return &limiter{
+		cfg: cfg, perIP: map[string]*ipLimit{},
+		streams: make(chan struct{}, cfg.MaxStreams),
+		submits: make(chan struct{}, cfg.MaxInflightSubmits),
+	}
+}
+
+func (l *limiter) allow(ip string) bool {
+	if l.cfg.RatePerSec < 0 {
+		return true
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.perIP[ip]
+	if e == nil {
+		if len(l.perIP) >= maxTrackedIPs {
+			l.evict(now)
+		}
+		e = &ipLimit{l: rate.NewLimiter(rate.Limit(l.cfg.RatePerSec), l.cfg.Burst)}
+		l.perIP[ip] = e
+	}
+	e.seen = now
+	return e.l.AllowN(now, 1)
+}
+
+// evict drops entries idle for a minute (a full bucket is what a new entry
+// starts with anyway).
+func (l *limiter) evict(now time.Time) {
+	for ip, e := range l.perIP {
+		if now.Sub(e.seen) > time.Minute {
+			delete(l.perIP, ip)
+		}
+	}
+}
+
+func (l *limiter) acquireStream() (func(), bool) {
+	select {
+	case l.streams <- struct{}{}:
+		return func() { <-l.streams }, true
+	default:
+		return nil, false
+	}
+}
+
+// middleware refuses over-rate clients and bounds in-flight submissions
+// before any decoding happens.
+func (l *limiter) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		if !l.allow(ip) {
+			writeConnectError(w, r, apiError(CodeRateLimited, "client %s exceeded %d requests/s", ip, l.cfg.RatePerSec))
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/Submit") {
+			select {
+			case l.submits <- struct{}{}:
+				defer func() { <-l.submits }()
+			default:
+				writeConnectError(w, r, apiError(CodeOverloaded, "node has %d submissions in flight", l.cfg.MaxInflightSubmits))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeConnectError answers in the protocol the client spoke, so its
+// library decodes the error (and its ErrorInfo) normally.
+func writeConnectError(w http.ResponseWriter, r *http.Request, e *connect.Error) {
+	ew := connect.NewErrorWriter()
+	if ew.IsSupported(r) {
+		_ = ew.Write(w, r, e)
+		return
+	}
+	http.Error(w, e.Error(), http.StatusTooManyRequests)
+}

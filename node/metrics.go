@@ -1,0 +1,116 @@
+package node
+
+import (
+	"context"
+	"sync"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// metrics are one node's Prometheus collectors, in a registry of its own so
+// several nodes can run in one process (dcepd dev, tests).
+type metrics struct {
+	reg           *prometheus.Registry
+	txs           *prometheus.CounterVec
+	entryTxs      prometheus.Histogram
+	applySeconds  prometheus.Histogram
+	submitLatency prometheus.Histogram
+	rpcs          *prometheus.CounterVec
+}
+
+func newMetrics(n *Node) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		txs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dcep_transactions_total", Help: "Transactions decided, by outcome code.",
+		}, []string{"code"}),
+		entryTxs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dcep_entry_transactions", Help: "Transactions per applied log entry batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dcep_apply_seconds", Help: "Time to apply one batch of log entries to the ledger (including fsync).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		submitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dcep_submit_seconds", Help: "Submit to committed-and-applied latency on this node.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dcep_api_requests_total", Help: "API requests by procedure and result code.",
+		}, []string{"procedure", "code"}),
+	}
+	reg.MustRegister(m.txs, m.entryTxs, m.applySeconds, m.submitLatency, m.rpcs,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("dcep_applied_index", "Last log index the ledger holds.", func() float64 { return float64(n.store.Meta().GetAppliedIndex()) })
+	gauge("dcep_ledger_time_seconds", "Ledger time at the applied index.", func() float64 { return float64(n.store.Meta().GetLedgerTimeMs()) / 1000 })
+	gauge("dcep_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.cons.Status().CommitIndex) })
+	gauge("dcep_raft_term", "Current Raft term.", func() float64 { return float64(n.cons.Status().Term) })
+	gauge("dcep_raft_leader", "1 if this node is the ready leader.", func() float64 { return b2f(n.cons.IsReadyLeader()) })
+	gauge("dcep_ready", "1 if the node is ready (knows a leader, caught up).", func() float64 { return b2f(n.ready()) })
+	gauge("dcep_p2p_refusals", "Connections refused because the peer is not a member.", func() float64 { return float64(n.host.Refusals()) })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dcep_raft_state", Help: "Raft state of this node (1 for the current state).", ConstLabels: prometheus.Labels{"state": "leader"},
+	}, func() float64 { return b2f(n.cons.Status().State.String() == "Leader") }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dcep_raft_state", Help: "Raft state of this node (1 for the current state).", ConstLabels: prometheus.Labels{"state": "follower"},
+	}, func() float64 { return b2f(n.cons.Status().State.String() == "Follower") }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dcep_raft_state", Help: "Raft state of this node (1 for the current state).", ConstLabels: prometheus.Labels{"state": "candidate"},
+	}, func() float64 { return b2f(n.cons.Status().State.String() == "Candidate") }))
+	return m
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// observeApply records one applied batch.
+func (m *metrics) observeApply(info consensus.ApplyInfo) {
+	m.applySeconds.Observe(info.Elapsed.Seconds())
+	if info.Txs > 0 {
+		m.entryTxs.Observe(float64(info.Txs))
+	}
+	for _, block := range info.Applied.Results {
+		for _, r := range block {
+			m.txOutcome(r)
+		}
+	}
+}
+
+var codeLabels sync.Map // statepb.Code → string, to avoid re-allocating labels
+
+func (m *metrics) txOutcome(r *statepb.TxResult) {
+	l, ok := codeLabels.Load(r.GetCode())
+	if !ok {
+		l, _ = codeLabels.LoadOrStore(r.GetCode(), r.GetCode().Short())
+	}
+	m.txs.WithLabelValues(l.(string)).Inc()
+}
+
+// interceptor counts API requests by procedure and result.
+func (m *metrics) interceptor() connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			resp, err := next(ctx, req)
+			code := "ok"
+			if err != nil {
+				code = connect.CodeOf(err).String()
+			}
+			m.rpcs.WithLabelValues(req.Spec().Procedure, code).Inc()
+			return resp, err
+		}
+	})
+}

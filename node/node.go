@@ -1,0 +1,298 @@
+// Package node is a running dcep node: it wires the ledger (state), Raft
+// (consensus) and libp2p (p2p) together, serves the client API, metrics and
+// health, and enforces the node's role. See DESIGN.md.
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/p2p"
+	"github.com/dcep/dcep/state"
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Version is reported in status.
+var Version = "0.1.0-dev"
+
+// Options are what a Node needs beyond its config file.
+type Options struct {
+	// Key is the node's identity key (its libp2p peer id).
+	Key ed25519.PrivateKey
+	// Genesis, if set, is used instead of reading cfg.Genesis.
+	Genesis *statepb.Genesis
+	Logger  *slog.Logger
+	// Now is the clock the leader stamps ledger time from; default time.Now.
+	Now func() time.Time
+}
+
+// Node is one running dcep node.
+type Node struct {
+	cfg     *Config
+	log     *slog.Logger
+	key     ed25519.PrivateKey
+	genesis *statepb.Genesis
+
+	store  *state.Store
+	host   *p2p.Host
+	stream *p2p.StreamLayer
+	trans  *raft.NetworkTransport
+	cons   *consensus.Node
+
+	members *memberTable
+	metrics *metrics
+	hub     *hub
+	limits  *limiter
+
+	httpSrv  *http.Server
+	listener net.Listener
+
+	startedAt time.Time
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Start opens the node's state and log, joins the network and serves the
+// API. It returns once the API listens; consensus settles in the background.
+func Start(cfg *Config, opts Options) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("node: identity key missing")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	n = &Node{cfg: cfg, key: opts.Key, log: log.With("node", cfg.Name), stop: make(chan struct{}), startedAt: time.Now()}
+	defer func() {
+		if err != nil {
+			n.closeAll()
+		}
+	}()
+	if n.genesis = opts.Genesis; n.genesis == nil {
+		if n.genesis, err = LoadGenesis(cfg.Path(cfg.Genesis)); err != nil {
+			return nil, err
+		}
+	}
+	if err = n.openState(); err != nil {
+		return nil, err
+	}
+	if err = n.joinNetwork(); err != nil {
+		return nil, err
+	}
+	if err = n.startConsensus(opts.Now); err != nil {
+		return nil, err
+	}
+	if err = n.serve(); err != nil {
+		return nil, err
+	}
+	n.wg.Add(2)
+	go n.followMembership()
+	go n.pollPeers()
+	n.log.Info("node started", "role", n.role().String(), "api", n.APIAddr(), "peer_id", n.host.ID().String())
+	return n, nil
+}
+
+// LoadGenesis reads a genesis file (protobuf JSON) and validates it.
+func LoadGenesis(path string) (*statepb.Genesis, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read genesis: %w", err)
+	}
+	var g statepb.Genesis
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(raw, &g); err != nil {
+		return nil, fmt.Errorf("genesis %s: %w", path, err)
+	}
+	if err := state.ValidateGenesis(&g); err != nil {
+		return nil, fmt.Errorf("genesis %s: %w", path, err)
+	}
+	return &g, nil
+}
+
+func (n *Node) openState() error {
+	var err error
+	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log})
+	if err != nil {
+		return err
+	}
+	if err := n.store.InitGenesis(n.genesis); err != nil {
+		return err
+	}
+	members, err := n.store.Members()
+	if err != nil {
+		return err
+	}
+	n.members = newMemberTable()
+	if err := n.members.set(members); err != nil {
+		return err
+	}
+	if n.self() == nil {
+		return fmt.Errorf("node: %q is not a member of this network", n.cfg.Name)
+	}
+	if !bytes.Equal(n.self().GetPublicKey(), n.key.Public().(ed25519.PublicKey)) {
+		return fmt.Errorf("node: identity key does not match member %q's public key in the ledger", n.cfg.Name)
+	}
+	n.metrics = newMetrics(n)
+	n.hub = newHub()
+	n.limits = newLimiter(n.cfg.Limits)
+	return nil
+}
+
+// self is this node's member record.
+func (n *Node) self() *memberInfo { return n.members.byName(n.cfg.Name) }
+
+// role is this node's role in the current membership.
+func (n *Node) role() statepb.NodeRole { return n.self().GetRole() }
+
+func (n *Node) joinNetwork() error {
+	var err error
+	n.host, err = p2p.New(p2p.Config{
+		PrivateKey: n.key, ListenAddrs: n.cfg.P2PListen, Members: n.members.p2pMembers(), Logger: n.log,
+	})
+	if err != nil {
+		return err
+	}
+	if n.stream, err = n.host.RaftStreamLayer(); err != nil {
+		return err
+	}
+	n.trans = raft.NewNetworkTransportWithLogger(n.stream, 8, 10*time.Second, nil)
+	n.registerProtocols()
+	return nil
+}
+
+func (n *Node) startConsensus(now func() time.Time) error {
+	r, b := n.cfg.Raft, n.cfg.Batch
+	var err error
+	n.cons, err = consensus.New(consensus.Config{
+		Dir: filepath.Join(n.cfg.Path(n.cfg.DataDir), "raft"), ID: n.cfg.Name, Store: n.store, Transport: n.trans,
+		AddressOf: raftAddress, Logger: n.log, Now: now,
+		HeartbeatTimeout: ms(r.HeartbeatMs), ElectionTimeout: ms(r.ElectionMs), LeaderLeaseTimeout: ms(r.LeaderLeaseMs),
+		CommitTimeout: ms(r.CommitMs), SnapshotThreshold: r.SnapshotThreshold, TrailingLogs: r.TrailingLogs,
+		SnapshotInterval: time.Duration(r.SnapshotIntervalS) * time.Second,
+		Batch: consensus.BatchConfig{
+			MaxTxs: b.MaxTxs, MaxBytes: b.MaxBytes, MaxDelay: time.Duration(b.MaxDelayUs) * time.Microsecond,
+		},
+		OnApplied: n.onApplied,
+	})
+	if err != nil {
+		return err
+	}
+	return n.cons.Bootstrap(n.genesis.GetNodes())
+}
+
+// raftAddress is a member's Raft address: its libp2p peer id.
+func raftAddress(m *statepb.Node) (raft.ServerAddress, error) {
+	id, err := p2p.PeerIDFromPublicKey(m.GetPublicKey())
+	if err != nil {
+		return "", err
+	}
+	return raft.ServerAddress(id.String()), nil
+}
+
+func (n *Node) onApplied(info consensus.ApplyInfo) {
+	n.metrics.observeApply(info)
+	n.hub.publish(info.LastIndex)
+}
+
+// followMembership makes the libp2p allowlist follow committed membership
+// changes (consensus makes Raft's configuration follow them).
+func (n *Node) followMembership() {
+	defer n.wg.Done()
+	seen := n.store.MembershipVersion()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		v := n.store.MembershipVersion()
+		if v == seen {
+			continue
+		}
+		members, err := n.store.Members()
+		if err == nil {
+			err = n.members.set(members)
+		}
+		if err == nil {
+			err = n.host.SetMembers(n.members.p2pMembers())
+		}
+		if err != nil {
+			n.log.Error("membership update", "error", err)
+			continue
+		}
+		seen = v
+		n.log.Info("membership updated", "members", len(members))
+	}
+}
+
+// APIAddr is the address the API listens on.
+func (n *Node) APIAddr() string {
+	if n.listener == nil {
+		return ""
+	}
+	return n.listener.Addr().String()
+}
+
+// PeerID is the node's libp2p identity.
+func (n *Node) PeerID() peer.ID { return n.host.ID() }
+
+// Store is the node's ledger (read-only use: queries, tests).
+func (n *Node) Store() *state.Store { return n.store }
+
+// Consensus is the node's Raft member (tests, operator tools).
+func (n *Node) Consensus() *consensus.Node { return n.cons }
+
+// Close shuts the node down: the API stops taking requests and drains, then
+// consensus, libp2p and the ledger close. Safe to call more than once.
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		if n.httpSrv != nil {
+			if e := n.httpSrv.Shutdown(ctx); e != nil {
+				n.log.Warn("api shutdown", "error", e)
+			}
+		}
+		n.wg.Wait()
+		err = n.closeAll()
+		n.log.Info("node stopped")
+	})
+	return err
+}
+
+func (n *Node) closeAll() error {
+	var errs []error
+	if n.cons != nil {
+		errs = append(errs, n.cons.Shutdown())
+	}
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,252 @@
+// Package nodetest runs dcep networks in-process for tests: every node is a
+// real node.Node with its own Pebble ledger, raft-boltdb log and libp2p host
+// on loopback, and its own API server.
+package nodetest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/dcep/dcep/node"
+	"github.com/dcep/dcep/node/nodepb"
+	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
+	"github.com/dcep/dcep/state"
+	"github.com/dcep/dcep/state/statepb"
+	"github.com/dcep/dcep/state/statetest"
+)
+
+// Cluster is an in-process network.
+type Cluster struct {
+	T   testing.TB
+	Net *statetest.Net
+	Dir string
+	// Configs per node name; tests may adjust them before Start.
+	Configs map[string]*node.Config
+	Names   []string
+
+	mu    sync.Mutex
+	nodes map[string]*node.Node
+}
+
+// Options shape a cluster.
+type Options struct {
+	Voters, Regulators int
+	// Tweak, if set, adjusts each node's config.
+	Tweak func(*node.Config)
+	// Logs: write node logs to stderr (default: discard).
+	Logs bool
+}
+
+// New builds genesis, keys and configs for a network of voters (named
+// pboc, icbc, abc, …) and regulators (regulator-1, …), on free loopback
+// ports. Nothing runs until Start.
+func New(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	n := statetest.NewNet(t, t.Name())
+	c := &Cluster{T: t, Net: n, Dir: t.TempDir(), Configs: map[string]*node.Config{}, nodes: map[string]*node.Node{}}
+	names := append([]string{"pboc"}, statetest.BankIDs...)
+	var members []*statepb.Node
+	for i := 0; i < o.Voters+o.Regulators; i++ {
+		role, name := statepb.NodeRole_NODE_ROLE_VOTER, ""
+		if i < o.Voters {
+			name = names[i%len(names)]
+			if i >= len(names) {
+				name = fmt.Sprintf("%s-%d", name, i)
+			}
+		} else {
+			role, name = statepb.NodeRole_NODE_ROLE_REGULATOR, fmt.Sprintf("regulator-%d", i-o.Voters+1)
+		}
+		p2pAddr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(t))
+		members = append(members, &statepb.Node{Name: name, Role: role, PublicKey: n.Pub("node/" + name), Addrs: []string{p2pAddr}, Operator: name})
+		cfg := &node.Config{
+			Name: name, DataDir: filepath.Join(c.Dir, name), Genesis: "unused", NodeKey: "unused",
+			P2PListen: []string{p2pAddr}, APIListen: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+			Raft:   node.RaftConfig{HeartbeatMs: 300, ElectionMs: 300, LeaderLeaseMs: 200, CommitMs: 20},
+			Limits: node.LimitsConfig{RatePerSec: -1, SubmitTimeoutMs: 10_000},
+		}
+		if o.Tweak != nil {
+			o.Tweak(cfg)
+		}
+		c.Configs[name] = cfg
+		c.Names = append(c.Names, name)
+	}
+	n.Genesis.Nodes = members
+	h, err := state.GenesisHash(n.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Signer.GenesisHash = h
+	t.Cleanup(c.StopAll)
+	return c
+}
+
+// FreePort reserves a loopback TCP port (closed again, so a race with
+// another process is possible but harmless in tests).
+func FreePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Key is a node's identity key.
+func (c *Cluster) Key(name string) ed25519.PrivateKey { return c.Net.Key("node/" + name) }
+
+// Start starts one node.
+func (c *Cluster) Start(name string) *node.Node {
+	c.T.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("DCEP_TEST_LOGS") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	nd, err := node.Start(c.Configs[name], node.Options{Key: c.Key(name), Genesis: c.Net.Genesis, Logger: log})
+	if err != nil {
+		c.T.Fatalf("start %s: %v", name, err)
+	}
+	c.mu.Lock()
+	c.nodes[name] = nd
+	c.mu.Unlock()
+	return nd
+}
+
+// StartAll starts every node.
+func (c *Cluster) StartAll() {
+	for _, name := range c.Names {
+		c.Start(name)
+	}
+}
+
+// Stop shuts one node down cleanly.
+func (c *Cluster) Stop(name string) {
+	c.mu.Lock()
+	nd := c.nodes[name]
+	delete(c.nodes, name)
+	c.mu.Unlock()
+	if nd != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := nd.Close(ctx); err != nil {
+			c.T.Logf("stop %s: %v", name, err)
+		}
+	}
+}
+
+// StopAll stops every running node.
+func (c *Cluster) StopAll() {
+	for _, name := range c.Running() {
+		c.Stop(name)
+	}
+}
+
+// Node returns a running node.
+func (c *Cluster) Node(name string) *node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[name]
+}
+
+// Running lists running node names.
+func (c *Cluster) Running() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, name := range c.Names {
+		if c.nodes[name] != nil {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// URL is a node's API base URL.
+func (c *Cluster) URL(name string) string { return "http://" + c.Configs[name].APIListen }
+
+// Client is a raw API client for a node.
+func (c *Cluster) Client(name string) nodepbconnect.LedgerServiceClient {
+	return nodepbconnect.NewLedgerServiceClient(http.DefaultClient, c.URL(name))
+}
+
+// WaitLeader waits until some running node is the ready leader and returns
+// its name.
+func (c *Cluster) WaitLeader() string {
+	c.T.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, name := range c.Running() {
+			if nd := c.Node(name); nd != nil && nd.Consensus().IsReadyLeader() {
+				return name
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.T.Fatal("no leader within 20s")
+	return ""
+}
+
+// Submit submits through a node's API and fails the test on an RPC error.
+func (c *Cluster) Submit(name string, tx []byte) *statepb.TxResult {
+	c.T.Helper()
+	resp, err := c.Client(name).Submit(context.Background(), connect.NewRequest(&nodepb.SubmitRequest{Tx: tx}))
+	if err != nil {
+		c.T.Fatalf("submit via %s: %v", name, err)
+	}
+	return resp.Msg.GetResult()
+}
+
+// MustOK submits and fails the test unless the outcome is OK.
+func (c *Cluster) MustOK(name string, tx []byte) *statepb.TxResult {
+	c.T.Helper()
+	r := c.Submit(name, tx)
+	if r.GetCode() != statepb.Code_CODE_OK {
+		c.T.Fatalf("via %s: want OK, got %s: %s", name, r.GetCode().Short(), r.GetMessage())
+	}
+	return r
+}
+
+// Converge waits until every running node has applied at least index and
+// all agree on the state hash at the same applied index; it returns it.
+func (c *Cluster) Converge(index uint64, timeout time.Duration) []byte {
+	c.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var hash []byte
+		var applied uint64
+		ok := true
+		for i, name := range c.Running() {
+			m := c.Node(name).Store().Meta()
+			if m.GetAppliedIndex() < index {
+				ok = false
+			}
+			if i == 0 {
+				hash, applied = m.GetStateHash(), m.GetAppliedIndex()
+			} else if m.GetAppliedIndex() != applied || string(m.GetStateHash()) != string(hash) {
+				ok = false
+			}
+		}
+		if ok {
+			return hash
+		}
+		if time.Now().After(deadline) {
+			for _, name := range c.Running() {
+				m := c.Node(name).Store().Meta()
+				c.T.Logf("%s: applied %d hash %x", name, m.GetAppliedIndex(), m.GetStateHash()[:6])
+			}
+			c.T.Fatalf("nodes did not converge on index ≥ %d within %v", index, timeout)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}

@@ -1,0 +1,291 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/node/nodepb"
+	"github.com/dcep/dcep/p2p"
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Node-to-node protocols (node/DESIGN.md). Sizes bound what a peer may send.
+const (
+	protoForward   protocol.ID = "/dcep/forward/1"
+	protoReadIndex protocol.ID = "/dcep/readindex/1"
+	protoStatus    protocol.ID = "/dcep/status/1"
+	protoStateHash protocol.ID = "/dcep/statehash/1"
+
+	maxForwardBytes = 8 << 20
+	maxSmallBytes   = 64 << 10
+	// peerPollInterval is how often a node asks every peer for its status.
+	peerPollInterval = time.Second
+)
+
+// memberInfo is a member with its libp2p identity.
+type memberInfo struct {
+	*statepb.Node
+	peer peer.ID
+}
+
+// memberTable is the current membership, looked up by name or peer id.
+type memberTable struct {
+	mu     sync.RWMutex
+	list   []*memberInfo
+	byN    map[string]*memberInfo
+	byP    map[peer.ID]*memberInfo
+	status map[string]peerState
+}
+
+// peerState is the last status poll of a peer and when it last answered.
+type peerState struct {
+	st   *nodepb.PeerStatus
+	okAt time.Time
+}
+
+func newMemberTable() *memberTable {
+	return &memberTable{byN: map[string]*memberInfo{}, byP: map[peer.ID]*memberInfo{}, status: map[string]peerState{}}
+}
+
+func (t *memberTable) set(nodes []*statepb.Node) error {
+	list := make([]*memberInfo, 0, len(nodes))
+	byN, byP := map[string]*memberInfo{}, map[peer.ID]*memberInfo{}
+	for _, nd := range nodes {
+		id, err := p2p.PeerIDFromPublicKey(nd.GetPublicKey())
+		if err != nil {
+			return fmt.Errorf("member %s: %w", nd.GetName(), err)
+		}
+		m := &memberInfo{Node: nd, peer: id}
+		list, byN[nd.GetName()], byP[id] = append(list, m), m, m
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].GetName() < list[j].GetName() })
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.list, t.byN, t.byP = list, byN, byP
+	return nil
+}
+
+func (t *memberTable) byName(name string) *memberInfo {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byN[name]
+}
+
+func (t *memberTable) byPeer(id peer.ID) *memberInfo {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byP[id]
+}
+
+func (t *memberTable) all() []*memberInfo {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.list
+}
+
+func (t *memberTable) p2pMembers() []p2p.Member {
+	var out []p2p.Member
+	for _, m := range t.all() {
+		out = append(out, p2p.Member{Name: m.GetName(), PublicKey: m.GetPublicKey(), Addrs: m.GetAddrs()})
+	}
+	return out
+}
+
+func (t *memberTable) setStatus(name string, st peerState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.status[name] = st
+}
+
+// peerStatus returns what a peer last said, with age_ms filled in.
+func (t *memberTable) peerStatus(name string) (*nodepb.PeerStatus, bool) {
+	t.mu.RLock()
+	ps, ok := t.status[name]
+	t.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	out := proto.Clone(ps.st).(*nodepb.PeerStatus)
+	if !ps.okAt.IsZero() {
+		out.AgeMs = time.Since(ps.okAt).Milliseconds()
+	}
+	return out, true
+}
+
+func (n *Node) registerProtocols() {
+	n.host.Handle(protoForward, maxForwardBytes, n.handleForward)
+	n.host.Handle(protoReadIndex, maxSmallBytes, n.handleReadIndex)
+	n.host.Handle(protoStatus, maxSmallBytes, n.handleStatus)
+	n.host.Handle(protoStateHash, maxSmallBytes, n.handleStateHash)
+}
+
+// handleForward takes transactions a follower or regulator forwarded. Only
+// the ready leader proposes; anyone else answers NOT_LEADER so the sender
+// looks again.
+func (n *Node) handleForward(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+	var in nodepb.ForwardRequest
+	if err := proto.Unmarshal(req, &in); err != nil {
+		return nil, fmt.Errorf("bad forward request: %w", err)
+	}
+	out := &nodepb.ForwardResponse{}
+	res, err := n.cons.Submit(ctx, in.GetTxs())
+	if err != nil {
+		out.ErrorCode, out.Error = consensusCode(err), err.Error()
+	} else {
+		out.Results = res
+	}
+	return proto.Marshal(out)
+}
+
+func (n *Node) handleReadIndex(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+	out := &nodepb.ReadIndexResponse{}
+	idx, err := n.cons.ReadIndex(ctx)
+	if err != nil {
+		out.ErrorCode, out.Error = consensusCode(err), err.Error()
+	}
+	out.Index = idx
+	return proto.Marshal(out)
+}
+
+func (n *Node) handleStatus(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+	return proto.Marshal(&nodepb.PeerStatusResponse{Status: n.nodeStatus()})
+}
+
+func (n *Node) handleStateHash(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+	var in nodepb.StateHashRequest
+	if err := proto.Unmarshal(req, &in); err != nil {
+		return nil, fmt.Errorf("bad state hash request: %w", err)
+	}
+	out := &nodepb.StateHashResponse{Index: in.GetIndex()}
+	h, err := n.store.StateHashAt(in.GetIndex())
+	if err == nil {
+		out.StateHash, out.Found = h, true
+	}
+	return proto.Marshal(out)
+}
+
+// leaderPeer returns the current leader's peer id, or ErrNoLeader.
+func (n *Node) leaderPeer() (peer.ID, error) {
+	_, addr := n.cons.Leader()
+	if addr == "" {
+		return "", consensus.ErrNoLeader
+	}
+	id, err := peer.Decode(string(addr))
+	if err != nil {
+		return "", fmt.Errorf("leader address %q: %w", addr, err)
+	}
+	return id, nil
+}
+
+// forward sends transactions to the leader and returns their results.
+func (n *Node) forward(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, error) {
+	leader, err := n.leaderPeer()
+	if err != nil {
+		return nil, err
+	}
+	if leader == n.host.ID() {
+		return n.cons.Submit(ctx, txs)
+	}
+	req, _ := proto.Marshal(&nodepb.ForwardRequest{Txs: txs})
+	raw, err := n.host.Request(ctx, leader, protoForward, req, maxForwardBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: forward to leader: %w", errRetry, err)
+	}
+	var out nodepb.ForwardResponse
+	if err := proto.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("%w: bad forward response: %w", errRetry, err)
+	}
+	if out.GetErrorCode() != "" {
+		return nil, codeError(out.GetErrorCode(), out.GetError())
+	}
+	if len(out.GetResults()) != len(txs) {
+		return nil, fmt.Errorf("%w: leader returned %d results for %d transactions", errRetry, len(out.GetResults()), len(txs))
+	}
+	return out.GetResults(), nil
+}
+
+// readIndex gets a linearizable read index from the leader (itself or a
+// peer).
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	if n.cons.IsReadyLeader() {
+		return n.cons.ReadIndex(ctx)
+	}
+	leader, err := n.leaderPeer()
+	if err != nil {
+		return 0, err
+	}
+	raw, err := n.host.Request(ctx, leader, protoReadIndex, nil, maxSmallBytes)
+	if err != nil {
+		return 0, fmt.Errorf("%w: read index from leader: %w", errRetry, err)
+	}
+	var out nodepb.ReadIndexResponse
+	if err := proto.Unmarshal(raw, &out); err != nil {
+		return 0, fmt.Errorf("%w: bad read index response: %w", errRetry, err)
+	}
+	if out.GetErrorCode() != "" {
+		return 0, codeError(out.GetErrorCode(), out.GetError())
+	}
+	return out.GetIndex(), nil
+}
+
+// pollPeers asks every other member for its status once a second, so any
+// node can describe the whole network (dcep status, the console) and
+// regulators can compare state hashes.
+func (n *Node) pollPeers() {
+	defer n.wg.Done()
+	tick := time.NewTicker(peerPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		var wg sync.WaitGroup
+		for _, m := range n.members.all() {
+			if m.GetName() == n.cfg.Name {
+				continue
+			}
+			wg.Add(1)
+			go func(m *memberInfo) {
+				defer wg.Done()
+				n.pollPeer(m)
+			}(m)
+		}
+		wg.Wait()
+	}
+}
+
+func (n *Node) pollPeer(m *memberInfo) {
+	ctx, cancel := context.WithTimeout(context.Background(), peerPollInterval)
+	defer cancel()
+	n.members.mu.RLock()
+	prev := n.members.status[m.GetName()]
+	n.members.mu.RUnlock()
+	st := &nodepb.PeerStatus{Name: m.GetName(), Role: m.GetRole(), PeerId: m.peer.String(), Connected: n.host.IsConnected(m.peer)}
+	raw, err := n.host.Request(ctx, m.peer, protoStatus, nil, maxSmallBytes)
+	var resp nodepb.PeerStatusResponse
+	if err == nil {
+		err = proto.Unmarshal(raw, &resp)
+	}
+	if err == nil {
+		st.Status, st.Connected = resp.GetStatus(), true
+		n.members.setStatus(m.GetName(), peerState{st: st, okAt: time.Now()})
+		return
+	}
+	st.Error = err.Error()
+	st.Status = prev.st.GetStatus() // keep the last answer; age_ms tells how old
+	n.members.setStatus(m.GetName(), peerState{st: st, okAt: prev.okAt})
+}
+
+// errRetry marks failures where resubmitting the same bytes is the cure.
+var errRetry = errors.New("retry")

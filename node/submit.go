@@ -1,0 +1,97 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// submit takes one signed transaction to its committed outcome. It refuses
+// writes on a regulator, answers stateless rejections and already-recorded
+// transactions without touching consensus, and otherwise proposes (as
+// leader) or forwards (to the leader), resubmitting the same bytes across
+// leader changes until the submit timeout. It returns once this node has
+// applied the transaction, so a read here right after sees it.
+func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error) {
+	if n.role() != statepb.NodeRole_NODE_ROLE_VOTER {
+		return nil, apiError(CodeReadOnly, "node %s is a %s node and refuses every write; send transactions to a bank node", n.cfg.Name, roleName(n.role()))
+	}
+	id, rej := n.store.Precheck(raw)
+	if rej != nil {
+		res := &statepb.TxResult{Code: rej.Code, Message: rej.Message}
+		if id != ([32]byte{}) {
+			res.TxId = id[:]
+		}
+		n.metrics.txOutcome(res)
+		return res, nil
+	}
+	if rec, err := n.store.Tx(id[:]); err == nil {
+		res := rec.GetResult()
+		res.Duplicate = true
+		return res, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, ms(n.cfg.Limits.SubmitTimeoutMs))
+	defer cancel()
+	start := time.Now()
+	res, err := n.commit(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.cons.WaitApplied(ctx, res.GetLogIndex()); err != nil {
+		return nil, apiError(CodeTimeout, "committed at index %d but not yet applied on %s: %v", res.GetLogIndex(), n.cfg.Name, err)
+	}
+	n.metrics.submitLatency.Observe(time.Since(start).Seconds())
+	return res, nil
+}
+
+// commit proposes or forwards until a result or the deadline.
+func (n *Node) commit(ctx context.Context, raw []byte) (*statepb.TxResult, error) {
+	backoff := 20 * time.Millisecond
+	var last error
+	for {
+		var res []*statepb.TxResult
+		var err error
+		if n.cons.IsReadyLeader() {
+			res, err = n.cons.Submit(ctx, [][]byte{raw})
+		} else {
+			res, err = n.forward(ctx, [][]byte{raw})
+		}
+		if err == nil {
+			return res[0], nil
+		}
+		if errors.Is(err, consensus.ErrOverloaded) {
+			return nil, apiError(CodeOverloaded, "the leader's proposal queue is full; retry shortly")
+		}
+		if !retryable(err) {
+			return nil, apiError(CodeInternal, "%v", err)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, n.deadlineError(last)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func (n *Node) deadlineError(last error) error {
+	timeout := ms(n.cfg.Limits.SubmitTimeoutMs)
+	if _, addr := n.cons.Leader(); addr == "" || errors.Is(last, consensus.ErrNoLeader) {
+		return apiError(CodeNoQuorum, "no leader for %v: fewer than a quorum of voters are reachable, so nothing can commit; resubmitting the same transaction later is safe", timeout)
+	}
+	return apiError(CodeTimeout, "not committed within %v (last error: %v); resubmitting the same transaction is safe", timeout, last)
+}
+
+func roleName(r statepb.NodeRole) string {
+	switch r {
+	case statepb.NodeRole_NODE_ROLE_VOTER:
+		return "voter"
+	case statepb.NodeRole_NODE_ROLE_REGULATOR:
+		return "regulator (read-only)"
+	}
+	return r.String()
+}
