@@ -27,11 +27,11 @@ type Config struct {
 	// APIListen is host:port for the client API, /metrics and health.
 	APIListen string `toml:"api_listen"`
 	// TLSCert and TLSKey, if set, serve the API over TLS.
-	TLSCert string `toml:"tls_cert"`
-	TLSKey  string `toml:"tls_key"`
+	TLSCert string `toml:"tls_cert,omitempty"`
+	TLSKey  string `toml:"tls_key,omitempty"`
 	// Console serves the read-only web console at /console (on by default
 	// for regulators).
-	Console *bool `toml:"console"`
+	Console *bool `toml:"console,omitempty"`
 
 	Raft   RaftConfig   `toml:"raft"`
 	Batch  BatchConfig  `toml:"batch"`
@@ -135,6 +135,22 @@ func (c *Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("config: tls_cert and tls_key go together")
 	}
+	r := &c.Raft
+	defInt(&r.HeartbeatMs, 1000)
+	defInt(&r.ElectionMs, 1000)
+	defInt(&r.LeaderLeaseMs, 500)
+	defInt(&r.CommitMs, 50)
+	defInt(&r.SnapshotIntervalS, 120)
+	if r.SnapshotThreshold == 0 {
+		r.SnapshotThreshold = 8192
+	}
+	if r.TrailingLogs == 0 {
+		r.TrailingLogs = 10240
+	}
+	b := &c.Batch
+	defInt(&b.MaxTxs, 2000)
+	defInt(&b.MaxBytes, 1<<20)
+	defInt(&b.MaxDelayUs, 2000)
 	l := &c.Limits
 	defInt(&l.MaxRequestBytes, 256<<10)
 	defInt(&l.RatePerSec, 10_000)

@@ -296,3 +296,7 @@ func (n *Node) closeAll() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Ready reports whether the node knows a leader and has applied what it
+// knows is committed (what /readyz answers).
+func (n *Node) Ready() bool { return n.ready() }

@@ -1,0 +1,179 @@
+// Command dcepd is the dcep node. See `dcepd --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dcep/dcep/node"
+	"github.com/dcep/dcep/node/netgen"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "dcepd:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dcepd",
+		Short: "dcep node: the ledger operating banks and regulators run for a retail CBDC",
+		Long: `dcepd runs a dcep node.
+
+  dcepd dev                    the whole network on this machine, no configuration
+  dcepd run --config FILE      one node of a real deployment
+  dcepd testnet --out DIR ...  genesis, keys and one config per node for a deployment`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       node.Version,
+	}
+	root.AddCommand(runCmd(), devCmd(), testnetCmd())
+	return root
+}
+
+func runCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run one node of a deployment",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := node.LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(os.Stderr, cfg.Log)
+			if err != nil {
+				return err
+			}
+			key, err := netgen.LoadNodeKey(cfg.Path(cfg.NodeKey))
+			if err != nil {
+				return err
+			}
+			n, err := node.Start(cfg, node.Options{Key: key, Logger: log})
+			if err != nil {
+				return err
+			}
+			waitSignal()
+			log.Info("shutting down")
+			return closeNodes(n)
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (TOML)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func testnetCmd() *cobra.Command {
+	var out, chainID, hosts string
+	var regulators, p2pPort, apiPort int
+	cmd := &cobra.Command{
+		Use:   "testnet --out DIR --hosts HOST[,HOST...]",
+		Short: "Write genesis, keys and one config per node for a multi-host deployment",
+		Long: `testnet writes a new network into --out:
+
+  genesis.json               the genesis every node loads
+  keys/                      operator keys (central bank, the six banks) and node keys
+  nodes/<name>/              one directory per node: config.toml, its key, data/
+  network.json               node names, roles and API addresses
+
+Give one host for all nodes, or one per node in the order
+pboc, icbc, abc, boc, ccb, bocom, psbc, regulator-1, ...
+Ship nodes/<name>/ and genesis.json to each host and run
+  dcepd run --config nodes/<name>/config.toml
+Move each bank's key in keys/ to that bank and delete the rest.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			net, err := netgen.Generate(out, netgen.Options{
+				ChainID: chainID, Regulators: regulators, Hosts: strings.Split(hosts, ","),
+				P2PPort: p2pPort, APIPort: apiPort,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("wrote network %q to %s:\n", net.ChainID, out)
+			printNodes(os.Stdout, net)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&out, "out", "", "directory to write (must not hold a network)")
+	f.StringVar(&chainID, "chain-id", "dcep-testnet", "chain id")
+	f.StringVar(&hosts, "hosts", "127.0.0.1", "comma-separated hosts: one for all nodes, or one per node")
+	f.IntVar(&regulators, "regulators", 1, "number of regulator (read-only) nodes")
+	f.IntVar(&p2pPort, "p2p-port", 7101, "libp2p port (on a shared host, node i uses port+i)")
+	f.IntVar(&apiPort, "api-port", 8101, "API port (on a shared host, node i uses port+i)")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func printNodes(w io.Writer, net *netgen.Network) {
+	for _, n := range net.Nodes {
+		fmt.Fprintf(w, "  %-13s %-10s %s\n", n.Name, n.Role, n.API)
+	}
+}
+
+// newLogger builds the node's slog logger from its log config.
+func newLogger(w io.Writer, c node.LogConfig) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.Format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log.format %q: want text or json", c.Format)
+}
+
+// waitSignal blocks until SIGINT or SIGTERM.
+func waitSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	<-ch
+	signal.Stop(ch)
+}
+
+// closeNodes shuts nodes down in parallel, each draining its API first.
+func closeNodes(nodes ...*node.Node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func(n *node.Node) { errs <- n.Close(ctx) }(n)
+	}
+	var all []error
+	for range nodes {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// defaultDevDir is where dcepd dev keeps its network: $DCEP_DEV_DIR, or
+// ~/.dcep/dev.
+func defaultDevDir() string {
+	if d := os.Getenv("DCEP_DEV_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".dcep-dev"
+	}
+	return filepath.Join(home, ".dcep", "dev")
+}
