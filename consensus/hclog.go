@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 type hclogLogger = hclog.Logger
@@ -58,4 +60,15 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		w.l.Log(context.Background(), level, msg, attrs...)
 	}
 	return len(p), nil
+}
+
+// NewTransport builds Raft's network transport over a stream layer (libp2p
+// in production), logging through slog like the rest of the node.
+func NewTransport(layer raft.StreamLayer, log *slog.Logger) *raft.NetworkTransport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  layer,
+		MaxPool: 8,
+		Timeout: 10 * time.Second,
+		Logger:  newHCLogger(log).Named("raft-net"),
+	})
 }

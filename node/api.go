@@ -235,9 +235,8 @@ func (n *Node) nodeStatus() *nodepb.NodeStatus {
 	st := n.cons.Status()
 	m := n.store.Meta()
 	h := n.store.GenesisHash()
-	self := n.self()
 	out := &nodepb.NodeStatus{
-		Name: n.cfg.Name, Role: self.GetRole(), Operator: self.GetOperator(), PeerId: n.host.ID().String(),
+		Name: n.cfg.Name, Role: n.role(), PeerId: n.host.ID().String(),
 		RaftState: st.State.String(), Leader: st.LeaderID, Term: st.Term, CommitIndex: st.CommitIndex,
 		AppliedIndex: m.GetAppliedIndex(), LastLogIndex: st.LastIndex, StateHash: m.GetStateHash(),
 		LedgerTimeMs: m.GetLedgerTimeMs(), ChainId: n.genesis.GetChainId(), GenesisHash: h[:],
@@ -245,6 +244,9 @@ func (n *Node) nodeStatus() *nodepb.NodeStatus {
 	}
 	if !st.LastContact.IsZero() {
 		out.LastContactMs = time.Since(st.LastContact).Milliseconds()
+	}
+	if self := n.self(); self != nil {
+		out.Operator = self.GetOperator()
 	}
 	return out
 }

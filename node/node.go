@@ -145,9 +145,11 @@ func (n *Node) openState() error {
 		return err
 	}
 	if n.self() == nil {
-		return fmt.Errorf("node: %q is not a member of this network", n.cfg.Name)
-	}
-	if !bytes.Equal(n.self().GetPublicKey(), n.key.Public().(ed25519.PublicKey)) {
+		// A node added by a later membership change starts from genesis,
+		// where it is not listed yet: it stays read-only and waits for the
+		// leader to replicate to it.
+		n.log.Warn("not (yet) a member of this network; waiting to be added by a committed membership change", "node", n.cfg.Name)
+	} else if !bytes.Equal(n.self().GetPublicKey(), n.key.Public().(ed25519.PublicKey)) {
 		return fmt.Errorf("node: identity key does not match member %q's public key in the ledger", n.cfg.Name)
 	}
 	n.metrics = newMetrics(n)
@@ -159,8 +161,14 @@ func (n *Node) openState() error {
 // self is this node's member record.
 func (n *Node) self() *memberInfo { return n.members.byName(n.cfg.Name) }
 
-// role is this node's role in the current membership.
-func (n *Node) role() statepb.NodeRole { return n.self().GetRole() }
+// role is this node's role in the current membership (unspecified while it
+// is not a member).
+func (n *Node) role() statepb.NodeRole {
+	if m := n.self(); m != nil {
+		return m.GetRole()
+	}
+	return statepb.NodeRole_NODE_ROLE_UNSPECIFIED
+}
 
 func (n *Node) joinNetwork() error {
 	var err error
@@ -173,7 +181,7 @@ func (n *Node) joinNetwork() error {
 	if n.stream, err = n.host.RaftStreamLayer(); err != nil {
 		return err
 	}
-	n.trans = raft.NewNetworkTransportWithLogger(n.stream, 8, 10*time.Second, nil)
+	n.trans = consensus.NewTransport(n.stream, n.log)
 	n.registerProtocols()
 	return nil
 }

@@ -92,6 +92,8 @@ func roleName(r statepb.NodeRole) string {
 		return "voter"
 	case statepb.NodeRole_NODE_ROLE_REGULATOR:
 		return "regulator (read-only)"
+	case statepb.NodeRole_NODE_ROLE_UNSPECIFIED:
+		return "non-member (not yet added to the network)"
 	}
 	return r.String()
 }
