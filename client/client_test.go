@@ -4,33 +4,25 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/dcep/dcep/client"
-	"github.com/dcep/dcep/node/nodepb"
-	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
+	"github.com/dcep/dcep/node"
+	"github.com/dcep/dcep/node/nodetest"
 	"github.com/dcep/dcep/state/statepb"
 	"github.com/dcep/dcep/state/statetest"
 )
 
 // fastRetry keeps failing tests quick.
 var fastRetry = client.RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, AttemptTimeout: 5 * time.Second, Deadline: 10 * time.Second}
-
-func newClient(t *testing.T, tn *testNode, opts ...client.Option) *client.Client {
-	t.Helper()
-	c, err := client.New(tn.url, append([]client.Option{client.WithRetry(fastRetry)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -86,8 +78,9 @@ func setup(t *testing.T, c *client.Client, n *statetest.Net) (alice, bob, shop e
 }
 
 func TestClientFlow(t *testing.T) {
-	tn := startNode(t, "flow")
-	c := newClient(t, tn)
+	tn := startNet(t, 1, 0)
+	px := newProxy(t, tn.URL("pboc")) // counts submissions
+	c := newClientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, bob, _ := setup(t, c, n)
 
@@ -125,7 +118,7 @@ func TestClientFlow(t *testing.T) {
 	mustOK(t)(c.UnfreezeWallet(ctx, n.Bank("icbc"), "alice", "found it"))
 
 	// Refusals before sending: nothing reaches the node.
-	before := tn.submits.Load()
+	before := px.submits.Load()
 	_, err = c.Pay(ctx, alice, "alice", []*statepb.Payee{client.PayTo("bob", 10_000*yuan)})
 	var fe *client.FundsError
 	if !errors.As(err, &fe) || !errors.Is(err, client.ErrInsufficientFunds) || statepb.CodeOf(err) != statepb.Code_CODE_INSUFFICIENT_INPUTS ||
@@ -141,15 +134,19 @@ func TestClientFlow(t *testing.T) {
 	if _, err := c.Exchange(ctx, n.Bank("icbc"), "hsbc", "alice", 1); statepb.CodeOf(err) != statepb.Code_CODE_BANK_NOT_FOUND {
 		t.Fatalf("unknown bank: %v", err)
 	}
-	if tn.submits.Load() != before {
+	if px.submits.Load() != before {
 		t.Fatal("a locally refused transaction was sent")
 	}
 
 	// Reads.
 	if _, err := c.Wallet(ctx, "nobody"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("missing wallet: %v", err)
-	} else if ae := (*client.APIError)(nil); !errors.As(err, &ae) || ae.Code != "WALLET_NOT_FOUND" || ae.RPCCode != connect.CodeNotFound {
-		t.Fatalf("missing wallet: %#v", err)
+	} else if ae := (*client.APIError)(nil); !errors.As(err, &ae) || ae.Code != client.CodeNotFound || ae.RPCCode != connect.CodeNotFound ||
+		err.Error() != `NOT_FOUND: wallet "nobody" not found` {
+		t.Fatalf("missing wallet: %v", err)
+	}
+	if _, err := c.Tx(ctx, [32]byte{1}); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("missing tx: %v", err)
 	}
 	if _, err := c.Wallet(ctx, "Alice"); statepb.CodeOf(err) != statepb.Code_CODE_INVALID_FIELD {
 		t.Fatalf("bad wallet id: %v", err)
@@ -161,7 +158,7 @@ func TestClientFlow(t *testing.T) {
 		}
 		hist = append(hist, e)
 	}
-	want, _, _ := tn.s.History("alice", 0, 0)
+	want, _, _ := tn.Node("pboc").Store().History("alice", 0, 0)
 	if len(hist) != len(want) || len(hist) < 5 {
 		t.Fatalf("history: %d entries, store has %d", len(hist), len(want))
 	}
@@ -197,8 +194,8 @@ func TestClientFlow(t *testing.T) {
 // TestUnspentPagingAndConsolidate fragments a wallet over many pages of
 // ListUnspent, shows the too-fragmented error, consolidates, and pays.
 func TestUnspentPagingAndConsolidate(t *testing.T) {
-	tn := startNode(t, "frag")
-	c := newClient(t, tn)
+	tn := startNet(t, 1, 0)
+	c := newClientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	_, bob, _ := setup(t, c, n)
 	for range 40 {
@@ -228,63 +225,117 @@ func TestUnspentPagingAndConsolidate(t *testing.T) {
 // retried with the same bytes; the ledger answers with the first outcome
 // (duplicate) and the money moves once.
 func TestSubmitRetrySafe(t *testing.T) {
-	tn := startNode(t, "retry")
-	c := newClient(t, tn)
+	tn := startNet(t, 1, 0)
+	px := newProxy(t, tn.URL("pboc"))
+	c := newClientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	mustOK(t)(c.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
 
-	tn.loseReplies.Store(1)
-	before := tn.submits.Load()
+	px.loseReplies.Store(1)
+	before := px.submits.Load()
 	r := mustOK(t)(c.Pay(ctx, alice, "alice", []*statepb.Payee{client.PayTo("bob", 100*yuan)}))
-	if !r.GetDuplicate() || tn.submits.Load()-before != 2 {
-		t.Fatalf("result %v after %d submits", r, tn.submits.Load()-before)
+	if !r.GetDuplicate() || px.submits.Load()-before != 2 {
+		t.Fatalf("result %v after %d submits", r, px.submits.Load()-before)
 	}
 	wantBalance(t, c, "alice", 900*yuan)
 	wantBalance(t, c, "bob", 100*yuan)
 
-	// Unavailable before applying (no leader): retried, applied once.
-	tn.rejectSubmits.Store(2)
+	// Requests lost before they reach the node: retried, applied once.
+	px.dropRequests.Store(2)
+	before = px.submits.Load()
 	r = mustOK(t)(c.Pay(ctx, alice, "alice", []*statepb.Payee{client.PayTo("bob", 100*yuan)}))
-	if r.GetDuplicate() {
-		t.Fatalf("not a duplicate: %v", r)
+	if r.GetDuplicate() || px.submits.Load()-before != 3 {
+		t.Fatalf("result %v after %d submits", r, px.submits.Load()-before)
 	}
 	wantBalance(t, c, "alice", 800*yuan)
+	wantBalance(t, c, "bob", 200*yuan)
 }
 
 // TestSubmitOutcomeUnknown: when every attempt loses its reply, Submit says
 // the outcome is unknown and names the transaction; re-submitting the same
 // signed bytes later tells the outcome without paying twice.
 func TestSubmitOutcomeUnknown(t *testing.T) {
-	tn := startNode(t, "unknown")
-	c := newClient(t, tn)
+	tn := startNet(t, 1, 0)
+	px := newProxy(t, tn.URL("pboc"))
+	c := newClientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	mustOK(t)(c.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
 
-	b, err := c.Builder(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	us, _ := c.Unspent(ctx, "alice")
-	sel, _ := client.SelectInputs(us, 100*yuan)
-	tx, err := b.Transfer(alice, "alice", sel.Inputs, []*statepb.Payee{client.PayTo("bob", 100*yuan)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.loseReplies.Store(1000)
-	_, err = c.Submit(ctx, tx)
+	tx := signedPay(t, c, alice, "alice", "bob", 100*yuan)
+	px.loseReplies.Store(1000)
+	_, err := c.Submit(ctx, tx)
 	var ou *client.OutcomeUnknownError
 	if !errors.As(err, &ou) || !errors.Is(err, client.ErrOutcomeUnknown) || ou.TxID != tx.ID || ou.Attempts != fastRetry.MaxAttempts ||
 		!strings.Contains(err.Error(), tx.IDHex()) {
 		t.Fatalf("lost replies: %v", err)
 	}
-	tn.loseReplies.Store(0)
+	px.loseReplies.Store(0)
 	r, err := c.Submit(ctx, tx)
 	if err != nil || !r.GetDuplicate() || r.GetCode() != statepb.Code_CODE_OK {
 		t.Fatalf("resubmit: %v, %v", r, err)
 	}
 	wantBalance(t, c, "alice", 900*yuan)
+	wantBalance(t, c, "bob", 100*yuan)
+}
+
+// signedPay builds and signs (without submitting) a payment.
+func signedPay(t *testing.T, c *client.Client, key ed25519.PrivateKey, from, to string, fen uint64) *client.SignedTx {
+	t.Helper()
+	ctx := ctxT(t)
+	b, err := c.Builder(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := c.Unspent(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := client.SelectInputs(us, fen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := b.Transfer(key, from, sel.Inputs, []*statepb.Payee{client.PayTo(to, fen)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// TestNoQuorum: a network that lost its quorum answers NO_QUORUM; the
+// client retries, then reports the outcome unknown with the node's code.
+// Once the quorum is back, the same bytes commit, once.
+func TestNoQuorum(t *testing.T) {
+	c := nodetest.New(t, nodetest.Options{Voters: 2, Tweak: func(cfg *node.Config) { cfg.Limits.SubmitTimeoutMs = 300 }})
+	c.StartAll()
+	c.WaitLeader()
+	tn := &testNet{Cluster: c, n: c.Net}
+	cl := newClientAt(t, tn.URL("pboc"))
+	n, ctx := tn.n, ctxT(t)
+	alice, _, _ := setup(t, cl, n)
+	mustOK(t)(cl.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
+	tx := signedPay(t, cl, alice, "alice", "bob", 100*yuan)
+
+	tn.Stop("icbc") // one of two voters: no quorum
+	waitNoLeader(t, cl)
+	_, err := cl.Submit(ctx, tx)
+	var ae *client.APIError
+	if !errors.Is(err, client.ErrOutcomeUnknown) || !errors.As(err, &ae) || ae.Code != client.CodeNoQuorum {
+		t.Fatalf("no quorum: %v", err)
+	}
+
+	tn.Start("icbc")
+	tn.WaitLeader()
+	r, err := cl.Submit(ctx, tx)
+	if err != nil || r.GetCode() != statepb.Code_CODE_OK {
+		t.Fatalf("after the quorum is back: %v, %v", r, err)
+	}
+	if r2, err := cl.Submit(ctx, tx); err != nil || !r2.GetDuplicate() || r2.GetLogIndex() != r.GetLogIndex() {
+		t.Fatalf("again: %v, %v", r2, err)
+	}
+	wantBalance(t, cl, "alice", 900*yuan)
+	wantBalance(t, cl, "bob", 100*yuan)
 }
 
 func TestUnreachable(t *testing.T) {
@@ -327,65 +378,89 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
-// TestOutcomesResume: a stream cut every 3 blocks by a node that also
-// re-sends the block before the resume point still delivers every block
-// exactly once, in order.
+// TestOutcomesResume: a stream cut every 3 blocks, through a middlebox that
+// also makes the node re-send the block before each resume point, still
+// delivers every block exactly once, in order, while more are committed.
 func TestOutcomesResume(t *testing.T) {
-	tn := startNode(t, "stream")
-	c := newClient(t, tn)
+	tn := startNet(t, 1, 0)
+	c := newClientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	setup(t, c, n)
 	for range 5 {
 		mustOK(t)(c.Issue(ctx, n.CentralBank(), "abc", yuan))
 	}
-	tn.cutStreamAfter.Store(3)
-	tn.replayOnResume.Store(true)
+	px := newProxy(t, tn.URL("pboc"))
+	px.cutStreamAfter.Store(3)
+	px.replayOnResume.Store(true)
+	sc := newClientAt(t, px.URL)
 
-	// Follow until index 15, with more blocks committed while streaming.
-	const last = 15
-	go func() {
-		for range last - 10 {
-			_, _ = c.Issue(ctx, n.CentralBank(), "abc", yuan)
-		}
-	}()
+	const from = 2
+	var mu sync.Mutex
 	var got []uint64
-	stop := errors.New("done")
-	err := c.Outcomes(ctx, 2, func(b *statepb.BlockRecord) error {
-		got = append(got, b.GetLogIndex())
-		if len(b.GetResults()) != 1 {
-			t.Errorf("block %d: %d results", b.GetLogIndex(), len(b.GetResults()))
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- sc.Outcomes(sctx, from, func(b *statepb.BlockRecord) error {
+			mu.Lock()
+			got = append(got, b.GetLogIndex())
+			mu.Unlock()
+			return nil
+		})
+	}()
+	// More blocks while the stream follows.
+	var last uint64
+	for range 5 {
+		last = mustOK(t)(c.Issue(ctx, n.CentralBank(), "abc", yuan)).GetLogIndex()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		caught := len(got) > 0 && got[len(got)-1] >= last
+		mu.Unlock()
+		if caught {
+			break
 		}
-		if b.GetLogIndex() == last {
-			return stop
+		if time.Now().After(deadline) {
+			t.Fatalf("stream did not reach index %d: got %v", last, got)
 		}
-		return nil
-	})
-	if !errors.Is(err, stop) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+
+	blocks, err := tn.Node("pboc").Store().Blocks(from, 1000)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i, idx := range got {
-		if idx != uint64(i+2) {
-			t.Fatalf("delivered %v", got)
+	var want []uint64
+	for _, b := range blocks {
+		if b.GetLogIndex() <= last {
+			want = append(want, b.GetLogIndex())
 		}
 	}
-	if s := tn.streams.Load(); s < 4 {
-		t.Fatalf("only %d streams: the cut was not exercised", s)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+		t.Fatalf("delivered %v, want %v", got, want)
 	}
-
-	// Cancelling the context ends the stream.
-	cctx, cancel := context.WithCancel(ctx)
-	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
-	tn.cutStreamAfter.Store(0)
-	if err := c.Outcomes(cctx, 1, func(*statepb.BlockRecord) error { return nil }); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled: %v", err)
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("delivered %v: not strictly increasing", got)
+		}
+	}
+	if s := px.streams.Load(); s < 4 {
+		t.Fatalf("only %d streams: the cut was not exercised", s)
 	}
 }
 
 // TestProtocols: the client works over HTTP/1.1 (default), h2c and gRPC.
 func TestProtocols(t *testing.T) {
-	tn := startNode(t, "proto")
+	tn := startNet(t, 1, 0)
 	for name, opt := range map[string]client.Option{"http1": client.WithTimeout(5 * time.Second), "h2c": client.WithH2C(), "grpc": client.WithGRPC()} {
-		c := newClient(t, tn, opt)
+		c := newClientAt(t, tn.URL("pboc"), opt)
 		ctx := ctxT(t)
 		if _, err := c.Builder(ctx); err != nil {
 			t.Fatalf("%s: genesis: %v", name, err)
@@ -404,30 +479,21 @@ func TestProtocols(t *testing.T) {
 	}
 }
 
-// lyingNode serves a genesis hash that is not its genesis's.
-type lyingNode struct{ *testNode }
-
-func (l lyingNode) GetGenesis(ctx context.Context, r *connect.Request[nodepb.GetGenesisRequest]) (*connect.Response[nodepb.GetGenesisResponse], error) {
-	resp, _ := l.testNode.GetGenesis(ctx, r)
-	resp.Msg.GenesisHash = make([]byte, 32)
-	return resp, nil
-}
-
+// TestGenesisChecked: a genesis whose hash is not the one claimed (here
+// altered on the way) is refused before anything is signed for it.
 func TestGenesisChecked(t *testing.T) {
-	tn := startNode(t, "lie")
-	mux := http.NewServeMux()
-	mux.Handle(nodepbconnect.NewLedgerServiceHandler(lyingNode{tn}))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	c, _ := client.New(srv.URL)
-	if _, err := c.Issue(ctxT(t), tn.n.CentralBank(), "icbc", 1); !errors.Is(err, client.ErrBadResponse) {
-		t.Fatalf("lying genesis: %v", err)
+	tn := startNet(t, 1, 0)
+	px := newProxy(t, tn.URL("pboc"))
+	px.lieGenesis.Store(true)
+	c := newClientAt(t, px.URL)
+	if _, err := c.Issue(ctxT(t), tn.n.CentralBank(), "icbc", 1); !errors.Is(err, client.ErrBadResponse) || px.submits.Load() != 0 {
+		t.Fatalf("lying genesis: %v (%d submits)", err, px.submits.Load())
 	}
 }
 
 func TestWalletManagement(t *testing.T) {
-	tn := startNode(t, "manage")
-	c := newClient(t, tn)
+	tn := startNet(t, 1, 1)
+	c := newClientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	icbc := n.Bank("icbc")
@@ -452,18 +518,36 @@ func TestWalletManagement(t *testing.T) {
 		t.Fatalf("freeze closed: %v", err)
 	}
 	node := &statepb.Node{Name: "regulator-2", Role: statepb.NodeRole_NODE_ROLE_REGULATOR, PublicKey: newKey(t).Public().(ed25519.PublicKey),
-		Addrs: []string{"/ip4/10.0.0.9/tcp/4001"}, Operator: "csrc"}
+		Addrs: []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", nodetest.FreePort(t))}, Operator: "csrc"}
 	mustOK(t)(c.ChangeMembership(ctx, n.CentralBank(), statepb.MembershipAction_MEMBERSHIP_ACTION_ADD, node))
 	mustOK(t)(c.ChangeMembership(ctx, n.CentralBank(), statepb.MembershipAction_MEMBERSHIP_ACTION_REMOVE, &statepb.Node{Name: "regulator-2"}))
 
-	// A node that refuses writes is answered once, not retried, and the
+	// The regulator refuses writes: answered once, not retried, and the
 	// outcome is known (nothing was committed).
-	tn.readOnly.Store(true)
-	before := tn.submits.Load()
-	_, err = c.Issue(ctx, n.CentralBank(), "icbc", yuan)
+	px := newProxy(t, tn.URL("regulator-1"))
+	rc := newClientAt(t, px.URL)
+	_, err = rc.Issue(ctx, n.CentralBank(), "icbc", yuan)
 	var ae *client.APIError
-	if !errors.As(err, &ae) || ae.Code != "READ_ONLY_NODE" || errors.Is(err, client.ErrOutcomeUnknown) || tn.submits.Load()-before != 1 ||
-		err.Error() != "READ_ONLY_NODE: this is a regulator node: it never accepts writes" {
-		t.Fatalf("read-only node: %v after %d submits", err, tn.submits.Load()-before)
+	if !errors.As(err, &ae) || ae.Code != client.CodeReadOnly || errors.Is(err, client.ErrOutcomeUnknown) || px.submits.Load() != 1 ||
+		!strings.HasPrefix(err.Error(), "READ_ONLY_NODE: node regulator-1 is a regulator (read-only) node and refuses every write") {
+		t.Fatalf("read-only node: %v after %d submits", err, px.submits.Load())
+	}
+	// It answers reads, with the regulator's audit.
+	sp, err := rc.Supply(ctx, true, client.Linearizable())
+	if err != nil || !sp.GetInvariantHolds() || sp.GetFreshness().GetNode() != "regulator-1" || sp.GetOutstandingFen() != 1_001_000*yuan {
+		t.Fatalf("regulator audit: %v, %v", sp, err)
+	}
+}
+
+// TestAPICodes: the client's API codes are the node's.
+func TestAPICodes(t *testing.T) {
+	for _, c := range []struct{ client, node string }{
+		{client.CodeReadOnly, node.CodeReadOnly}, {client.CodeNoQuorum, node.CodeNoQuorum}, {client.CodeTimeout, node.CodeTimeout},
+		{client.CodeOverloaded, node.CodeOverloaded}, {client.CodeRateLimited, node.CodeRateLimited}, {client.CodeNotFound, node.CodeNotFound},
+		{client.CodeInvalidArgument, node.CodeInvalidArgument}, {client.CodeUnavailable, node.CodeUnavailable}, {client.CodeInternal, node.CodeInternal},
+	} {
+		if c.client != c.node {
+			t.Errorf("client code %q, node code %q", c.client, c.node)
+		}
 	}
 }

@@ -41,8 +41,34 @@ var (
 	ErrBadResponse = errors.New("bad response from node")
 )
 
-// CodeUnreachable is the APIError code of a node that could not be reached.
-const CodeUnreachable = "NODE_UNREACHABLE"
+// API error codes: the stable codes a node attaches to RPC errors (a
+// nodepb.ErrorInfo detail; node/errors.go, docs/errors.md "API errors"),
+// plus CodeUnreachable, which the client sets itself. They are APIError.Code.
+const (
+	// CodeUnreachable: the node could not be reached; nothing was sent.
+	// Set by the client, never by a node.
+	CodeUnreachable = "NODE_UNREACHABLE"
+	// CodeReadOnly: a write was sent to a regulator (read-only) node.
+	CodeReadOnly = "READ_ONLY_NODE"
+	// CodeNoQuorum: no leader, so nothing can commit. The outcome of a
+	// submission is unknown; resubmitting the same bytes later is safe.
+	CodeNoQuorum = "NO_QUORUM"
+	// CodeTimeout: not committed within the node's submit timeout; the
+	// outcome is unknown, resubmitting the same bytes is safe.
+	CodeTimeout = "TIMEOUT"
+	// CodeOverloaded: the node has too many submissions in flight.
+	CodeOverloaded = "OVERLOADED"
+	// CodeRateLimited: this client sent too many requests per second.
+	CodeRateLimited = "RATE_LIMITED"
+	// CodeNotFound: no such wallet or transaction.
+	CodeNotFound = "NOT_FOUND"
+	// CodeInvalidArgument: a request field is malformed.
+	CodeInvalidArgument = "INVALID_ARGUMENT"
+	// CodeUnavailable: the node is starting or stopping.
+	CodeUnavailable = "UNAVAILABLE"
+	// CodeInternal: a bug or I/O failure on the node.
+	CodeInternal = "INTERNAL"
+)
 
 // TxError is a transaction the ledger decided and refused: its result's code
 // is not CODE_OK. It wraps the rejection as a *statepb.Error, so
@@ -78,11 +104,12 @@ func resultErr(r *statepb.TxResult) error {
 // nodepb.ErrorInfo detail, docs/errors.md "API errors"); without one it is
 // the connect code in upper case ("UNAVAILABLE"), or CodeUnreachable.
 type APIError struct {
-	// Code is the stable API code, e.g. "READ_ONLY_NODE" or "UNAVAILABLE".
+	// Code is the stable API code, e.g. CodeReadOnly or CodeNoQuorum.
 	Code string
 	// RPCCode is the connect (gRPC) status code.
 	RPCCode connect.Code
-	// Message is the node's message, or what went wrong on the way.
+	// Message is the node's message (without the code the node puts in
+	// front of it), or what went wrong on the way.
 	Message string
 	// Node is the base URL of the node asked.
 	Node string
@@ -106,7 +133,7 @@ func (e *APIError) Is(target error) bool {
 	case ErrUnreachable:
 		return e.Code == CodeUnreachable
 	case ErrNotFound:
-		return e.RPCCode == connect.CodeNotFound
+		return e.Code == CodeNotFound || e.RPCCode == connect.CodeNotFound
 	}
 	return false
 }
@@ -143,6 +170,9 @@ func (c *Client) apiError(err error) error {
 	if e.Code == "" {
 		e.Code = strings.ToUpper(code.String())
 	}
+	// A node's message starts with its code ("READ_ONLY_NODE: node ...");
+	// Error() puts the code in front itself.
+	e.Message = strings.TrimPrefix(e.Message, e.Code+": ")
 	return e
 }
 
