@@ -269,13 +269,32 @@ func (n *Node) status() *nodepb.StatusResponse {
 
 // ready: the node knows a leader and has applied what it knows is
 // committed, give or take what one second of traffic brings.
+//
+// A follower's own Raft commit index is no measure of that: it is learnt
+// only from entries the leader sends, never beyond the follower's own log,
+// and it starts at 0 on every start. A node that has just (re)started, or
+// that the leader has not replicated to yet (a late regulator waiting for a
+// snapshot), would think itself current with an empty ledger. So a follower
+// also compares with the leader's commit index from the status poll, and is
+// not ready until it has a recent one.
 func (n *Node) ready() bool {
 	st := n.cons.Status()
 	if st.LeaderID == "" {
 		return false
 	}
-	return st.Applied+readyLagEntries >= st.CommitIndex
+	commit := st.CommitIndex
+	if st.LeaderID != n.cfg.Name {
+		lc, ok := n.members.polledCommit(st.LeaderID, readyPollAge)
+		if !ok {
+			return false
+		}
+		commit = max(commit, lc)
+	}
+	return st.Applied+readyLagEntries >= commit
 }
+
+// readyPollAge is how old the leader's polled status may be for ready.
+const readyPollAge = 5 * peerPollInterval
 
 // readyLagEntries is how far behind the commit index a node may be and
 // still call itself ready.

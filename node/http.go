@@ -16,6 +16,10 @@ import (
 	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
 )
 
+// compressMinBytes is the smallest response the API compresses (when the
+// client accepts gzip).
+const compressMinBytes = 4 << 10
+
 // serve starts the API server: the LedgerService (gRPC, gRPC-Web, Connect
 // JSON), /metrics, /healthz, /readyz and /status. HTTP/2 without TLS is on so
 // plain gRPC clients work.
@@ -23,6 +27,9 @@ func (n *Node) serve() error {
 	mux := http.NewServeMux()
 	path, h := nodepbconnect.NewLedgerServiceHandler(api{n},
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
+		// Most answers (a submit's result, a wallet) are a few hundred
+		// bytes: gzip would cost more CPU than it saves bytes.
+		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor()),
 	)
 	mux.Handle(path, n.limits.middleware(h))
@@ -77,9 +84,17 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body["ready"] = false
-	if st.LeaderID == "" {
+	switch {
+	case st.LeaderID == "":
 		body["reason"] = "no leader known"
-	} else {
+	case st.LeaderID != n.cfg.Name:
+		if lc, ok := n.members.polledCommit(st.LeaderID, readyPollAge); ok {
+			body["leader_commit_index"] = lc
+			body["reason"] = "catching up with the log"
+		} else {
+			body["reason"] = "waiting to hear the leader's commit index"
+		}
+	default:
 		body["reason"] = "catching up with the log"
 	}
 	writeJSON(w, http.StatusServiceUnavailable, body)

@@ -55,6 +55,7 @@ type Node struct {
 	cons   *consensus.Node
 
 	members *memberTable
+	fwd     *forwarder
 	metrics *metrics
 	hub     *hub
 	limits  *limiter
@@ -101,12 +102,18 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if err = n.startConsensus(opts.Now); err != nil {
 		return nil, err
 	}
+	// Only now: the handlers use consensus, and a peer may ask as soon as
+	// the host listens (a restart with a large ledger spends a while in
+	// startConsensus).
+	n.registerProtocols()
+	n.fwd = newForwarder(n)
 	if err = n.serve(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.followMembership()
 	go n.pollPeers()
+	go n.fwd.run()
 	n.log.Info("node started", "role", n.role().String(), "api", n.APIAddr(), "peer_id", n.host.ID().String())
 	return n, nil
 }
@@ -182,7 +189,6 @@ func (n *Node) joinNetwork() error {
 		return err
 	}
 	n.trans = consensus.NewTransport(n.stream, n.log)
-	n.registerProtocols()
 	return nil
 }
 

@@ -106,6 +106,18 @@ func (t *memberTable) setStatus(name string, st peerState) {
 	t.status[name] = st
 }
 
+// polledCommit is the commit index a peer reported in a status poll that
+// succeeded within maxAge.
+func (t *memberTable) polledCommit(name string, maxAge time.Duration) (uint64, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	ps, ok := t.status[name]
+	if !ok || ps.okAt.IsZero() || time.Since(ps.okAt) > maxAge || ps.st.GetStatus() == nil {
+		return 0, false
+	}
+	return ps.st.GetStatus().GetCommitIndex(), true
+}
+
 // peerStatus returns what a peer last said, with age_ms filled in.
 func (t *memberTable) peerStatus(name string) (*nodepb.PeerStatus, bool) {
 	t.mu.RLock()
@@ -238,17 +250,21 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 }
 
 // pollPeers asks every other member for its status once a second, so any
-// node can describe the whole network (dcep status, the console) and
-// regulators can compare state hashes.
+// node can describe the whole network (dcep status, the console),
+// regulators can compare state hashes and a follower knows the leader's
+// commit index (ready). The first round runs at once: a restarted node is
+// not ready before it has heard from the leader.
 func (n *Node) pollPeers() {
 	defer n.wg.Done()
 	tick := time.NewTicker(peerPollInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-tick.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-n.stop:
+				return
+			case <-tick.C:
+			}
 		}
 		var wg sync.WaitGroup
 		for _, m := range n.members.all() {

@@ -52,18 +52,24 @@ func (n *Node) commit(ctx context.Context, raw []byte) (*statepb.TxResult, error
 	backoff := 20 * time.Millisecond
 	var last error
 	for {
-		var res []*statepb.TxResult
+		var res *statepb.TxResult
 		var err error
 		if n.cons.IsReadyLeader() {
-			res, err = n.cons.Submit(ctx, [][]byte{raw})
+			var rs []*statepb.TxResult
+			if rs, err = n.cons.Submit(ctx, [][]byte{raw}); err == nil {
+				res = rs[0]
+			}
 		} else {
-			res, err = n.forward(ctx, [][]byte{raw})
+			res, err = n.fwd.forward(ctx, raw)
 		}
 		if err == nil {
-			return res[0], nil
+			return res, nil
 		}
 		if errors.Is(err, consensus.ErrOverloaded) {
 			return nil, apiError(CodeOverloaded, "the leader's proposal queue is full; retry shortly")
+		}
+		if errors.Is(err, consensus.ErrStopped) {
+			return nil, apiError(CodeUnavailable, "node %s is shutting down; resubmitting the same transaction to another node is safe", n.cfg.Name)
 		}
 		if !retryable(err) {
 			return nil, apiError(CodeInternal, "%v", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -36,8 +37,11 @@ type Cluster struct {
 	Configs map[string]*node.Config
 	Names   []string
 
+	tweak func(*node.Config)
+
 	mu    sync.Mutex
 	nodes map[string]*node.Node
+	procs map[string]*process
 }
 
 // Options shape a cluster.
@@ -55,7 +59,7 @@ type Options struct {
 func New(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	n := statetest.NewNet(t, t.Name())
-	c := &Cluster{T: t, Net: n, Dir: t.TempDir(), Configs: map[string]*node.Config{}, nodes: map[string]*node.Node{}}
+	c := &Cluster{T: t, Net: n, Dir: t.TempDir(), Configs: map[string]*node.Config{}, nodes: map[string]*node.Node{}, procs: map[string]*process{}}
 	names := append([]string{"pboc"}, statetest.BankIDs...)
 	var members []*statepb.Node
 	for i := 0; i < o.Voters+o.Regulators; i++ {
@@ -68,19 +72,7 @@ func New(t testing.TB, o Options) *Cluster {
 		} else {
 			role, name = statepb.NodeRole_NODE_ROLE_REGULATOR, fmt.Sprintf("regulator-%d", i-o.Voters+1)
 		}
-		p2pAddr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(t))
-		members = append(members, &statepb.Node{Name: name, Role: role, PublicKey: n.Pub("node/" + name), Addrs: []string{p2pAddr}, Operator: name})
-		cfg := &node.Config{
-			Name: name, DataDir: filepath.Join(c.Dir, name), Genesis: "unused", NodeKey: "unused",
-			P2PListen: []string{p2pAddr}, APIListen: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-			Raft:   node.RaftConfig{HeartbeatMs: 300, ElectionMs: 300, LeaderLeaseMs: 200, CommitMs: 20},
-			Limits: node.LimitsConfig{RatePerSec: -1, SubmitTimeoutMs: 10_000},
-		}
-		if o.Tweak != nil {
-			o.Tweak(cfg)
-		}
-		c.Configs[name] = cfg
-		c.Names = append(c.Names, name)
+		members = append(members, c.addConfig(name, role, o.Tweak))
 	}
 	n.Genesis.Nodes = members
 	h, err := state.GenesisHash(n.Genesis)
@@ -88,20 +80,69 @@ func New(t testing.TB, o Options) *Cluster {
 		t.Fatal(err)
 	}
 	n.Signer.GenesisHash = h
-	t.Cleanup(c.StopAll)
+	t.Cleanup(func() {
+		c.killProcesses()
+		c.StopAll()
+	})
+	c.tweak = o.Tweak
 	return c
 }
 
-// FreePort reserves a loopback TCP port (closed again, so a race with
-// another process is possible but harmless in tests).
-func FreePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// addConfig makes a node's config (free loopback ports, fast Raft
+// timeouts) and returns its member record.
+func (c *Cluster) addConfig(name string, role statepb.NodeRole, tweak func(*node.Config)) *statepb.Node {
+	p2pAddr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(c.T))
+	cfg := &node.Config{
+		Name: name, DataDir: filepath.Join(c.Dir, name), Genesis: "unused", NodeKey: "unused",
+		P2PListen: []string{p2pAddr}, APIListen: fmt.Sprintf("127.0.0.1:%d", FreePort(c.T)),
+		Raft:   node.RaftConfig{HeartbeatMs: 300, ElectionMs: 300, LeaderLeaseMs: 200, CommitMs: 20},
+		Limits: node.LimitsConfig{RatePerSec: -1, SubmitTimeoutMs: 10_000},
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	if tweak != nil {
+		tweak(cfg)
+	}
+	c.Configs[name] = cfg
+	c.Names = append(c.Names, name)
+	return &statepb.Node{Name: name, Role: role, PublicKey: c.Net.Pub("node/" + name), Addrs: []string{p2pAddr}, Operator: name}
 }
+
+// AddNode prepares a node that is not in the genesis membership (keys,
+// config, ports), to be added by a committed ChangeMembership; it returns
+// the member record such a change carries. Start runs it like any other.
+func (c *Cluster) AddNode(name string, role statepb.NodeRole) *statepb.Node {
+	c.T.Helper()
+	return c.addConfig(name, role, c.tweak)
+}
+
+// FreePort finds a free loopback TCP port for a node to listen on. It is
+// closed again before the node binds it, so it is taken from below the
+// kernel's ephemeral range (32768+ on Linux), where outgoing connections of
+// this and every other process on the machine would otherwise grab it in
+// between, and never handed out twice by this process.
+func FreePort(t testing.TB) int {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 10_000 + rand.IntN(22_000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // Key is a node's identity key.
 func (c *Cluster) Key(name string) ed25519.PrivateKey { return c.Net.Key("node/" + name) }

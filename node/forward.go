@@ -1,0 +1,141 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/state/statepb"
+)
+
+// Forward batching bounds. A batch is what arrived while the previous
+// batches were in flight, so a lone transaction goes at once and a busy
+// follower sends one libp2p stream per batch instead of one per
+// transaction (a stream costs a handshake, goroutines and several frames
+// on both nodes: more than the transaction itself).
+const (
+	forwardMaxTxs      = 1024
+	forwardMaxBytes    = maxForwardBytes / 2
+	forwardMaxInflight = 8
+	forwardQueueLen    = 100_000
+)
+
+// forwarder sends this node's client transactions to the leader in
+// batches (one ForwardRequest carries many) and hands each caller its own
+// result. A batch that fails fails each of its callers with the same
+// error, which the submit loop retries like any forward error
+// (resubmitting the same bytes is safe).
+type forwarder struct {
+	n        *Node
+	queue    chan *forwardCall
+	inflight chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+type forwardCall struct {
+	tx   []byte
+	res  *statepb.TxResult
+	err  error
+	done chan struct{}
+}
+
+func newForwarder(n *Node) *forwarder {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &forwarder{
+		n: n, queue: make(chan *forwardCall, forwardQueueLen), inflight: make(chan struct{}, forwardMaxInflight),
+		ctx: ctx, cancel: cancel,
+	}
+}
+
+// forward sends one transaction to the leader (with whatever else is
+// waiting) and returns its result.
+func (f *forwarder) forward(ctx context.Context, tx []byte) (*statepb.TxResult, error) {
+	if f.ctx.Err() != nil {
+		return nil, consensus.ErrStopped
+	}
+	c := &forwardCall{tx: tx, done: make(chan struct{})}
+	select {
+	case f.queue <- c:
+	default:
+		return nil, consensus.ErrOverloaded
+	}
+	select {
+	case <-c.done:
+		return c.res, c.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: forwarded to the leader: %w", consensus.ErrUnknownOutcome, ctx.Err())
+	case <-f.ctx.Done():
+		// Stopped; c may have been sent, or may still be queued.
+		return nil, fmt.Errorf("%w (forwarded to the leader: outcome unknown)", consensus.ErrStopped)
+	}
+}
+
+func (f *forwarder) run() {
+	defer f.n.wg.Done()
+	defer f.cancel()
+	for {
+		var first *forwardCall
+		select {
+		case first = <-f.queue:
+		case <-f.n.stop:
+			f.failQueued()
+			return
+		}
+		// Wait for a slot before gathering: what arrives meanwhile joins
+		// this batch.
+		select {
+		case f.inflight <- struct{}{}:
+		case <-f.n.stop:
+			first.finish(nil, consensus.ErrStopped)
+			f.failQueued()
+			return
+		}
+		batch, size := []*forwardCall{first}, len(first.tx)
+	gather:
+		for len(batch) < forwardMaxTxs && size < forwardMaxBytes {
+			select {
+			case c := <-f.queue:
+				batch, size = append(batch, c), size+len(c.tx)
+			default:
+				break gather
+			}
+		}
+		go f.send(batch)
+	}
+}
+
+func (f *forwarder) send(batch []*forwardCall) {
+	defer func() { <-f.inflight }()
+	ctx, cancel := context.WithTimeout(f.ctx, ms(f.n.cfg.Limits.SubmitTimeoutMs))
+	defer cancel()
+	txs := make([][]byte, len(batch))
+	for i, c := range batch {
+		txs[i] = c.tx
+	}
+	res, err := f.n.forward(ctx, txs)
+	for i, c := range batch {
+		if err != nil {
+			c.finish(nil, err)
+		} else {
+			c.finish(res[i], nil)
+		}
+	}
+}
+
+func (c *forwardCall) finish(res *statepb.TxResult, err error) {
+	c.res, c.err = res, err
+	close(c.done)
+}
+
+// failQueued fails whatever is still queued (on shutdown).
+func (f *forwarder) failQueued() {
+	for {
+		select {
+		case c := <-f.queue:
+			c.finish(nil, consensus.ErrStopped)
+		default:
+			return
+		}
+	}
+}
