@@ -82,6 +82,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 				return nil, a.err
 			}
 		}
+		a.flushWallets()
 		a.set(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: res})
 		if err := a.endBlock(b); err != nil {
 			return nil, err
@@ -95,6 +96,8 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		return nil, fmt.Errorf("commit apply batch: %w", err)
 	}
 	s.meta.Store(meta)
+	s.wallets.update(a.cached)
+	s.outputs.update(a.outs)
 	if a.membershipChanged {
 		s.membership.Add(1)
 		out.MembershipChanged = true
@@ -111,10 +114,21 @@ type applier struct {
 	meta *statepb.Meta
 
 	// Caches of decoded records; every write goes through the setters below,
-	// which keep them equal to what the batch holds.
+	// which keep them equal to what the batch holds (wallets: will hold at
+	// the end of the block, see setWallet).
 	wallets map[string]*statepb.WalletRecord
 	banks   map[string]*statepb.BankRecord
 	supply  *statepb.Supply
+	// dirty lists the wallets changed in the current block, in the order
+	// of their first change; flushWallets writes them.
+	dirty    []string
+	dirtySet map[string]bool
+	// cached is what this call adds to the store's wallet cache if it
+	// commits: the serialized wallets it read or wrote.
+	cached map[string][]byte
+	// outs are the unspent-output keys this call created (value) or spent
+	// (nil), for unspent and, once committed, the store's output cache.
+	outs map[string][]byte
 
 	// Per block.
 	timeMs int64
@@ -130,9 +144,12 @@ type applier struct {
 func newApplier(s *Store, meta *statepb.Meta) *applier {
 	return &applier{
 		s: s, b: s.db.NewIndexedBatch(), meta: meta,
-		wallets: map[string]*statepb.WalletRecord{},
-		banks:   map[string]*statepb.BankRecord{},
-		digest:  sha256.New(),
+		wallets:  map[string]*statepb.WalletRecord{},
+		banks:    map[string]*statepb.BankRecord{},
+		dirtySet: map[string]bool{},
+		cached:   map[string][]byte{},
+		outs:     map[string][]byte{},
+		digest:   sha256.New(),
 	}
 }
 
@@ -310,6 +327,12 @@ func (a *applier) execute(t *decodedTx) (uint32, *statepb.Error) {
 // --- reads and writes through the batch ---
 
 func (a *applier) get(key []byte, m proto.Message) bool {
+	return a.getRaw(key, m, nil)
+}
+
+// getRaw is get that also hands the stored bytes, valid only during the
+// call, to raw (if not nil).
+func (a *applier) getRaw(key []byte, m proto.Message, raw func([]byte)) bool {
 	if a.err != nil {
 		return false
 	}
@@ -325,6 +348,9 @@ func (a *applier) get(key []byte, m proto.Message) bool {
 	if err := proto.Unmarshal(v, m); err != nil {
 		a.err = fmt.Errorf("%w: decode %q: %v", ErrInvariant, key, err)
 		return false
+	}
+	if raw != nil {
+		raw(v)
 	}
 	return true
 }
@@ -378,12 +404,20 @@ func (a *applier) hashOp(op byte, key, v []byte) {
 	a.digest.Write(v)
 }
 
+// wallet returns a wallet as this call has made it so far, or nil. Records
+// come from the call's own cache, else the store's cache of committed
+// wallets, else Pebble.
 func (a *applier) wallet(id string) *statepb.WalletRecord {
 	if w, ok := a.wallets[id]; ok {
 		return w
 	}
 	w := &statepb.WalletRecord{}
-	if !a.get(keyWallet(id), w) {
+	if v, ok := a.s.wallets.get(id); ok {
+		if err := proto.Unmarshal(v, w); err != nil {
+			a.fail("wallet cache %q: %v", id, err)
+			return nil
+		}
+	} else if !a.getRaw(keyWallet(id), w, func(v []byte) { a.cached[id] = append([]byte(nil), v...) }) {
 		w = nil
 	}
 	if a.err == nil {
@@ -392,9 +426,32 @@ func (a *applier) wallet(id string) *statepb.WalletRecord {
 	return w
 }
 
+// setWallet records that a wallet changed. It is written once, at the end
+// of the block (flushWallets), however many transactions of the block
+// change it: reads go through a.wallets, never the batch.
 func (a *applier) setWallet(w *statepb.WalletRecord) {
-	a.wallets[w.GetId()] = w
-	a.set(keyWallet(w.GetId()), w)
+	id := w.GetId()
+	a.wallets[id] = w
+	if !a.dirtySet[id] {
+		a.dirtySet[id] = true
+		a.dirty = append(a.dirty, id)
+	}
+}
+
+// flushWallets writes the block's changed wallets in the order they first
+// changed (deterministic: it follows the transactions).
+func (a *applier) flushWallets() {
+	for _, id := range a.dirty {
+		v, err := deterministic.Marshal(a.wallets[id])
+		if err != nil {
+			a.err = fmt.Errorf("marshal wallet %q: %w", id, err)
+			return
+		}
+		a.setRaw(keyWallet(id), v)
+		a.cached[id] = v
+	}
+	a.dirty = a.dirty[:0]
+	clear(a.dirtySet)
 }
 
 func (a *applier) bank(id string) *statepb.BankRecord {
@@ -471,3 +528,92 @@ func (a *applier) scanMembers(fn func(*statepb.Node) bool) {
 		}
 	}
 }
+
+// unspent reads output op of wallet owner if it is unspent: as this call
+// left it, else from the store's cache of recent outputs, else from Pebble.
+func (a *applier) unspent(owner string, op *statepb.Outpoint, o *statepb.OutputRecord) bool {
+	k := keyUnspent(owner, op)
+	v, ok := a.outs[string(k)]
+	if !ok {
+		v, ok = a.s.outputs.get(k)
+	}
+	if !ok {
+		return a.get(k, o)
+	}
+	if v == nil {
+		return false
+	}
+	if err := proto.Unmarshal(v, o); err != nil {
+		a.fail("output cache %q: %v", k, err)
+		return false
+	}
+	return true
+}
+
+// outputCache holds the committed unspent outputs created by recent Apply
+// calls: change and fresh payments are what gets spent next, and a hit
+// saves a Pebble lookup. Like walletCache it is only touched by the
+// applying goroutine, updated after a commit, cleared by Restore, and
+// bounded by clearing when full; a miss just reads Pebble.
+type outputCache struct {
+	m map[string][]byte
+}
+
+// maxCachedOutputs bounds the output cache (about 150 bytes an entry).
+const maxCachedOutputs = 1 << 18
+
+func (c *outputCache) get(k []byte) ([]byte, bool) {
+	v, ok := c.m[string(k)]
+	return v, ok
+}
+
+func (c *outputCache) update(outs map[string][]byte) {
+	if len(outs) > maxCachedOutputs {
+		c.m = nil
+		return
+	}
+	if c.m == nil || len(c.m)+len(outs) > maxCachedOutputs {
+		c.m = make(map[string][]byte, len(outs))
+	}
+	for k, v := range outs {
+		if v == nil {
+			delete(c.m, k)
+		} else {
+			c.m[k] = v
+		}
+	}
+}
+
+func (c *outputCache) clear() { c.m = nil }
+
+// walletCache holds serialized committed wallet records, so that Apply
+// calls need not read busy wallets from Pebble again and again. Only the
+// applying goroutine uses it (Apply and Restore never run at once); it is
+// updated only after a commit succeeded and cleared by Restore, so it
+// always equals committed state. It is bounded by clearing when full.
+type walletCache struct {
+	m map[string][]byte
+}
+
+// maxCachedWallets bounds the cache (about 200 bytes a wallet).
+const maxCachedWallets = 1 << 17
+
+func (c *walletCache) get(id string) ([]byte, bool) {
+	v, ok := c.m[id]
+	return v, ok
+}
+
+func (c *walletCache) update(vs map[string][]byte) {
+	if len(vs) > maxCachedWallets {
+		c.m = nil
+		return
+	}
+	if c.m == nil || len(c.m)+len(vs) > maxCachedWallets {
+		c.m = make(map[string][]byte, len(vs))
+	}
+	for id, v := range vs {
+		c.m[id] = v
+	}
+}
+
+func (c *walletCache) clear() { c.m = nil }

@@ -58,8 +58,12 @@ func (s *Store) check(raw []byte, verify bool) *decodedTx {
 		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "body: %v", err)
 		return t
 	}
-	if statepb.HasUnknownFields(&stx) || statepb.HasUnknownFields(body) {
-		t.rej = statepb.Errorf(statepb.Code_CODE_TX_UNKNOWN_FIELDS, "transaction has fields this node does not know")
+	if statepb.HasUnknownFields(&stx) {
+		t.rej = statepb.Errorf(statepb.Code_CODE_TX_UNKNOWN_FIELDS, "signed_tx: has fields this node does not know")
+		return t
+	}
+	if statepb.HasUnknownFields(body) {
+		t.rej = statepb.Errorf(statepb.Code_CODE_TX_UNKNOWN_FIELDS, "body: has fields this node does not know")
 		return t
 	}
 	if body.GetVersion() == statepb.TxVersion && body.GetChainId() != s.genesis.GetChainId() {

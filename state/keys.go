@@ -17,8 +17,7 @@ var (
 
 	prefixBank      = []byte("b:") // + bank id → statepb.BankRecord
 	prefixWallet    = []byte("w:") // + wallet id → statepb.WalletRecord
-	prefixOutput    = []byte("o:") // + tx id + index(4) → statepb.OutputRecord
-	prefixUnspent   = []byte("u:") // + wallet id + 0x00 + tx id + index(4) → amount(8)
+	prefixUnspent   = []byte("u:") // + wallet id + 0x00 + tx id + index(4) → statepb.OutputRecord
 	prefixTx        = []byte("t:") // + tx id → statepb.TxRecord
 	prefixHistory   = []byte("h:") // + wallet id + 0x00 + seq(8) → statepb.HistoryEntry
 	prefixMember    = []byte("n:") // + node name → statepb.Node
@@ -30,10 +29,6 @@ func keyBank(id string) []byte   { return cat(prefixBank, []byte(id)) }
 func keyWallet(id string) []byte { return cat(prefixWallet, []byte(id)) }
 func keyTx(id []byte) []byte     { return cat(prefixTx, id) }
 func keyMember(n string) []byte  { return cat(prefixMember, []byte(n)) }
-
-func keyOutput(op *statepb.Outpoint) []byte {
-	return binary.BigEndian.AppendUint32(cat(prefixOutput, op.GetTxId()), op.GetIndex())
-}
 
 func keyUnspentPrefix(walletID string) []byte {
 	return append(cat(prefixUnspent, []byte(walletID)), 0)

@@ -1,8 +1,9 @@
 package state
 
 import (
-	"encoding/binary"
 	"math/bits"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/state/statepb"
 )
@@ -10,11 +11,16 @@ import (
 // move is one movement of money out of a wallet's outputs: to payees, and
 // for a return partly destroyed. Change back to the payer is added last.
 type move struct {
-	t      *decodedTx
-	field  string // message prefix, e.g. "transfer"
-	payer  *statepb.WalletRecord
-	inputs []*statepb.Outpoint
-	payees []*statepb.Payee
+	t     *decodedTx
+	field string // message prefix, e.g. "transfer"
+	// payerField names the payer in messages, e.g. "transfer.from_wallet_id".
+	payerField string
+	// payeeField, if set, names every payee in messages (a kind with one
+	// payee field); otherwise field.payees[i] does.
+	payeeField string
+	payer      *statepb.WalletRecord
+	inputs     []*statepb.Outpoint
+	payees     []*statepb.Payee
 	// payeeRule, if set, is the kind's own check on each payee (after
 	// existence and status).
 	payeeRule func(i int, w *statepb.WalletRecord) *statepb.Error
@@ -28,7 +34,7 @@ type move struct {
 // precedence of docs/errors.md): payer status, inputs, sufficiency, payees,
 // payer limits, payee balance caps.
 func (a *applier) moveMoney(m *move) (uint32, *statepb.Error) {
-	if rej := senderStatus(m.field, m.payer); rej != nil {
+	if rej := senderStatus(m.payerField, m.payer); rej != nil {
 		return 0, rej
 	}
 	total, rej := a.checkInputs(m.field+".inputs", m.payer, m.inputs)
@@ -84,17 +90,17 @@ func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
 }
 
 // checkInputs returns the total of inputs that exist, are unspent and belong
-// to owner. A missing output is reported as spent if the transaction that
-// created it is recorded with at least that many outputs.
+// to owner: one lookup each, in owner's unspent outputs. Why an input is not
+// there is worked out only then (missingInput).
 func (a *applier) checkInputs(field string, owner *statepb.WalletRecord, ins []*statepb.Outpoint) (uint64, *statepb.Error) {
 	var total, carry uint64
 	for i, in := range ins {
 		var o statepb.OutputRecord
-		if !a.get(keyOutput(in), &o) {
-			return 0, a.missingInput(field, i, in)
-		}
-		if o.GetWalletId() != owner.GetId() {
-			return 0, statepb.Errorf(statepb.Code_CODE_INPUT_NOT_OWNED, "%s[%d]: output belongs to another wallet, not %q", field, i, owner.GetId())
+		if !a.unspent(owner.GetId(), in, &o) {
+			if a.err != nil {
+				return 0, nil
+			}
+			return 0, a.missingInput(field, i, in, owner.GetId())
 		}
 		total, carry = bits.Add64(total, o.GetAmountFen(), 0)
 		if carry != 0 {
@@ -104,12 +110,76 @@ func (a *applier) checkInputs(field string, owner *statepb.WalletRecord, ins []*
 	return total, nil
 }
 
-func (a *applier) missingInput(field string, i int, in *statepb.Outpoint) *statepb.Error {
+// missingInput says why an input is not among payer's unspent outputs:
+// INPUT_NOT_FOUND if no recorded transaction created it; INPUT_NOT_OWNED if
+// it exists, unspent, in another wallet; else INPUT_SPENT.
+func (a *applier) missingInput(field string, i int, in *statepb.Outpoint, payer string) *statepb.Error {
 	var rec statepb.TxRecord
-	if a.get(keyTx(in.GetTxId()), &rec) && in.GetIndex() < rec.GetOutputCount() {
-		return statepb.Errorf(statepb.Code_CODE_INPUT_SPENT, "%s[%d]: output %x:%d is already spent", field, i, in.GetTxId()[:8], in.GetIndex())
+	if !a.get(keyTx(in.GetTxId()), &rec) || in.GetIndex() >= rec.GetOutputCount() {
+		return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_FOUND, "%s[%d]: no output %x:%d", field, i, in.GetTxId()[:8], in.GetIndex())
 	}
-	return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_FOUND, "%s[%d]: no output %x:%d", field, i, in.GetTxId()[:8], in.GetIndex())
+	owner := a.outputOwner(&rec, in.GetIndex())
+	if owner != payer && owner != "" {
+		var o statepb.OutputRecord
+		if a.unspent(owner, in, &o) {
+			return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_OWNED, "%s[%d]: output belongs to another wallet, not %q", field, i, payer)
+		}
+	}
+	return statepb.Errorf(statepb.Code_CODE_INPUT_SPENT, "%s[%d]: output %x:%d is already spent", field, i, in.GetTxId()[:8], in.GetIndex())
+}
+
+// outputOwner is the wallet that output index of a recorded, applied
+// transaction was created for: its payees in order, then the change to the
+// payer (see the kinds in tx.proto). It is read back from the transaction
+// itself, so outputs need no table of their own; a record that does not
+// decode is a broken invariant.
+func (a *applier) outputOwner(rec *statepb.TxRecord, index uint32) string {
+	var stx statepb.SignedTx
+	body := &statepb.Tx{}
+	if err := proto.Unmarshal(rec.GetSignedTx(), &stx); err != nil {
+		a.fail("recorded transaction: %v", err)
+		return ""
+	}
+	if err := proto.Unmarshal(stx.GetBody(), body); err != nil {
+		a.fail("recorded transaction body: %v", err)
+		return ""
+	}
+	reserve := func(bank string) string {
+		if b := a.bank(bank); b != nil {
+			return b.GetBank().GetReserveWalletId()
+		}
+		a.fail("recorded transaction: bank %q missing", bank)
+		return ""
+	}
+	payeesThenPayer := func(payees []string, payer string) string {
+		if int(index) < len(payees) {
+			return payees[index]
+		}
+		return payer
+	}
+	switch k := body.GetKind().(type) {
+	case *statepb.Tx_Issue:
+		return reserve(k.Issue.GetBankId())
+	case *statepb.Tx_Return:
+		return reserve(k.Return.GetBankId())
+	case *statepb.Tx_Exchange:
+		return payeesThenPayer([]string{k.Exchange.GetToWalletId()}, reserve(k.Exchange.GetBankId()))
+	case *statepb.Tx_Redeem:
+		w := a.wallet(k.Redeem.GetWalletId())
+		if w == nil {
+			a.fail("recorded redeem: wallet %q missing", k.Redeem.GetWalletId())
+			return ""
+		}
+		return payeesThenPayer([]string{reserve(w.GetBankId())}, w.GetId())
+	case *statepb.Tx_Transfer:
+		ids := make([]string, len(k.Transfer.GetPayees()))
+		for j, p := range k.Transfer.GetPayees() {
+			ids[j] = p.GetWalletId()
+		}
+		return payeesThenPayer(ids, k.Transfer.GetFromWalletId())
+	}
+	a.fail("recorded %s transaction has outputs", kindName(body))
+	return ""
 }
 
 // checkPayees checks every payee and sums what each wallet other than the
@@ -124,15 +194,18 @@ func (a *applier) checkPayees(m *move, outs []*statepb.Payee) ([]credit, uint64,
 			continue
 		}
 		w := a.wallet(p.GetWalletId())
-		field := m.field + ".payees"
+		field := m.payeeField
+		if field == "" {
+			field = m.field + ".payees[" + itoa(i) + "]"
+		}
 		if w == nil {
-			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_NOT_FOUND, "%s[%d]: no wallet %q", field, i, p.GetWalletId())
+			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_NOT_FOUND, "%s: no wallet %q", field, p.GetWalletId())
 		}
 		switch w.GetStatus() {
 		case statepb.WalletStatus_WALLET_STATUS_FROZEN:
-			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_FROZEN, "%s[%d]: wallet %q is frozen", field, i, w.GetId())
+			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_FROZEN, "%s: wallet %q is frozen", field, w.GetId())
 		case statepb.WalletStatus_WALLET_STATUS_CLOSED:
-			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_CLOSED, "%s[%d]: wallet %q is closed", field, i, w.GetId())
+			return nil, 0, statepb.Errorf(statepb.Code_CODE_PAYEE_CLOSED, "%s: wallet %q is closed", field, w.GetId())
 		}
 		if m.payeeRule != nil {
 			if rej := m.payeeRule(i, w); rej != nil {
@@ -160,8 +233,9 @@ func (a *applier) checkPayees(m *move, outs []*statepb.Payee) ([]credit, uint64,
 // invariant.
 func (a *applier) writeMove(m *move, total uint64, outs []*statepb.Payee, credits []credit, paymentFen uint64) {
 	for _, in := range m.inputs {
-		a.del(keyOutput(in))
-		a.del(keyUnspent(m.payer.GetId(), in))
+		k := keyUnspent(m.payer.GetId(), in)
+		a.del(k)
+		a.outs[string(k)] = nil
 	}
 	a.debit(m.payer, total, uint64(len(m.inputs)))
 	for i, p := range outs {
@@ -195,8 +269,14 @@ func (a *applier) debit(w *statepb.WalletRecord, fen, outputs uint64) {
 // writes w.
 func (a *applier) createOutput(t *decodedTx, index uint32, w *statepb.WalletRecord, fen uint64) {
 	op := &statepb.Outpoint{TxId: t.id[:], Index: index}
-	a.set(keyOutput(op), &statepb.OutputRecord{WalletId: w.GetId(), AmountFen: fen, CreatedMs: a.timeMs})
-	a.setRaw(keyUnspent(w.GetId(), op), binary.BigEndian.AppendUint64(nil, fen))
+	k := keyUnspent(w.GetId(), op)
+	v, err := deterministic.Marshal(&statepb.OutputRecord{AmountFen: fen, CreatedMs: a.timeMs})
+	if err != nil {
+		a.fail("marshal output: %v", err)
+		return
+	}
+	a.setRaw(k, v)
+	a.outs[string(k)] = v
 	sum, carry := bits.Add64(w.GetBalanceFen(), fen, 0)
 	if carry != 0 {
 		a.fail("wallet %q: balance overflows", w.GetId())
@@ -238,7 +318,7 @@ func (a *applier) returnToCentralBank(t *decodedTx, k *statepb.Return) (uint32, 
 	if reserve == nil {
 		return 0, nil
 	}
-	n, rej := a.moveMoney(&move{t: t, field: "return", payer: reserve, inputs: k.GetInputs(), destroyFen: k.GetAmountFen()})
+	n, rej := a.moveMoney(&move{t: t, field: "return", payerField: "return.bank_id", payer: reserve, inputs: k.GetInputs(), destroyFen: k.GetAmountFen()})
 	if rej != nil {
 		return 0, rej
 	}
@@ -258,7 +338,7 @@ func (a *applier) exchange(t *decodedTx, k *statepb.Exchange) (uint32, *statepb.
 		return 0, nil
 	}
 	return a.moveMoney(&move{
-		t: t, field: "exchange", payer: reserve, inputs: k.GetInputs(),
+		t: t, field: "exchange", payerField: "exchange.bank_id", payeeField: "exchange.to_wallet_id", payer: reserve, inputs: k.GetInputs(),
 		payees: []*statepb.Payee{{WalletId: k.GetToWalletId(), AmountFen: k.GetAmountFen()}},
 		payeeRule: func(_ int, w *statepb.WalletRecord) *statepb.Error {
 			if w.GetBankId() != k.GetBankId() {
@@ -281,7 +361,7 @@ func (a *applier) redeem(t *decodedTx, k *statepb.Redeem) (uint32, *statepb.Erro
 		return 0, nil
 	}
 	return a.moveMoney(&move{
-		t: t, field: "redeem", payer: w, inputs: k.GetInputs(),
+		t: t, field: "redeem", payerField: "redeem.wallet_id", payeeField: "redeem: bank reserve", payer: w, inputs: k.GetInputs(),
 		payees: []*statepb.Payee{{WalletId: bank.GetBank().GetReserveWalletId(), AmountFen: k.GetAmountFen()}},
 	})
 }
@@ -293,7 +373,7 @@ func (a *applier) transfer(t *decodedTx, k *statepb.Transfer) (uint32, *statepb.
 		return 0, rej
 	}
 	return a.moveMoney(&move{
-		t: t, field: "transfer", payer: w, inputs: k.GetInputs(), payees: k.GetPayees(), limited: true,
+		t: t, field: "transfer", payerField: "transfer.from_wallet_id", payer: w, inputs: k.GetInputs(), payees: k.GetPayees(), limited: true,
 		payeeRule: func(i int, p *statepb.WalletRecord) *statepb.Error {
 			return notForKinds("transfer.payees["+itoa(i)+"].wallet_id", p, reserveKinds...)
 		},

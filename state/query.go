@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 
@@ -108,20 +109,23 @@ func (s *Store) Unspents(walletID string, after *statepb.Outpoint, limit int) ([
 		lower = append(keyUnspent(walletID, after), 0)
 	}
 	var out []Unspent
+	var derr error
 	err := s.readSnapshot(func(r pebbleReader) error {
 		return scan(r, lower, prefixEnd(prefix), func(k, v []byte) bool {
 			rest := k[len(prefix):]
-			if len(rest) != statepb.TxIDBytes+4 || len(v) != 8 {
-				return true
+			var fen uint64
+			if fen, derr = outputAmount(k, v); derr != nil || len(rest) != statepb.TxIDBytes+4 {
+				derr = cmp.Or(derr, invariant("output key %q", k))
+				return false
 			}
 			out = append(out, Unspent{
 				Outpoint:  &statepb.Outpoint{TxId: append([]byte(nil), rest[:statepb.TxIDBytes]...), Index: binary.BigEndian.Uint32(rest[statepb.TxIDBytes:])},
-				AmountFen: binary.BigEndian.Uint64(v),
+				AmountFen: fen,
 			})
 			return len(out) < limit
 		})
 	})
-	return out, err
+	return out, cmp.Or(err, derr)
 }
 
 // History returns a wallet's history newest first, starting below sequence

@@ -111,10 +111,15 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
-func writeU32(w *bufio.Writer, v uint32) { w.Write(binary.BigEndian.AppendUint32(nil, v)) }
+func writeU32(w *bufio.Writer, v uint32) {
+	var buf [4]byte
+	binary.BigEndian.PutUint32(buf[:], v)
+	w.Write(buf[:])
+}
 
 func writeBytes(w *bufio.Writer, b []byte) {
-	w.Write(binary.AppendUvarint(nil, uint64(len(b))))
+	var buf [binary.MaxVarintLen64]byte
+	w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(b)))])
 	w.Write(b)
 }
 
@@ -155,6 +160,8 @@ func (s *Store) Restore(r io.Reader) error {
 	if err := swapDirs(s.dir); err != nil {
 		return err
 	}
+	s.wallets.clear()
+	s.outputs.clear()
 	db, err := s.openDB(dbDir(s.dir))
 	if err != nil {
 		return err
@@ -208,13 +215,16 @@ func (s *Store) readHeader(hr *hashReader) (*statepb.SnapshotHeader, error) {
 	if f := binary.BigEndian.Uint32(magic[len(snapshotMagic):]); f != snapshotFormat {
 		return nil, fmt.Errorf("%w: format %d (this node reads %d)", ErrSnapshotFormat, f, snapshotFormat)
 	}
-	raw, err := readBytes(hr, maxSnapshotHeader)
+	raw, err := readBytes(hr, maxSnapshotHeader, nil)
 	if err != nil {
 		return nil, err
 	}
 	var hdr statepb.SnapshotHeader
 	if err := proto.Unmarshal(raw, &hdr); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrSnapshotFormat, err)
+	}
+	if !bytes.Equal(hdr.GetMeta().GetGenesisHash(), hdr.GetGenesisHash()) {
+		return nil, fmt.Errorf("%w: header meta is of genesis %x, header of %x", ErrSnapshotFormat, hdr.GetMeta().GetGenesisHash(), hdr.GetGenesisHash())
 	}
 	if s.genesis != nil && !bytes.Equal(hdr.GetGenesisHash(), s.genesisHash[:]) {
 		return nil, fmt.Errorf("%w: snapshot is of genesis %x, store of %x", ErrGenesisMismatch, hdr.GetGenesisHash(), s.genesisHash[:8])
@@ -223,25 +233,28 @@ func (s *Store) readHeader(hr *hashReader) (*statepb.SnapshotHeader, error) {
 }
 
 // copyRecords streams key/value records into db, committing every few MiB
-// without fsync (the final Flush makes everything durable at once).
+// without fsync (the final Flush makes everything durable at once). Key,
+// value and batch buffers are reused: memory stays flat however large the
+// state.
 func copyRecords(db *pebble.DB, hr *hashReader, hdr *statepb.SnapshotHeader) (uint64, error) {
 	b := db.NewBatch()
 	defer func() { b.Close() }()
 	var count uint64
-	var prev []byte
-	var sawMeta bool
+	var key, val, prev []byte
+	var sawMeta, sawGenesis bool
 	for {
-		key, err := readBytes(hr, maxSnapshotKey)
+		var err error
+		key, err = readBytes(hr, maxSnapshotKey, key)
 		if err != nil {
 			return 0, err
 		}
 		if len(key) == 0 {
 			break
 		}
-		if prev != nil && bytes.Compare(key, prev) <= 0 {
+		if count > 0 && bytes.Compare(key, prev) <= 0 {
 			return 0, fmt.Errorf("%w: keys out of order at record %d", ErrSnapshotFormat, count)
 		}
-		val, err := readBytes(hr, maxSnapshotValue)
+		val, err = readBytes(hr, maxSnapshotValue, val)
 		if err != nil {
 			return 0, err
 		}
@@ -251,20 +264,25 @@ func copyRecords(db *pebble.DB, hr *hashReader, hdr *statepb.SnapshotHeader) (ui
 			}
 			sawMeta = true
 		}
+		if bytes.Equal(key, keyGenesis) {
+			if err := checkGenesis(val, hdr.GetGenesisHash()); err != nil {
+				return 0, err
+			}
+			sawGenesis = true
+		}
 		if err := b.Set(key, val, nil); err != nil {
 			return 0, err
 		}
-		prev, count = key, count+1
+		prev, count = append(prev[:0], key...), count+1
 		if b.Len() >= restoreBatchBytes {
 			if err := b.Commit(pebble.NoSync); err != nil {
 				return 0, fmt.Errorf("restore write: %w", err)
 			}
-			b.Close()
-			b = db.NewBatch()
+			b.Reset()
 		}
 	}
-	if !sawMeta {
-		return 0, fmt.Errorf("%w: no meta record", ErrSnapshotFormat)
+	if !sawMeta || !sawGenesis {
+		return 0, fmt.Errorf("%w: no meta or genesis record", ErrSnapshotFormat)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("restore write: %w", err)
@@ -276,6 +294,20 @@ func checkMeta(raw []byte, want *statepb.Meta) error {
 	var m statepb.Meta
 	if err := proto.Unmarshal(raw, &m); err != nil || !proto.Equal(&m, want) {
 		return fmt.Errorf("%w: meta record disagrees with header", ErrSnapshotFormat)
+	}
+	return nil
+}
+
+// checkGenesis checks that the genesis record is the genesis the header
+// names: the store loads it after the swap, when it is too late to refuse.
+func checkGenesis(raw, want []byte) error {
+	var g statepb.Genesis
+	if err := proto.Unmarshal(raw, &g); err != nil {
+		return fmt.Errorf("%w: genesis record: %v", ErrSnapshotFormat, err)
+	}
+	h, err := GenesisHash(&g)
+	if err != nil || !bytes.Equal(h[:], want) {
+		return fmt.Errorf("%w: genesis record does not hash to the header's genesis hash", ErrSnapshotFormat)
 	}
 	return nil
 }
@@ -299,9 +331,9 @@ func verifyTrailer(br *bufio.Reader, hr *hashReader, count uint64) error {
 	return nil
 }
 
-// readBytes reads a uvarint length and that many bytes, refusing lengths
-// over max before allocating.
-func readBytes(hr *hashReader, max int) ([]byte, error) {
+// readBytes reads a uvarint length and that many bytes into buf (grown if
+// needed), refusing lengths over max before allocating.
+func readBytes(hr *hashReader, max int, buf []byte) ([]byte, error) {
 	n, err := binary.ReadUvarint(hr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: truncated: %v", ErrSnapshotFormat, err)
@@ -309,7 +341,11 @@ func readBytes(hr *hashReader, max int) ([]byte, error) {
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: record of %d bytes (max %d)", ErrSnapshotFormat, n, max)
 	}
-	b := make([]byte, n)
+	b := buf[:0]
+	if uint64(cap(b)) < n {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	if _, err := io.ReadFull(hr, b); err != nil {
 		return nil, fmt.Errorf("%w: truncated: %v", ErrSnapshotFormat, err)
 	}
@@ -318,8 +354,9 @@ func readBytes(hr *hashReader, max int) ([]byte, error) {
 
 // hashReader hashes exactly the bytes consumed from r.
 type hashReader struct {
-	r *bufio.Reader
-	h hash.Hash
+	r   *bufio.Reader
+	h   hash.Hash
+	one [1]byte
 }
 
 func (h *hashReader) Read(p []byte) (int, error) {
@@ -331,7 +368,8 @@ func (h *hashReader) Read(p []byte) (int, error) {
 func (h *hashReader) ReadByte() (byte, error) {
 	c, err := h.r.ReadByte()
 	if err == nil {
-		h.h.Write([]byte{c})
+		h.one[0] = c
+		h.h.Write(h.one[:])
 	}
 	return c, err
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/state/statepb"
@@ -50,6 +51,9 @@ type Store struct {
 	tiers       tierTable
 
 	meta atomic.Pointer[statepb.Meta]
+	// wallets and outputs cache committed records for Apply (apply.go).
+	wallets walletCache
+	outputs outputCache
 	// membership counts committed membership changes, so consensus can see
 	// cheaply that the allowlist must follow.
 	membership atomic.Uint64
@@ -90,12 +94,19 @@ func dbDir(dir string) string { return filepath.Join(dir, "db") }
 func (s *Store) openDB(path string) (*pebble.DB, error) {
 	cache := pebble.NewCache(s.opts.CacheBytes)
 	defer cache.Unref()
-	db, err := pebble.Open(path, &pebble.Options{
+	opts := &pebble.Options{
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       64 << 20,
 		Logger:             pebbleLogger{s.log},
-	})
+	}
+	// Bloom filters: most of Apply's lookups of transaction ids (the
+	// duplicate check) miss, and without filters a miss reads an index and
+	// a data block of every table it might be in.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble at %s: %w", path, err)
 	}

@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 
@@ -82,22 +81,33 @@ func invariant(format string, args ...any) error {
 // sumOutputs totals every unspent output.
 func (a *Audit) sumOutputs(r pebbleReader) error {
 	var fail error
-	err := scan(r, prefixOutput, prefixEnd(prefixOutput), func(k, v []byte) bool {
-		var o statepb.OutputRecord
-		if err := proto.Unmarshal(v, &o); err != nil {
-			fail = invariant("output %x: %v", k, err)
+	err := scan(r, prefixUnspent, prefixEnd(prefixUnspent), func(k, v []byte) bool {
+		var fen uint64
+		if fen, fail = outputAmount(k, v); fail != nil {
 			return false
 		}
 		var c uint64
-		a.UnspentFen, c = bits.Add64(a.UnspentFen, o.GetAmountFen(), 0)
-		if c != 0 || o.GetAmountFen() == 0 {
-			fail = invariant("output %x: amount %d is zero or makes the total overflow", k, o.GetAmountFen())
+		a.UnspentFen, c = bits.Add64(a.UnspentFen, fen, 0)
+		if c != 0 {
+			fail = invariant("output %q: amount %d makes the total overflow", k, fen)
 			return false
 		}
 		a.Outputs++
 		return true
 	})
 	return cmp.Or(err, fail)
+}
+
+// outputAmount decodes an unspent output's amount, which is never zero.
+func outputAmount(k, v []byte) (uint64, error) {
+	var o statepb.OutputRecord
+	if err := proto.Unmarshal(v, &o); err != nil {
+		return 0, invariant("output %q: %v", k, err)
+	}
+	if o.GetAmountFen() == 0 {
+		return 0, invariant("output %q: amount zero", k)
+	}
+	return o.GetAmountFen(), nil
 }
 
 // checkWallets checks that every wallet's balance and unspent count equal
@@ -170,11 +180,11 @@ func sumUnspent(it *pebble.Iterator, id string) (walletSum, error) {
 			}
 			break
 		}
-		v := it.Value()
-		if len(v) != 8 {
-			return s, invariant("unspent index entry %q: value of %d bytes", k, len(v))
+		fen, err := outputAmount(k, it.Value())
+		if err != nil {
+			return s, err
 		}
-		s.fen += binary.BigEndian.Uint64(v)
+		s.fen += fen // Σ of all outputs did not overflow (sumOutputs)
 		s.n++
 	}
 	return s, it.Error()

@@ -35,6 +35,14 @@ func (a *applier) registerWallet(t *decodedTx, k *statepb.RegisterWallet) *state
 		if parent == nil {
 			return statepb.Errorf(statepb.Code_CODE_WALLET_NOT_FOUND, "register_wallet.parent_wallet_id: %q", p)
 		}
+		// A sub-wallet hangs off a holder's own wallet: not a bank's
+		// reserve or guarantee, not another sub-wallet, not a closed one.
+		if rej := notForKinds("register_wallet.parent_wallet_id", parent, notParentKinds...); rej != nil {
+			return rej
+		}
+		if parent.GetStatus() == statepb.WalletStatus_WALLET_STATUS_CLOSED {
+			return statepb.Errorf(statepb.Code_CODE_WALLET_CLOSED, "register_wallet.parent_wallet_id: wallet %q is closed", p)
+		}
 		if parent.GetBankId() != k.GetBankId() {
 			return statepb.Errorf(statepb.Code_CODE_PAYEE_WRONG_BANK, "register_wallet.parent_wallet_id: %q is a wallet of %s", p, parent.GetBankId())
 		}
@@ -47,6 +55,11 @@ func (a *applier) registerWallet(t *decodedTx, k *statepb.RegisterWallet) *state
 	a.addHistory(w, t, &statepb.HistoryEntry{})
 	a.setWallet(w)
 	return nil
+}
+
+// notParentKinds are the wallet kinds a sub-wallet cannot hang off.
+var notParentKinds = []statepb.WalletKind{
+	statepb.WalletKind_WALLET_KIND_BANK_RESERVE, statepb.WalletKind_WALLET_KIND_BANK_GUARANTEE, statepb.WalletKind_WALLET_KIND_SUB_WALLET,
 }
 
 // checkLimits refuses own limits above the tier's caps: banks may only set

@@ -6,6 +6,7 @@ package statetest
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"log/slog"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -115,7 +116,7 @@ func (n *Net) SignID(tb testing.TB, body *statepb.Tx, keys ...ed25519.PrivateKey
 // Open opens a store in a temporary directory and writes the genesis.
 func (n *Net) Open(tb testing.TB) *state.Store {
 	tb.Helper()
-	s, err := state.Open(tb.TempDir(), state.Options{})
+	s, err := state.Open(tb.TempDir(), state.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatal(err)
 	}
