@@ -78,15 +78,38 @@ func (p *proposer) submit(ctx context.Context, txs [][]byte) ([]*statepb.TxResul
 
 func (p *proposer) run() {
 	defer p.n.wg.Done()
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
 	for {
 		var first *pending
 		select {
 		case first = <-p.queue:
+		case <-tick.C:
+			p.tick()
+			continue
 		case <-p.n.stop:
 			return
 		}
 		p.propose(p.gather(first))
 	}
+}
+
+// tickInterval is how often an idle leader checks for due scheduled work.
+const tickInterval = 500 * time.Millisecond
+
+// tick proposes an empty entry when the ledger has scheduled work due (a
+// purse expiring, a campaign closing) and nothing else is moving ledger time
+// forward: ledger time only advances with entries, and the work must happen
+// without anyone submitting a transaction.
+func (p *proposer) tick() {
+	if !p.n.ready.Load() || len(p.inflight) > 0 || len(p.queue) > 0 {
+		return
+	}
+	due, ok := p.n.cfg.Store.NextDueMs()
+	if !ok || due > p.n.cfg.Now().UnixMilli() {
+		return
+	}
+	p.propose(nil)
 }
 
 // gather collects a batch starting with first, within the count and byte

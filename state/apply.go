@@ -92,7 +92,11 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 	if err := setProto(a.b, keyMeta, meta); err != nil {
 		return nil, err
 	}
-	if err := a.b.Commit(pebble.Sync); err != nil {
+	sync := pebble.Sync
+	if s.opts.NoSync {
+		sync = pebble.NoSync
+	}
+	if err := a.b.Commit(sync); err != nil {
 		return nil, fmt.Errorf("commit apply batch: %w", err)
 	}
 	s.meta.Store(meta)
@@ -184,10 +188,6 @@ func (a *applier) endBlock(b Block) error {
 	}
 	return a.err
 }
-
-// runScheduled is where work due at ledger time runs before the block's
-// transactions (purse expiry, campaign reclaim: SPEC §4, §5).
-func (a *applier) runScheduled() {}
 
 // applyTx decides one transaction. Order: stateless rejection, duplicate,
 // authority (none of these recorded), then the kind's ledger rules, whose

@@ -1,7 +1,11 @@
 package state
 
 import (
+	"encoding/binary"
+	"fmt"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // KV is one stored record, for tests that compare whole states.
@@ -27,4 +31,26 @@ func KeyTx(id []byte) string { return string(keyTx(id)) }
 // outcome record.
 func Bookkeeping(key string) bool {
 	return key == string(keyMeta) || strings.HasPrefix(key, string(prefixHashIndex)) || strings.HasPrefix(key, string(prefixBlock))
+}
+
+// testJob is a scheduled job kind used only by tests: its payload is the
+// number of units left; each unit writes one "zz:" record.
+const testJob JobKind = 250
+
+func init() {
+	registerJob(testJob, func(a *applier, id, payload []byte, budget int) (int, bool, []byte) {
+		left := int(binary.BigEndian.Uint32(payload))
+		n := min(left, budget)
+		for i := range n {
+			a.setRaw([]byte(fmt.Sprintf("zz:%s:%06d", id, left-i)), nil)
+		}
+		left -= n
+		return n, left == 0, binary.BigEndian.AppendUint32(nil, uint32(left))
+	})
+}
+
+// ScheduleTestJob schedules a test job of units units due at dueMs, written
+// straight into the committed state (as a transaction kind would).
+func ScheduleTestJob(s *Store, dueMs int64, id string, units uint32) error {
+	return s.db.Set(keySchedule(dueMs, testJob, []byte(id)), binary.BigEndian.AppendUint32(nil, units), pebble.Sync)
 }

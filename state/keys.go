@@ -23,6 +23,7 @@ var (
 	prefixMember    = []byte("n:") // + node name → statepb.Node
 	prefixHashIndex = []byte("s:") // + log index(8) → state hash(32); not hashed
 	prefixBlock     = []byte("r:") // + log index(8) → statepb.BlockRecord
+	prefixSchedule  = []byte("q:") // + due ms(8) + job kind(1) + id → job payload (schedule.go)
 )
 
 func keyBank(id string) []byte   { return cat(prefixBank, []byte(id)) }

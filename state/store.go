@@ -30,6 +30,13 @@ type Options struct {
 	// VerifyWorkers is how many goroutines verify signatures; default
 	// GOMAXPROCS.
 	VerifyWorkers int
+	// NoSync commits Apply batches without fsync. Only for a store fed from a
+	// durable log (consensus sets it): the Raft log is fsynced on a quorum
+	// before anything is applied, so a ledger tail lost to a power failure
+	// is re-applied from the log on restart (or, if the log was compacted,
+	// the newer snapshot is restored). A process crash (kill -9) loses
+	// nothing either way: the write is in the OS page cache.
+	NoSync bool
 }
 
 // Store is one node's ledger state. Apply, InitGenesis and Restore must be

@@ -116,7 +116,16 @@ func (n *Net) SignID(tb testing.TB, body *statepb.Tx, keys ...ed25519.PrivateKey
 // Open opens a store in a temporary directory and writes the genesis.
 func (n *Net) Open(tb testing.TB) *state.Store {
 	tb.Helper()
-	s, err := state.Open(tb.TempDir(), state.Options{Logger: slog.New(slog.DiscardHandler)})
+	return n.OpenWith(tb, state.Options{})
+}
+
+// OpenWith is Open with store options (a nil logger is silenced).
+func (n *Net) OpenWith(tb testing.TB, opts state.Options) *state.Store {
+	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := state.Open(tb.TempDir(), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
