@@ -116,9 +116,18 @@ func (a *applier) checkBalanceCap(w *statepb.WalletRecord, creditFen uint64) *st
 	return nil
 }
 
-// Fen formats an amount in fen as yuan, e.g. 8850 → "¥88.50".
+// Fen formats an amount in fen as yuan with thousands grouped, as people
+// read money: 8850 → "¥88.50", 250000 → "¥2,500.00".
 func Fen(fen uint64) string {
-	return fmt.Sprintf("¥%d.%02d", fen/100, fen%100)
+	digits := strconv.FormatUint(fen/100, 10)
+	out := make([]byte, 0, len(digits)+len(digits)/3+4)
+	for i := range len(digits) {
+		if i > 0 && (len(digits)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, digits[i])
+	}
+	return fmt.Sprintf("¥%s.%02d", out, fen%100)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

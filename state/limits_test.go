@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
 	"github.com/dcep/dcep/state/statetest"
 )
@@ -135,5 +136,16 @@ func TestLimitsIgnoreChangeAndSelf(t *testing.T) {
 	w, _ := f.s.Wallet("alice")
 	if w.GetSpentDayFen() != 0 || w.GetBalanceFen() != 5000*yuan || w.GetUnspentCount() != 1 {
 		t.Fatalf("self payment: %v", w)
+	}
+}
+
+func TestFenGroupsThousands(t *testing.T) {
+	for fen, want := range map[uint64]string{
+		0: "¥0.00", 5: "¥0.05", 8850: "¥88.50", 100_000: "¥1,000.00", 250_000: "¥2,500.00",
+		123_456_789: "¥1,234,567.89", 18446744073709551615: "¥184,467,440,737,095,516.15",
+	} {
+		if got := state.Fen(fen); got != want {
+			t.Errorf("Fen(%d) = %s, want %s", fen, got, want)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/dcep/dcep/client"
@@ -133,7 +132,7 @@ func (a *app) classify(err error) *cliError {
 			hint("check with: dcep tx %s", id).
 			hint("do not simply run the command again: that would sign a new transaction, and could pay twice")
 	case errors.As(err, &te):
-		e := &cliError{Code: te.Code().Short(), Msg: groupYuan(te.Result.GetMessage()), Exit: exitRefused, Err: err}
+		e := &cliError{Code: te.Code().Short(), Msg: te.Result.GetMessage(), Exit: exitRefused, Err: err}
 		return a.ledgerHints(e, te.Code())
 	case errors.As(err, &fe):
 		return &cliError{Code: statepb.CodeOf(fe).Short(), Msg: fe.Error(), Exit: exitRefused, Err: err}
@@ -142,7 +141,7 @@ func (a *app) classify(err error) *cliError {
 		if se.Code < statepb.Code_CODE_SIGNATURE_COUNT { // stateless: the input itself is wrong
 			exit = exitUsage
 		}
-		return a.ledgerHints(&cliError{Code: se.Code.Short(), Msg: groupYuan(se.Message), Exit: exit, Err: err}, se.Code)
+		return a.ledgerHints(&cliError{Code: se.Code.Short(), Msg: se.Message, Exit: exit, Err: err}, se.Code)
 	case errors.As(err, &api):
 		return a.apiError(api)
 	case errors.Is(err, client.ErrBadResponse):
@@ -192,22 +191,6 @@ func (a *app) ledgerHints(e *cliError, code statepb.Code) *cliError {
 		e.hint("the key in %s is not the one the ledger has for this wallet or bank", a.home)
 	}
 	return e
-}
-
-// yuanInText matches an amount as the ledger writes it in messages:
-// ¥2500.00.
-var yuanInText = regexp.MustCompile(`¥([0-9]+)\.([0-9]{2})\b`)
-
-// groupYuan writes the amounts in a ledger message the way the CLI writes
-// every amount: ¥2,500.00.
-func groupYuan(msg string) string {
-	return yuanInText.ReplaceAllStringFunc(msg, func(m string) string {
-		fen, err := amount.Parse(m)
-		if err != nil {
-			return m
-		}
-		return amount.Yuan(fen)
-	})
 }
 
 // unknownWallet is the error for a wallet name found neither in the

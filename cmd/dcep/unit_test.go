@@ -81,11 +81,3 @@ func TestSpentNow(t *testing.T) {
 		t.Fatal("lower")
 	}
 }
-
-func TestGroupYuan(t *testing.T) {
-	in := `transfer: payment ¥2500.00 exceeds wallet "alice"'s per-payment limit ¥2000.00; ¥5.00 and ¥1234567.89`
-	want := `transfer: payment ¥2,500.00 exceeds wallet "alice"'s per-payment limit ¥2,000.00; ¥5.00 and ¥1,234,567.89`
-	if got := groupYuan(in); got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
-	}
-}
