@@ -114,6 +114,8 @@ func WithGRPC() Option { return func(c *config) { c.grpc, c.h2c = true, true } }
 type Client struct {
 	baseURL string
 	api     nodepbconnect.LedgerServiceClient
+	audit   nodepbconnect.AuditServiceClient        // audit.go
+	prog    nodepbconnect.ProgrammableServiceClient // programmable_reads.go
 	timeout time.Duration
 	retry   RetryPolicy
 
@@ -145,6 +147,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return &Client{
 		baseURL: u,
 		api:     nodepbconnect.NewLedgerServiceClient(cfg.httpClient, u, copts...),
+		audit:   nodepbconnect.NewAuditServiceClient(cfg.httpClient, u, copts...),
+		prog:    nodepbconnect.NewProgrammableServiceClient(cfg.httpClient, u, copts...),
 		timeout: cfg.timeout,
 		retry:   cfg.retry,
 	}, nil

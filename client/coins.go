@@ -19,6 +19,10 @@ type Selection struct {
 	TotalFen uint64
 	// ChangeFen is TotalFen minus the amount paid.
 	ChangeFen uint64
+	// RedPacketFen is how much of the amount red packets pay
+	// (SelectWithRedPackets); their leftover is part of ChangeFen and comes
+	// back as a red packet.
+	RedPacketFen uint64
 }
 
 // coin is one unspent output.
@@ -27,13 +31,20 @@ type coin struct {
 	fen uint64
 }
 
-// coins returns the distinct, non-empty outputs of unspent sorted by amount,
-// largest first, ties by outpoint (tx id bytes, then index): a total order,
-// so selection does not depend on the order the node listed them in.
+// coins returns the distinct, non-empty, unconditioned outputs of unspent
+// sorted by amount, largest first, ties by outpoint (tx id bytes, then
+// index): a total order, so selection does not depend on the order the node
+// listed them in. Red packets (outputs with a campaign condition) are left
+// out: they pay only eligible merchants (redpacket_coins.go).
 func coins(unspent []*nodepb.Unspent) []coin {
+	return coinsOf(unspent, "")
+}
+
+// coinsOf is coins of the outputs under campaign's condition ("" : none).
+func coinsOf(unspent []*nodepb.Unspent, campaign string) []coin {
 	cs := make([]coin, 0, len(unspent))
 	for _, u := range unspent {
-		if u.GetAmountFen() == 0 || len(u.GetOutpoint().GetTxId()) != statepb.TxIDBytes {
+		if u.GetAmountFen() == 0 || len(u.GetOutpoint().GetTxId()) != statepb.TxIDBytes || u.GetCampaignId() != campaign {
 			continue
 		}
 		cs = append(cs, coin{u.GetOutpoint(), u.GetAmountFen()})
@@ -101,7 +112,12 @@ func SelectInputs(unspent []*nodepb.Unspent, needFen uint64) (*Selection, error)
 	if needFen == 0 {
 		return nil, statepb.Errorf(statepb.Code_CODE_AMOUNT_ZERO, "amount: zero")
 	}
-	cs := coins(unspent)
+	return selectCoins(coins(unspent), needFen, statepb.MaxInputs)
+}
+
+// selectCoins is SelectInputs over sorted coins, with at most maxInputs
+// inputs.
+func selectCoins(cs []coin, needFen uint64, maxInputs int) (*Selection, error) {
 	var balance uint64
 	for _, c := range cs {
 		balance = satAdd(balance, c.fen)
@@ -119,7 +135,7 @@ func SelectInputs(unspent []*nodepb.Unspent, needFen uint64) (*Selection, error)
 		}
 		prefix += c.fen
 	}
-	if k > statepb.MaxInputs {
+	if k > maxInputs {
 		return nil, &FundsError{Err: ErrTooFragmented, BalanceFen: balance, NeedFen: needFen, OutputsNeeded: k}
 	}
 	// Last pick: the smallest of cs[k-1:] that covers what the k−1 largest

@@ -40,7 +40,7 @@ func (c *Client) spend(ctx context.Context, body *statepb.Tx, opts []TxOption, w
 	if err != nil {
 		return nil, err
 	}
-	sel, err := SelectInputs(unspent, needFen())
+	sel, err := c.selectFor(ctx, body, unspent, needFen())
 	if err != nil {
 		if fe, ok := err.(*FundsError); ok {
 			fe.WalletID = walletID

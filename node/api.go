@@ -95,7 +95,7 @@ func (a api) ListUnspent(ctx context.Context, req *connect.Request[nodepb.ListUn
 	}
 	out := &nodepb.ListUnspentResponse{Freshness: fr}
 	for _, u := range us {
-		out.Unspent = append(out.Unspent, &nodepb.Unspent{Outpoint: u.Outpoint, AmountFen: u.AmountFen})
+		out.Unspent = append(out.Unspent, &nodepb.Unspent{Outpoint: u.Outpoint, AmountFen: u.AmountFen, CampaignId: u.CampaignID})
 	}
 	return connect.NewResponse(out), nil
 }

@@ -2,7 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/dcep/dcep/consensus"
 	"github.com/dcep/dcep/state/statepb"
@@ -16,15 +19,17 @@ import (
 const (
 	forwardMaxTxs      = 1024
 	forwardMaxBytes    = maxForwardBytes / 2
-	forwardMaxInflight = 8
+	forwardMaxInflight = 32
+	forwardSlotHold    = 500 * time.Millisecond
 	forwardQueueLen    = 100_000
 )
 
 // forwarder sends this node's client transactions to the leader in
 // batches (one ForwardRequest carries many) and hands each caller its own
-// result. A batch that fails fails each of its callers with the same
-// error, which the submit loop retries like any forward error
-// (resubmitting the same bytes is safe).
+// result. At most forwardMaxInflight batches are unanswered at once (a
+// batch counts for at most forwardSlotHold). A batch that fails fails each
+// of its callers with the same error, which the submit loop retries like
+// any forward error (resubmitting the same bytes is safe).
 type forwarder struct {
 	n        *Node
 	queue    chan *forwardCall
@@ -106,7 +111,14 @@ func (f *forwarder) run() {
 }
 
 func (f *forwarder) send(batch []*forwardCall) {
-	defer func() { <-f.inflight }()
+	// The slot is freed when the answer comes, or after forwardSlotHold if
+	// it is slow in coming (a leader that lost its leadership, a stalled
+	// one), so a few stuck batches never hold back the rest for long.
+	var once sync.Once
+	release := func() { once.Do(func() { <-f.inflight }) }
+	defer release()
+	hold := time.AfterFunc(forwardSlotHold, release)
+	defer hold.Stop()
 	ctx, cancel := context.WithTimeout(f.ctx, ms(f.n.cfg.Limits.SubmitTimeoutMs))
 	defer cancel()
 	txs := make([][]byte, len(batch))
@@ -114,6 +126,12 @@ func (f *forwarder) send(batch []*forwardCall) {
 		txs[i] = c.tx
 	}
 	res, err := f.n.forward(ctx, txs)
+	if len(batch) > 1 && errors.Is(err, consensus.ErrOverloaded) {
+		// The leader's queue filled while taking the batch: some of it may
+		// be proposed. Only a lone transaction is known not to be, so the
+		// others retry (same bytes: safe) rather than answer OVERLOADED.
+		err = fmt.Errorf("%w: the leader's proposal queue filled while taking a batch (%v)", consensus.ErrUnknownOutcome, err)
+	}
 	for i, c := range batch {
 		if err != nil {
 			c.finish(nil, err)

@@ -59,6 +59,9 @@ type Node struct {
 	metrics *metrics
 	hub     *hub
 	limits  *limiter
+	// audit is the regulators' side: AuditService, divergence, replay
+	// (audit.go).
+	audit *auditor
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -114,6 +117,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	go n.followMembership()
 	go n.pollPeers()
 	go n.fwd.run()
+	n.startAudit()
 	n.log.Info("node started", "role", n.role().String(), "api", n.APIAddr(), "peer_id", n.host.ID().String())
 	return n, nil
 }
@@ -136,9 +140,9 @@ func LoadGenesis(path string) (*statepb.Genesis, error) {
 
 func (n *Node) openState() error {
 	var err error
-	// NoSync: the fsynced Raft log is the durable record; see
-	// consensus/DESIGN.md, "fsync points".
-	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, NoSync: true})
+	// Ledger commits are fsynced (consensus/DESIGN.md, "fsync points"), so a
+	// restart, even after kill -9, never re-applies what the ledger holds.
+	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log})
 	if err != nil {
 		return err
 	}
@@ -164,6 +168,7 @@ func (n *Node) openState() error {
 	n.metrics = newMetrics(n)
 	n.hub = newHub()
 	n.limits = newLimiter(n.cfg.Limits)
+	n.audit = newAuditor(n)
 	return nil
 }
 
@@ -226,6 +231,7 @@ func raftAddress(m *statepb.Node) (raft.ServerAddress, error) {
 func (n *Node) onApplied(info consensus.ApplyInfo) {
 	n.metrics.observeApply(info)
 	n.hub.publish(info.LastIndex)
+	n.audit.observeApply(info)
 }
 
 // followMembership makes the libp2p allowlist follow committed membership

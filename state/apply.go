@@ -83,6 +83,8 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 			}
 		}
 		a.flushWallets()
+		a.flushCampaigns()
+		a.flushAudit()
 		a.set(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: res})
 		if err := a.endBlock(b); err != nil {
 			return nil, err
@@ -133,6 +135,8 @@ type applier struct {
 	// outs are the unspent-output keys this call created (value) or spent
 	// (nil), for unspent and, once committed, the store's output cache.
 	outs map[string][]byte
+	// prog caches campaigns (programmable.go).
+	prog progCache
 
 	// Per block.
 	timeMs int64
@@ -140,6 +144,10 @@ type applier struct {
 	digest hash.Hash
 
 	membershipChanged bool
+	// audit is the regulator indexes' per-call state (audit.go).
+	audit auditState
+	// off is the offline kinds' per-transaction state (offline.go).
+	off offState
 	// err is the first I/O error; once set, nothing more is done and the
 	// batch is never committed.
 	err error
@@ -218,6 +226,8 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	res.Code = statepb.Code_CODE_OK
 	if rej != nil {
 		res.Code, res.Message, outputs = rej.Code, rej.Message, 0
+	} else {
+		a.indexTx(t)
 	}
 	a.set(keyTx(t.id[:]), &statepb.TxRecord{SignedTx: t.raw, Result: res, OutputCount: outputs})
 	return res
@@ -263,7 +273,12 @@ func (a *applier) signers(body *statepb.Tx) ([]signer, *statepb.Error) {
 	case *statepb.Tx_RegisterWallet:
 		b, rej := a.bankSigner("register_wallet.bank_id", k.RegisterWallet.GetBankId())
 		return []signer{b}, rej
+	case *statepb.Tx_OpenPurse, *statepb.Tx_DepositOffline, *statepb.Tx_ClosePurse, *statepb.Tx_ExpirePurse:
+		return a.offlineSigners(body)
 	default:
+		if keys, rej, ok := a.programmableSigners(body); ok {
+			return keys, rej
+		}
 		field, id := managedWallet(body)
 		w := a.wallet(id)
 		if w == nil {
@@ -319,6 +334,15 @@ func (a *applier) execute(t *decodedTx) (uint32, *statepb.Error) {
 		return 0, a.closeWallet(t, k.CloseWallet)
 	case *statepb.Tx_ChangeMembership:
 		return 0, a.changeMembership(k.ChangeMembership)
+	case *statepb.Tx_OpenPurse:
+		return a.openPurse(t, k.OpenPurse)
+	case *statepb.Tx_DepositOffline:
+		return a.depositOffline(t, k.DepositOffline)
+	case *statepb.Tx_ClosePurse:
+		return a.closePurse(t, k.ClosePurse)
+	}
+	if n, rej, ok := a.executeProgrammable(t); ok {
+		return n, rej
 	}
 	// decodeTx accepted a kind nobody executes: a programming error.
 	panic(fmt.Sprintf("state: no executor for %T", t.body.GetKind()))

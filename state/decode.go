@@ -20,6 +20,9 @@ type decodedTx struct {
 	body  *statepb.Tx
 	sigs  []*statepb.Signature
 	rej   *statepb.Error
+	// off holds what the offline kinds carry, decoded and verified
+	// (offline.go).
+	off *offDecoded
 }
 
 // decodeTx runs the stateless checks in the order docs/errors.md lists them,
@@ -91,6 +94,9 @@ func (s *Store) check(raw []byte, verify bool) *decodedTx {
 			t.rej = statepb.Errorf(statepb.Code_CODE_SIGNATURE_INVALID, "signatures[%d]: does not verify", i)
 			return t
 		}
+	}
+	if t.rej = s.checkOffline(t, body); t.rej != nil {
+		return t
 	}
 	t.body, t.sigs = body, stx.GetSignatures()
 	return t

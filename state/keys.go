@@ -24,6 +24,12 @@ var (
 	prefixHashIndex = []byte("s:") // + log index(8) → state hash(32); not hashed
 	prefixBlock     = []byte("r:") // + log index(8) → statepb.BlockRecord
 	prefixSchedule  = []byte("q:") // + due ms(8) + job kind(1) + id → job payload (schedule.go)
+	prefixOffline   = []byte("o:") // + table letter + key: dual offline payments (offline.go)
+
+	// Regulator indexes (audit.go).
+	prefixLarge  = []byte("l:") // + time ms(8) + log index(8) + tx id → statepb.LargePayment
+	prefixDay    = []byte("d:") // + Beijing day(8) + bank id → statepb.BankDay
+	prefixFrozen = []byte("f:") // + wallet id → statepb.FrozenWallet
 )
 
 func keyBank(id string) []byte   { return cat(prefixBank, []byte(id)) }

@@ -28,6 +28,16 @@ type move struct {
 	destroyFen uint64
 	// limited: payments to others count against the payer's tier limits.
 	limited bool
+
+	// Programmable money (campaign_spend.go). conds, if set, is the
+	// red-packet condition (a campaign id, or "") of each payee's output.
+	// limitsOf, if set, is the wallet whose tier limits and counters a
+	// limited move counts against instead of the payer (a sub-wallet's
+	// parent). rp is what the inputs' conditions require (moveMoney fills
+	// it).
+	conds    []string
+	limitsOf *statepb.WalletRecord
+	rp       redPackets
 }
 
 // moveMoney checks a move completely, then writes it. Check order (the code
@@ -37,7 +47,7 @@ func (a *applier) moveMoney(m *move) (uint32, *statepb.Error) {
 	if rej := senderStatus(m.payerField, m.payer); rej != nil {
 		return 0, rej
 	}
-	total, rej := a.checkInputs(m.field+".inputs", m.payer, m.inputs)
+	total, rej := a.readInputs(m.field+".inputs", m.payer, m.inputs, &m.rp)
 	if rej != nil {
 		return 0, rej
 	}
@@ -59,8 +69,11 @@ func (a *applier) moveMoney(m *move) (uint32, *statepb.Error) {
 	if rej != nil {
 		return 0, rej
 	}
+	if outs, rej = a.checkRedPackets(m, outs); rej != nil {
+		return 0, rej
+	}
 	if m.limited {
-		if rej := a.checkSpendLimits(m.field, m.payer, paymentFen); rej != nil {
+		if rej := a.checkSpendLimits(m.field, m.limitWallet(), paymentFen); rej != nil {
 			return 0, rej
 		}
 	}
@@ -91,8 +104,16 @@ func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
 
 // checkInputs returns the total of inputs that exist, are unspent and belong
 // to owner: one lookup each, in owner's unspent outputs. Why an input is not
-// there is worked out only then (missingInput).
+// there is worked out only then (missingInput). An input under a condition
+// (a red packet) is refused with INPUT_RESTRICTED: only moveMoney, which
+// applies the conditions, spends those.
 func (a *applier) checkInputs(field string, owner *statepb.WalletRecord, ins []*statepb.Outpoint) (uint64, *statepb.Error) {
+	return a.readInputs(field, owner, ins, nil)
+}
+
+// readInputs is checkInputs that collects conditioned inputs into rp (nil:
+// refuse them).
+func (a *applier) readInputs(field string, owner *statepb.WalletRecord, ins []*statepb.Outpoint, rp *redPackets) (uint64, *statepb.Error) {
 	var total, carry uint64
 	for i, in := range ins {
 		var o statepb.OutputRecord
@@ -101,6 +122,11 @@ func (a *applier) checkInputs(field string, owner *statepb.WalletRecord, ins []*
 				return 0, nil
 			}
 			return 0, a.missingInput(field, i, in, owner.GetId())
+		}
+		if o.GetCampaignId() != "" {
+			if rej := rp.add(field, i, in, &o); rej != nil {
+				return 0, rej
+			}
 		}
 		total, carry = bits.Add64(total, o.GetAmountFen(), 0)
 		if carry != 0 {
@@ -177,6 +203,13 @@ func (a *applier) outputOwner(rec *statepb.TxRecord, index uint32) string {
 			ids[j] = p.GetWalletId()
 		}
 		return payeesThenPayer(ids, k.Transfer.GetFromWalletId())
+	case *statepb.Tx_OpenPurse:
+		return k.OpenPurse.GetWalletId() // its only output is the change
+	case *statepb.Tx_DepositOffline, *statepb.Tx_ClosePurse, *statepb.Tx_ExpirePurse:
+		return a.offlineOutputOwner(rec, index)
+	}
+	if owner, ok := a.programmableOutputOwner(rec, body, index); ok {
+		return owner
 	}
 	a.fail("recorded %s transaction has outputs", kindName(body))
 	return ""
@@ -239,11 +272,20 @@ func (a *applier) writeMove(m *move, total uint64, outs []*statepb.Payee, credit
 	}
 	a.debit(m.payer, total, uint64(len(m.inputs)))
 	for i, p := range outs {
+		if cond := m.outputCondition(i, len(outs)); cond != "" {
+			a.createRedPacket(m.t.id[:], uint32(i), a.wallet(p.GetWalletId()), p.GetAmountFen(), cond)
+			continue
+		}
 		a.createOutput(m.t, uint32(i), a.wallet(p.GetWalletId()), p.GetAmountFen())
 	}
 	if m.limited {
-		a.countSpend(m.payer, paymentFen)
+		lw := m.limitWallet()
+		a.countSpend(lw, paymentFen)
+		if lw != m.payer {
+			a.setWallet(lw)
+		}
 	}
+	a.programmableMoved(m, outs, credits)
 	first := ""
 	if len(credits) > 0 {
 		first = credits[0].w.GetId()

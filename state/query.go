@@ -97,6 +97,9 @@ func (s *Store) readSnapshot(fn func(pebbleReader) error) error {
 type Unspent struct {
 	Outpoint  *statepb.Outpoint
 	AmountFen uint64
+	// CampaignID: a red packet of that campaign (SPEC §5), spendable only
+	// under its conditions.
+	CampaignID string
 }
 
 // Unspents lists a wallet's unspent outputs in key order, starting after
@@ -113,14 +116,14 @@ func (s *Store) Unspents(walletID string, after *statepb.Outpoint, limit int) ([
 	err := s.readSnapshot(func(r pebbleReader) error {
 		return scan(r, lower, prefixEnd(prefix), func(k, v []byte) bool {
 			rest := k[len(prefix):]
-			var fen uint64
-			if fen, derr = outputAmount(k, v); derr != nil || len(rest) != statepb.TxIDBytes+4 {
+			var o *statepb.OutputRecord
+			if o, derr = outputRecord(k, v); derr != nil || len(rest) != statepb.TxIDBytes+4 {
 				derr = cmp.Or(derr, invariant("output key %q", k))
 				return false
 			}
 			out = append(out, Unspent{
 				Outpoint:  &statepb.Outpoint{TxId: append([]byte(nil), rest[:statepb.TxIDBytes]...), Index: binary.BigEndian.Uint32(rest[statepb.TxIDBytes:])},
-				AmountFen: fen,
+				AmountFen: o.GetAmountFen(), CampaignID: o.GetCampaignId(),
 			})
 			return len(out) < limit
 		})

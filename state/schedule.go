@@ -21,7 +21,9 @@ import (
 // how much work is due.
 
 // JobKind names a kind of scheduled work. Each is registered once, by the
-// file that owns the records it works on.
+// file that owns the records it works on. Taken: 40 offline purse expiry
+// (offline.go); 'G'..'R' (71..82) red-packet campaigns (campaign.go: 'G'
+// grants, 'R' reclaim); 250 tests only (export_test.go).
 type JobKind byte
 
 // JobRunner does up to budget units of a job's work (a unit is about one

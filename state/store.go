@@ -30,12 +30,11 @@ type Options struct {
 	// VerifyWorkers is how many goroutines verify signatures; default
 	// GOMAXPROCS.
 	VerifyWorkers int
-	// NoSync commits Apply batches without fsync. Only for a store fed from a
-	// durable log (consensus sets it): the Raft log is fsynced on a quorum
-	// before anything is applied, so a ledger tail lost to a power failure
-	// is re-applied from the log on restart (or, if the log was compacted,
-	// the newer snapshot is restored). A process crash (kill -9) loses
-	// nothing either way: the write is in the OS page cache.
+	// NoSync commits Apply batches without fsync, and Pebble writes them to
+	// the OS asynchronously: a crash, even of the process alone (kill -9),
+	// may lose the last batches, which the caller must then re-apply from a
+	// durable log. Nodes do not set it (they must never re-apply what the
+	// ledger acknowledged); it exists to measure what fsync costs.
 	NoSync bool
 }
 
@@ -64,6 +63,8 @@ type Store struct {
 	// membership counts committed membership changes, so consensus can see
 	// cheaply that the allowlist must follow.
 	membership atomic.Uint64
+	// offline is the offline-payment verification context (offline.go).
+	offline offlineNet
 }
 
 // Open opens (creating if needed) the store in dir, which the store owns.

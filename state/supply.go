@@ -28,7 +28,11 @@ type Audit struct {
 	CampaignEscrowFen uint64
 	Outputs           uint64
 	Wallets           uint64
-	Banks             []BankAudit
+	// FrozenWallets and FrozenFen: wallets whose status is frozen and what
+	// they hold (checked against the frozen-wallets index, audit.go).
+	FrozenWallets uint64
+	FrozenFen     uint64
+	Banks         []BankAudit
 }
 
 // BankAudit is one bank's share.
@@ -40,6 +44,15 @@ type BankAudit struct {
 	// included).
 	WalletsFen uint64
 	Wallets    uint64
+	// ReserveFen is what the bank's own reserve and guarantee wallets hold
+	// (part of WalletsFen).
+	ReserveFen uint64
+	// OfflineEscrowFen and CampaignEscrowFen: money of the bank's wallets
+	// in offline purses and red-packet campaign escrow (audit.go).
+	OfflineEscrowFen  uint64
+	CampaignEscrowFen uint64
+	FrozenWallets     uint64
+	FrozenFen         uint64
 }
 
 // AuditSupply recomputes every total from the outputs and wallets of one
@@ -61,7 +74,7 @@ func (s *Store) AuditSupply() (*Audit, error) {
 		a.AppliedIndex = meta.GetAppliedIndex()
 		a.IssuedFen, a.ReturnedFen = sup.GetIssuedFen(), sup.GetReturnedFen()
 		a.OfflineEscrowFen, a.CampaignEscrowFen = sup.GetOfflineEscrowFen(), sup.GetCampaignEscrowFen()
-		for _, step := range []func(pebbleReader) error{a.sumOutputs, a.checkWallets, a.checkBanks} {
+		for _, step := range []func(pebbleReader) error{a.sumOutputs, a.checkWallets, a.checkBanks, a.checkIndexes, a.checkPurses, a.checkCampaigns} {
 			if err := step(r); err != nil {
 				return err
 			}
@@ -145,6 +158,15 @@ func (a *Audit) checkWallets(r pebbleReader) error {
 		}
 		b.WalletsFen += w.GetBalanceFen() // Σ balances = Σ outputs, which did not overflow
 		b.Wallets++
+		if w.GetStatus() == statepb.WalletStatus_WALLET_STATUS_FROZEN {
+			b.FrozenWallets++
+			b.FrozenFen += w.GetBalanceFen()
+			a.FrozenWallets++
+			a.FrozenFen += w.GetBalanceFen()
+		}
+		if w.GetKind() == statepb.WalletKind_WALLET_KIND_BANK_RESERVE || w.GetKind() == statepb.WalletKind_WALLET_KIND_BANK_GUARANTEE {
+			b.ReserveFen += w.GetBalanceFen()
+		}
 		a.Wallets++
 		total += w.GetBalanceFen()
 		return true

@@ -22,16 +22,22 @@ func (a *app) auditCmd() *cobra.Command {
 		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(a.auditSupplyCmd())
+	a.addAuditCmds(cmd) // audit_more.go
 	return cmd
 }
 
 type bankSupplyJSON struct {
-	Bank           string `json:"bank"`
-	IssuedFen      uint64 `json:"issued_fen"`
-	ReturnedFen    uint64 `json:"returned_fen"`
-	OutstandingFen uint64 `json:"outstanding_fen"`
-	WalletsFen     uint64 `json:"wallets_fen"`
-	Wallets        uint64 `json:"wallets"`
+	Bank              string `json:"bank"`
+	IssuedFen         uint64 `json:"issued_fen"`
+	ReturnedFen       uint64 `json:"returned_fen"`
+	OutstandingFen    uint64 `json:"outstanding_fen"`
+	WalletsFen        uint64 `json:"wallets_fen"`
+	ReserveFen        uint64 `json:"reserve_fen"`
+	OfflineEscrowFen  uint64 `json:"offline_escrow_fen"`
+	CampaignEscrowFen uint64 `json:"campaign_escrow_fen"`
+	Wallets           uint64 `json:"wallets"`
+	FrozenWallets     uint64 `json:"frozen_wallets"`
+	FrozenFen         uint64 `json:"frozen_fen"`
 }
 
 type auditJSON struct {
@@ -50,6 +56,8 @@ type auditJSON struct {
 	CampaignEscrowFen uint64           `json:"campaign_escrow_fen"`
 	Outputs           uint64           `json:"outputs"`
 	Wallets           uint64           `json:"wallets"`
+	FrozenWallets     uint64           `json:"frozen_wallets"`
+	FrozenFen         uint64           `json:"frozen_fen"`
 	Banks             []bankSupplyJSON `json:"banks"`
 	Note              string           `json:"note,omitempty"`
 
@@ -62,7 +70,9 @@ func (a *app) auditSupplyCmd() *cobra.Command {
 		Short: "Check that issued − returned = unspent + offline escrow + red-packet escrow, per bank",
 		Long: `audit supply has a node recompute the money supply from every output and
 wallet (SPEC §2): total issued − total returned = Σ unspent outputs + Σ offline
-escrow + Σ red-packet escrow, with issuance, returns and wallet balances per bank.
+escrow + Σ red-packet escrow, with per bank: issuance, returns, what its wallets hold (its reserve
+included), its wallets' money in offline purses and in red-packet campaign
+escrow, and its frozen wallets.
 
 It asks a regulator node: --node if given (flag or $DCEP_NODE), else a
 regulator found in the status of the default node or in the dev network's
@@ -77,7 +87,7 @@ Exit status 4 if the invariant does not hold.`,
 			if err != nil {
 				return err
 			}
-			sp, err := cl.Supply(ctx, true, a.reads()...)
+			sp, err := cl.AuditSupply(ctx, a.reads()...)
 			if err != nil {
 				return err
 			}
@@ -166,18 +176,20 @@ func apiURL(addr, like string) string {
 	return scheme + addr
 }
 
-func auditOut(sp *nodepb.SupplyResponse) auditJSON {
-	s := sp.GetSupply()
+func auditOut(sp *nodepb.AuditSupplyResponse) auditJSON {
 	out := auditJSON{
 		Node: sp.GetFreshness().GetNode(), AppliedIndex: sp.GetFreshness().GetAppliedIndex(), LedgerTime: whenJSON(sp.GetFreshness().GetLedgerTimeMs()),
 		InvariantHolds: sp.GetInvariantHolds(), InvariantError: sp.GetInvariantError(),
-		IssuedFen: s.GetIssuedFen(), ReturnedFen: s.GetReturnedFen(), OutstandingFen: sp.GetOutstandingFen(), UnspentFen: sp.GetUnspentFen(),
-		OfflineEscrowFen: s.GetOfflineEscrowFen(), CampaignEscrowFen: s.GetCampaignEscrowFen(), Outputs: sp.GetOutputs(), Wallets: sp.GetWallets(),
+		IssuedFen: sp.GetIssuedFen(), ReturnedFen: sp.GetReturnedFen(), OutstandingFen: sp.GetOutstandingFen(), UnspentFen: sp.GetUnspentFen(),
+		OfflineEscrowFen: sp.GetOfflineEscrowFen(), CampaignEscrowFen: sp.GetCampaignEscrowFen(), Outputs: sp.GetOutputs(), Wallets: sp.GetWallets(),
+		FrozenWallets: sp.GetFrozenWallets(), FrozenFen: sp.GetFrozenFen(),
 		Banks: []bankSupplyJSON{}, ledgerMs: sp.GetFreshness().GetLedgerTimeMs(),
 	}
 	for _, b := range sp.GetBanks() {
 		out.Banks = append(out.Banks, bankSupplyJSON{Bank: b.GetBankId(), IssuedFen: b.GetIssuedFen(), ReturnedFen: b.GetReturnedFen(),
-			OutstandingFen: b.GetIssuedFen() - b.GetReturnedFen(), WalletsFen: b.GetWalletsFen(), Wallets: b.GetWallets()})
+			OutstandingFen: b.GetOutstandingFen(), WalletsFen: b.GetWalletsFen(), ReserveFen: b.GetReserveFen(),
+			OfflineEscrowFen: b.GetOfflineEscrowFen(), CampaignEscrowFen: b.GetCampaignEscrowFen(), Wallets: b.GetWallets(),
+			FrozenWallets: b.GetFrozenWallets(), FrozenFen: b.GetFrozenFen()})
 	}
 	return out
 }
@@ -194,9 +206,10 @@ func writeAudit(w io.Writer, a auditJSON) {
 	fmt.Fprintln(w, "invariant holds: issued − returned = unspent + offline escrow + red-packet escrow")
 	fmt.Fprintf(w, "  %s − %s = %s + %s + %s\n", yuan(a.IssuedFen), yuan(a.ReturnedFen), yuan(a.UnspentFen), yuan(a.OfflineEscrowFen), yuan(a.CampaignEscrowFen))
 	fmt.Fprintf(w, "  outstanding %s in %s across %s\n\n", yuan(a.OutstandingFen), plural(a.Outputs, "output"), plural(a.Wallets, "wallet"))
-	t := newTable("BANK", "ISSUED", "RETURNED", "OUTSTANDING", "IN ITS WALLETS", "WALLETS").alignRight(1, 2, 3, 4, 5)
+	t := newTable("BANK", "ISSUED", "RETURNED", "OUTSTANDING", "IN ITS WALLETS", "OFFLINE ESCROW", "CAMPAIGN ESCROW", "WALLETS", "FROZEN").alignRight(1, 2, 3, 4, 5, 6, 7, 8)
 	for _, b := range a.Banks {
-		t.add(b.Bank, yuan(b.IssuedFen), yuan(b.ReturnedFen), yuan(b.OutstandingFen), yuan(b.WalletsFen), fmt.Sprint(b.Wallets))
+		t.add(b.Bank, yuan(b.IssuedFen), yuan(b.ReturnedFen), yuan(b.OutstandingFen), yuan(b.WalletsFen),
+			yuan(b.OfflineEscrowFen), yuan(b.CampaignEscrowFen), fmt.Sprint(b.Wallets), fmt.Sprint(b.FrozenWallets))
 	}
 	t.write(w)
 }

@@ -350,6 +350,9 @@ func describe(body *statepb.Tx) (kind, summary string) {
 		c := k.ChangeMembership
 		return "change_membership", fmt.Sprintf("%s node %s", strings.ToLower(strings.TrimPrefix(c.GetAction().String(), "MEMBERSHIP_ACTION_")), c.GetNode().GetName())
 	}
+	if kind, summary, ok := describeProgrammable(body); ok {
+		return kind, summary
+	}
 	r := body.ProtoReflect()
 	if f := r.WhichOneof(r.Descriptor().Oneofs().ByName("kind")); f != nil {
 		return string(f.Name()), string(f.Name())

@@ -667,9 +667,12 @@ func (x *ListUnspentRequest) GetRead() *ReadOptions {
 }
 
 type Unspent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Outpoint      *statepb.Outpoint      `protobuf:"bytes,1,opt,name=outpoint,proto3" json:"outpoint,omitempty"`
-	AmountFen     uint64                 `protobuf:"varint,2,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Outpoint  *statepb.Outpoint      `protobuf:"bytes,1,opt,name=outpoint,proto3" json:"outpoint,omitempty"`
+	AmountFen uint64                 `protobuf:"varint,2,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	// campaign_id: a red packet of that campaign (SPEC §5), spendable only at
+	// its eligible merchants inside its spending window.
+	CampaignId    string `protobuf:"bytes,3,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,6 +719,13 @@ func (x *Unspent) GetAmountFen() uint64 {
 		return x.AmountFen
 	}
 	return 0
+}
+
+func (x *Unspent) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
 }
 
 type ListUnspentResponse struct {
@@ -1693,11 +1703,681 @@ func (x *ErrorInfo) GetCode() string {
 	return ""
 }
 
+type GetPurseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PurseId       []byte                 `protobuf:"bytes,1,opt,name=purse_id,json=purseId,proto3" json:"purse_id,omitempty"`
+	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPurseRequest) Reset() {
+	*x = GetPurseRequest{}
+	mi := &file_node_nodepb_api_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPurseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPurseRequest) ProtoMessage() {}
+
+func (x *GetPurseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPurseRequest.ProtoReflect.Descriptor instead.
+func (*GetPurseRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetPurseRequest) GetPurseId() []byte {
+	if x != nil {
+		return x.PurseId
+	}
+	return nil
+}
+
+func (x *GetPurseRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type GetPurseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Purse *statepb.PurseRecord   `protobuf:"bytes,1,opt,name=purse,proto3" json:"purse,omitempty"`
+	// settlements: the payments settled first at each counter, in counter
+	// order (at most 1000).
+	Settlements []*statepb.Settlement `protobuf:"bytes,2,rep,name=settlements,proto3" json:"settlements,omitempty"`
+	// revocation is set if the purse's device is revoked.
+	Revocation    *statepb.Revocation `protobuf:"bytes,3,opt,name=revocation,proto3" json:"revocation,omitempty"`
+	Freshness     *Freshness          `protobuf:"bytes,4,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPurseResponse) Reset() {
+	*x = GetPurseResponse{}
+	mi := &file_node_nodepb_api_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPurseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPurseResponse) ProtoMessage() {}
+
+func (x *GetPurseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPurseResponse.ProtoReflect.Descriptor instead.
+func (*GetPurseResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetPurseResponse) GetPurse() *statepb.PurseRecord {
+	if x != nil {
+		return x.Purse
+	}
+	return nil
+}
+
+func (x *GetPurseResponse) GetSettlements() []*statepb.Settlement {
+	if x != nil {
+		return x.Settlements
+	}
+	return nil
+}
+
+func (x *GetPurseResponse) GetRevocation() *statepb.Revocation {
+	if x != nil {
+		return x.Revocation
+	}
+	return nil
+}
+
+func (x *GetPurseResponse) GetFreshness() *Freshness {
+	if x != nil {
+		return x.Freshness
+	}
+	return nil
+}
+
+type GetSettlementRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PaymentHash   []byte                 `protobuf:"bytes,1,opt,name=payment_hash,json=paymentHash,proto3" json:"payment_hash,omitempty"`
+	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettlementRequest) Reset() {
+	*x = GetSettlementRequest{}
+	mi := &file_node_nodepb_api_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettlementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettlementRequest) ProtoMessage() {}
+
+func (x *GetSettlementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettlementRequest.ProtoReflect.Descriptor instead.
+func (*GetSettlementRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetSettlementRequest) GetPaymentHash() []byte {
+	if x != nil {
+		return x.PaymentHash
+	}
+	return nil
+}
+
+func (x *GetSettlementRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type GetSettlementResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settlement    *statepb.Settlement    `protobuf:"bytes,1,opt,name=settlement,proto3" json:"settlement,omitempty"`
+	Freshness     *Freshness             `protobuf:"bytes,2,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettlementResponse) Reset() {
+	*x = GetSettlementResponse{}
+	mi := &file_node_nodepb_api_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettlementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettlementResponse) ProtoMessage() {}
+
+func (x *GetSettlementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettlementResponse.ProtoReflect.Descriptor instead.
+func (*GetSettlementResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetSettlementResponse) GetSettlement() *statepb.Settlement {
+	if x != nil {
+		return x.Settlement
+	}
+	return nil
+}
+
+func (x *GetSettlementResponse) GetFreshness() *Freshness {
+	if x != nil {
+		return x.Freshness
+	}
+	return nil
+}
+
+type GetOfflineTxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TxId          []byte                 `protobuf:"bytes,1,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
+	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfflineTxRequest) Reset() {
+	*x = GetOfflineTxRequest{}
+	mi := &file_node_nodepb_api_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfflineTxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfflineTxRequest) ProtoMessage() {}
+
+func (x *GetOfflineTxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfflineTxRequest.ProtoReflect.Descriptor instead.
+func (*GetOfflineTxRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetOfflineTxRequest) GetTxId() []byte {
+	if x != nil {
+		return x.TxId
+	}
+	return nil
+}
+
+func (x *GetOfflineTxRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type GetOfflineTxResponse struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Record        *statepb.OfflineTxRecord `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Freshness     *Freshness               `protobuf:"bytes,2,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfflineTxResponse) Reset() {
+	*x = GetOfflineTxResponse{}
+	mi := &file_node_nodepb_api_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfflineTxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfflineTxResponse) ProtoMessage() {}
+
+func (x *GetOfflineTxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfflineTxResponse.ProtoReflect.Descriptor instead.
+func (*GetOfflineTxResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetOfflineTxResponse) GetRecord() *statepb.OfflineTxRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *GetOfflineTxResponse) GetFreshness() *Freshness {
+	if x != nil {
+		return x.Freshness
+	}
+	return nil
+}
+
+type ListIncidentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// after: incidents with ids above this one.
+	After         uint64       `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         uint32       `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Read          *ReadOptions `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIncidentsRequest) Reset() {
+	*x = ListIncidentsRequest{}
+	mi := &file_node_nodepb_api_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIncidentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIncidentsRequest) ProtoMessage() {}
+
+func (x *ListIncidentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIncidentsRequest.ProtoReflect.Descriptor instead.
+func (*ListIncidentsRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListIncidentsRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ListIncidentsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListIncidentsRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type ListIncidentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Incidents     []*statepb.Incident    `protobuf:"bytes,1,rep,name=incidents,proto3" json:"incidents,omitempty"`
+	Freshness     *Freshness             `protobuf:"bytes,2,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIncidentsResponse) Reset() {
+	*x = ListIncidentsResponse{}
+	mi := &file_node_nodepb_api_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIncidentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIncidentsResponse) ProtoMessage() {}
+
+func (x *ListIncidentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIncidentsResponse.ProtoReflect.Descriptor instead.
+func (*ListIncidentsResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListIncidentsResponse) GetIncidents() []*statepb.Incident {
+	if x != nil {
+		return x.Incidents
+	}
+	return nil
+}
+
+func (x *ListIncidentsResponse) GetFreshness() *Freshness {
+	if x != nil {
+		return x.Freshness
+	}
+	return nil
+}
+
+type ListRevocationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// after: revocations with indexes above this one.
+	After         uint64       `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         uint32       `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Read          *ReadOptions `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevocationsRequest) Reset() {
+	*x = ListRevocationsRequest{}
+	mi := &file_node_nodepb_api_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevocationsRequest) ProtoMessage() {}
+
+func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevocationsRequest.ProtoReflect.Descriptor instead.
+func (*ListRevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListRevocationsRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ListRevocationsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListRevocationsRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type ListRevocationsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Revocations []*statepb.Revocation  `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	// total is the number of revocations on the ledger (the last index).
+	Total         uint64     `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	Freshness     *Freshness `protobuf:"bytes,3,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevocationsResponse) Reset() {
+	*x = ListRevocationsResponse{}
+	mi := &file_node_nodepb_api_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevocationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevocationsResponse) ProtoMessage() {}
+
+func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevocationsResponse.ProtoReflect.Descriptor instead.
+func (*ListRevocationsResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListRevocationsResponse) GetRevocations() []*statepb.Revocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+func (x *ListRevocationsResponse) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ListRevocationsResponse) GetFreshness() *Freshness {
+	if x != nil {
+		return x.Freshness
+	}
+	return nil
+}
+
+type GetOfflineDebtRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WalletId      string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
+	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfflineDebtRequest) Reset() {
+	*x = GetOfflineDebtRequest{}
+	mi := &file_node_nodepb_api_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfflineDebtRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfflineDebtRequest) ProtoMessage() {}
+
+func (x *GetOfflineDebtRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfflineDebtRequest.ProtoReflect.Descriptor instead.
+func (*GetOfflineDebtRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetOfflineDebtRequest) GetWalletId() string {
+	if x != nil {
+		return x.WalletId
+	}
+	return ""
+}
+
+func (x *GetOfflineDebtRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type GetOfflineDebtResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Debt          *statepb.OfflineDebt   `protobuf:"bytes,1,opt,name=debt,proto3" json:"debt,omitempty"`
+	Freshness     *Freshness             `protobuf:"bytes,2,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOfflineDebtResponse) Reset() {
+	*x = GetOfflineDebtResponse{}
+	mi := &file_node_nodepb_api_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOfflineDebtResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOfflineDebtResponse) ProtoMessage() {}
+
+func (x *GetOfflineDebtResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOfflineDebtResponse.ProtoReflect.Descriptor instead.
+func (*GetOfflineDebtResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetOfflineDebtResponse) GetDebt() *statepb.OfflineDebt {
+	if x != nil {
+		return x.Debt
+	}
+	return nil
+}
+
+func (x *GetOfflineDebtResponse) GetFreshness() *Freshness {
+	if x != nil {
+		return x.Freshness
+	}
+	return nil
+}
+
 var File_node_nodepb_api_proto protoreflect.FileDescriptor
 
 const file_node_nodepb_api_proto_rawDesc = "" +
 	"\n" +
-	"\x15node/nodepb/api.proto\x12\fdcep.node.v1\x1a\x1bstate/statepb/genesis.proto\x1a\x19state/statepb/store.proto\x1a\x16state/statepb/tx.proto\"1\n" +
+	"\x15node/nodepb/api.proto\x12\fdcep.node.v1\x1a\x1bstate/statepb/genesis.proto\x1a\x1bstate/statepb/offline.proto\x1a\x19state/statepb/store.proto\x1a\x16state/statepb/tx.proto\"1\n" +
 	"\vReadOptions\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\"\xd9\x01\n" +
 	"\tFreshness\x12#\n" +
@@ -1737,11 +2417,13 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12-\n" +
 	"\x05after\x18\x02 \x01(\v2\x17.dcep.state.v1.OutpointR\x05after\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12-\n" +
-	"\x04read\x18\x04 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"]\n" +
+	"\x04read\x18\x04 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"~\n" +
 	"\aUnspent\x123\n" +
 	"\boutpoint\x18\x01 \x01(\v2\x17.dcep.state.v1.OutpointR\boutpoint\x12\x1d\n" +
 	"\n" +
-	"amount_fen\x18\x02 \x01(\x04R\tamountFen\"}\n" +
+	"amount_fen\x18\x02 \x01(\x04R\tamountFen\x12\x1f\n" +
+	"\vcampaign_id\x18\x03 \x01(\tR\n" +
+	"campaignId\"}\n" +
 	"\x13ListUnspentResponse\x12/\n" +
 	"\aunspent\x18\x01 \x03(\v2\x15.dcep.node.v1.UnspentR\aunspent\x125\n" +
 	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"\x8a\x01\n" +
@@ -1823,7 +2505,53 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\n" +
 	"from_index\x18\x01 \x01(\x04R\tfromIndex\"\x1f\n" +
 	"\tErrorInfo\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code2\xac\x06\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"[\n" +
+	"\x0fGetPurseRequest\x12\x19\n" +
+	"\bpurse_id\x18\x01 \x01(\fR\apurseId\x12-\n" +
+	"\x04read\x18\x02 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\xf3\x01\n" +
+	"\x10GetPurseResponse\x120\n" +
+	"\x05purse\x18\x01 \x01(\v2\x1a.dcep.state.v1.PurseRecordR\x05purse\x12;\n" +
+	"\vsettlements\x18\x02 \x03(\v2\x19.dcep.state.v1.SettlementR\vsettlements\x129\n" +
+	"\n" +
+	"revocation\x18\x03 \x01(\v2\x19.dcep.state.v1.RevocationR\n" +
+	"revocation\x125\n" +
+	"\tfreshness\x18\x04 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"h\n" +
+	"\x14GetSettlementRequest\x12!\n" +
+	"\fpayment_hash\x18\x01 \x01(\fR\vpaymentHash\x12-\n" +
+	"\x04read\x18\x02 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\x89\x01\n" +
+	"\x15GetSettlementResponse\x129\n" +
+	"\n" +
+	"settlement\x18\x01 \x01(\v2\x19.dcep.state.v1.SettlementR\n" +
+	"settlement\x125\n" +
+	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"Y\n" +
+	"\x13GetOfflineTxRequest\x12\x13\n" +
+	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12-\n" +
+	"\x04read\x18\x02 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\x85\x01\n" +
+	"\x14GetOfflineTxResponse\x126\n" +
+	"\x06record\x18\x01 \x01(\v2\x1e.dcep.state.v1.OfflineTxRecordR\x06record\x125\n" +
+	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"q\n" +
+	"\x14ListIncidentsRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12-\n" +
+	"\x04read\x18\x03 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\x85\x01\n" +
+	"\x15ListIncidentsResponse\x125\n" +
+	"\tincidents\x18\x01 \x03(\v2\x17.dcep.state.v1.IncidentR\tincidents\x125\n" +
+	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"s\n" +
+	"\x16ListRevocationsRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12-\n" +
+	"\x04read\x18\x03 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\xa3\x01\n" +
+	"\x17ListRevocationsResponse\x12;\n" +
+	"\vrevocations\x18\x01 \x03(\v2\x19.dcep.state.v1.RevocationR\vrevocations\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x04R\x05total\x125\n" +
+	"\tfreshness\x18\x03 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"c\n" +
+	"\x15GetOfflineDebtRequest\x12\x1b\n" +
+	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12-\n" +
+	"\x04read\x18\x02 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\x7f\n" +
+	"\x16GetOfflineDebtResponse\x12.\n" +
+	"\x04debt\x18\x01 \x01(\v2\x1a.dcep.state.v1.OfflineDebtR\x04debt\x125\n" +
+	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness2\xdd\n" +
+	"\n" +
 	"\rLedgerService\x12C\n" +
 	"\x06Submit\x12\x1b.dcep.node.v1.SubmitRequest\x1a\x1c.dcep.node.v1.SubmitResponse\x12E\n" +
 	"\x05GetTx\x12\x1a.dcep.node.v1.GetTxRequest\x1a\x1b.dcep.node.v1.GetTxResponse\"\x03\x90\x02\x01\x12Q\n" +
@@ -1835,7 +2563,13 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\x06Status\x12\x1b.dcep.node.v1.StatusRequest\x1a\x1c.dcep.node.v1.StatusResponse\"\x03\x90\x02\x01\x12T\n" +
 	"\n" +
 	"GetGenesis\x12\x1f.dcep.node.v1.GetGenesisRequest\x1a .dcep.node.v1.GetGenesisResponse\"\x03\x90\x02\x01\x12S\n" +
-	"\x0eStreamOutcomes\x12#.dcep.node.v1.StreamOutcomesRequest\x1a\x1a.dcep.state.v1.BlockRecord0\x01B\"Z github.com/dcep/dcep/node/nodepbb\x06proto3"
+	"\x0eStreamOutcomes\x12#.dcep.node.v1.StreamOutcomesRequest\x1a\x1a.dcep.state.v1.BlockRecord0\x01\x12N\n" +
+	"\bGetPurse\x12\x1d.dcep.node.v1.GetPurseRequest\x1a\x1e.dcep.node.v1.GetPurseResponse\"\x03\x90\x02\x01\x12]\n" +
+	"\rGetSettlement\x12\".dcep.node.v1.GetSettlementRequest\x1a#.dcep.node.v1.GetSettlementResponse\"\x03\x90\x02\x01\x12Z\n" +
+	"\fGetOfflineTx\x12!.dcep.node.v1.GetOfflineTxRequest\x1a\".dcep.node.v1.GetOfflineTxResponse\"\x03\x90\x02\x01\x12]\n" +
+	"\rListIncidents\x12\".dcep.node.v1.ListIncidentsRequest\x1a#.dcep.node.v1.ListIncidentsResponse\"\x03\x90\x02\x01\x12c\n" +
+	"\x0fListRevocations\x12$.dcep.node.v1.ListRevocationsRequest\x1a%.dcep.node.v1.ListRevocationsResponse\"\x03\x90\x02\x01\x12`\n" +
+	"\x0eGetOfflineDebt\x12#.dcep.node.v1.GetOfflineDebtRequest\x1a$.dcep.node.v1.GetOfflineDebtResponse\"\x03\x90\x02\x01B\"Z github.com/dcep/dcep/node/nodepbb\x06proto3"
 
 var (
 	file_node_nodepb_api_proto_rawDescOnce sync.Once
@@ -1849,101 +2583,151 @@ func file_node_nodepb_api_proto_rawDescGZIP() []byte {
 	return file_node_nodepb_api_proto_rawDescData
 }
 
-var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_node_nodepb_api_proto_goTypes = []any{
-	(*ReadOptions)(nil),           // 0: dcep.node.v1.ReadOptions
-	(*Freshness)(nil),             // 1: dcep.node.v1.Freshness
-	(*SubmitRequest)(nil),         // 2: dcep.node.v1.SubmitRequest
-	(*SubmitResponse)(nil),        // 3: dcep.node.v1.SubmitResponse
-	(*GetTxRequest)(nil),          // 4: dcep.node.v1.GetTxRequest
-	(*GetTxResponse)(nil),         // 5: dcep.node.v1.GetTxResponse
-	(*GetWalletRequest)(nil),      // 6: dcep.node.v1.GetWalletRequest
-	(*GetWalletResponse)(nil),     // 7: dcep.node.v1.GetWalletResponse
-	(*ListWalletsRequest)(nil),    // 8: dcep.node.v1.ListWalletsRequest
-	(*ListWalletsResponse)(nil),   // 9: dcep.node.v1.ListWalletsResponse
-	(*ListUnspentRequest)(nil),    // 10: dcep.node.v1.ListUnspentRequest
-	(*Unspent)(nil),               // 11: dcep.node.v1.Unspent
-	(*ListUnspentResponse)(nil),   // 12: dcep.node.v1.ListUnspentResponse
-	(*HistoryRequest)(nil),        // 13: dcep.node.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 14: dcep.node.v1.HistoryResponse
-	(*SupplyRequest)(nil),         // 15: dcep.node.v1.SupplyRequest
-	(*BankSupply)(nil),            // 16: dcep.node.v1.BankSupply
-	(*SupplyResponse)(nil),        // 17: dcep.node.v1.SupplyResponse
-	(*StatusRequest)(nil),         // 18: dcep.node.v1.StatusRequest
-	(*NodeStatus)(nil),            // 19: dcep.node.v1.NodeStatus
-	(*PeerStatus)(nil),            // 20: dcep.node.v1.PeerStatus
-	(*StatusResponse)(nil),        // 21: dcep.node.v1.StatusResponse
-	(*GetGenesisRequest)(nil),     // 22: dcep.node.v1.GetGenesisRequest
-	(*GetGenesisResponse)(nil),    // 23: dcep.node.v1.GetGenesisResponse
-	(*StreamOutcomesRequest)(nil), // 24: dcep.node.v1.StreamOutcomesRequest
-	(*ErrorInfo)(nil),             // 25: dcep.node.v1.ErrorInfo
-	(*statepb.TxResult)(nil),      // 26: dcep.state.v1.TxResult
-	(*statepb.SignedTx)(nil),      // 27: dcep.state.v1.SignedTx
-	(*statepb.Tx)(nil),            // 28: dcep.state.v1.Tx
-	(*statepb.WalletRecord)(nil),  // 29: dcep.state.v1.WalletRecord
-	(*statepb.Outpoint)(nil),      // 30: dcep.state.v1.Outpoint
-	(*statepb.HistoryEntry)(nil),  // 31: dcep.state.v1.HistoryEntry
-	(*statepb.Supply)(nil),        // 32: dcep.state.v1.Supply
-	(statepb.NodeRole)(0),         // 33: dcep.state.v1.NodeRole
-	(*statepb.Genesis)(nil),       // 34: dcep.state.v1.Genesis
-	(*statepb.BlockRecord)(nil),   // 35: dcep.state.v1.BlockRecord
+	(*ReadOptions)(nil),             // 0: dcep.node.v1.ReadOptions
+	(*Freshness)(nil),               // 1: dcep.node.v1.Freshness
+	(*SubmitRequest)(nil),           // 2: dcep.node.v1.SubmitRequest
+	(*SubmitResponse)(nil),          // 3: dcep.node.v1.SubmitResponse
+	(*GetTxRequest)(nil),            // 4: dcep.node.v1.GetTxRequest
+	(*GetTxResponse)(nil),           // 5: dcep.node.v1.GetTxResponse
+	(*GetWalletRequest)(nil),        // 6: dcep.node.v1.GetWalletRequest
+	(*GetWalletResponse)(nil),       // 7: dcep.node.v1.GetWalletResponse
+	(*ListWalletsRequest)(nil),      // 8: dcep.node.v1.ListWalletsRequest
+	(*ListWalletsResponse)(nil),     // 9: dcep.node.v1.ListWalletsResponse
+	(*ListUnspentRequest)(nil),      // 10: dcep.node.v1.ListUnspentRequest
+	(*Unspent)(nil),                 // 11: dcep.node.v1.Unspent
+	(*ListUnspentResponse)(nil),     // 12: dcep.node.v1.ListUnspentResponse
+	(*HistoryRequest)(nil),          // 13: dcep.node.v1.HistoryRequest
+	(*HistoryResponse)(nil),         // 14: dcep.node.v1.HistoryResponse
+	(*SupplyRequest)(nil),           // 15: dcep.node.v1.SupplyRequest
+	(*BankSupply)(nil),              // 16: dcep.node.v1.BankSupply
+	(*SupplyResponse)(nil),          // 17: dcep.node.v1.SupplyResponse
+	(*StatusRequest)(nil),           // 18: dcep.node.v1.StatusRequest
+	(*NodeStatus)(nil),              // 19: dcep.node.v1.NodeStatus
+	(*PeerStatus)(nil),              // 20: dcep.node.v1.PeerStatus
+	(*StatusResponse)(nil),          // 21: dcep.node.v1.StatusResponse
+	(*GetGenesisRequest)(nil),       // 22: dcep.node.v1.GetGenesisRequest
+	(*GetGenesisResponse)(nil),      // 23: dcep.node.v1.GetGenesisResponse
+	(*StreamOutcomesRequest)(nil),   // 24: dcep.node.v1.StreamOutcomesRequest
+	(*ErrorInfo)(nil),               // 25: dcep.node.v1.ErrorInfo
+	(*GetPurseRequest)(nil),         // 26: dcep.node.v1.GetPurseRequest
+	(*GetPurseResponse)(nil),        // 27: dcep.node.v1.GetPurseResponse
+	(*GetSettlementRequest)(nil),    // 28: dcep.node.v1.GetSettlementRequest
+	(*GetSettlementResponse)(nil),   // 29: dcep.node.v1.GetSettlementResponse
+	(*GetOfflineTxRequest)(nil),     // 30: dcep.node.v1.GetOfflineTxRequest
+	(*GetOfflineTxResponse)(nil),    // 31: dcep.node.v1.GetOfflineTxResponse
+	(*ListIncidentsRequest)(nil),    // 32: dcep.node.v1.ListIncidentsRequest
+	(*ListIncidentsResponse)(nil),   // 33: dcep.node.v1.ListIncidentsResponse
+	(*ListRevocationsRequest)(nil),  // 34: dcep.node.v1.ListRevocationsRequest
+	(*ListRevocationsResponse)(nil), // 35: dcep.node.v1.ListRevocationsResponse
+	(*GetOfflineDebtRequest)(nil),   // 36: dcep.node.v1.GetOfflineDebtRequest
+	(*GetOfflineDebtResponse)(nil),  // 37: dcep.node.v1.GetOfflineDebtResponse
+	(*statepb.TxResult)(nil),        // 38: dcep.state.v1.TxResult
+	(*statepb.SignedTx)(nil),        // 39: dcep.state.v1.SignedTx
+	(*statepb.Tx)(nil),              // 40: dcep.state.v1.Tx
+	(*statepb.WalletRecord)(nil),    // 41: dcep.state.v1.WalletRecord
+	(*statepb.Outpoint)(nil),        // 42: dcep.state.v1.Outpoint
+	(*statepb.HistoryEntry)(nil),    // 43: dcep.state.v1.HistoryEntry
+	(*statepb.Supply)(nil),          // 44: dcep.state.v1.Supply
+	(statepb.NodeRole)(0),           // 45: dcep.state.v1.NodeRole
+	(*statepb.Genesis)(nil),         // 46: dcep.state.v1.Genesis
+	(*statepb.PurseRecord)(nil),     // 47: dcep.state.v1.PurseRecord
+	(*statepb.Settlement)(nil),      // 48: dcep.state.v1.Settlement
+	(*statepb.Revocation)(nil),      // 49: dcep.state.v1.Revocation
+	(*statepb.OfflineTxRecord)(nil), // 50: dcep.state.v1.OfflineTxRecord
+	(*statepb.Incident)(nil),        // 51: dcep.state.v1.Incident
+	(*statepb.OfflineDebt)(nil),     // 52: dcep.state.v1.OfflineDebt
+	(*statepb.BlockRecord)(nil),     // 53: dcep.state.v1.BlockRecord
 }
 var file_node_nodepb_api_proto_depIdxs = []int32{
-	26, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
+	38, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
 	0,  // 1: dcep.node.v1.GetTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	27, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
-	28, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
-	26, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
+	39, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
+	40, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
+	38, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
 	1,  // 5: dcep.node.v1.GetTxResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 6: dcep.node.v1.GetWalletRequest.read:type_name -> dcep.node.v1.ReadOptions
-	29, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
+	41, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
 	1,  // 8: dcep.node.v1.GetWalletResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 9: dcep.node.v1.ListWalletsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	29, // 10: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
+	41, // 10: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
 	1,  // 11: dcep.node.v1.ListWalletsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	30, // 12: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
+	42, // 12: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
 	0,  // 13: dcep.node.v1.ListUnspentRequest.read:type_name -> dcep.node.v1.ReadOptions
-	30, // 14: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
+	42, // 14: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
 	11, // 15: dcep.node.v1.ListUnspentResponse.unspent:type_name -> dcep.node.v1.Unspent
 	1,  // 16: dcep.node.v1.ListUnspentResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 17: dcep.node.v1.HistoryRequest.read:type_name -> dcep.node.v1.ReadOptions
-	31, // 18: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
+	43, // 18: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
 	1,  // 19: dcep.node.v1.HistoryResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 20: dcep.node.v1.SupplyRequest.read:type_name -> dcep.node.v1.ReadOptions
-	32, // 21: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
+	44, // 21: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
 	16, // 22: dcep.node.v1.SupplyResponse.banks:type_name -> dcep.node.v1.BankSupply
 	1,  // 23: dcep.node.v1.SupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
-	33, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
-	33, // 25: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
+	45, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
+	45, // 25: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
 	19, // 26: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
 	19, // 27: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
 	20, // 28: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
-	34, // 29: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
-	2,  // 30: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
-	4,  // 31: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
-	6,  // 32: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
-	8,  // 33: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
-	10, // 34: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
-	13, // 35: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
-	15, // 36: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
-	18, // 37: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
-	22, // 38: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
-	24, // 39: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
-	3,  // 40: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
-	5,  // 41: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
-	7,  // 42: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
-	9,  // 43: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
-	12, // 44: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
-	14, // 45: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
-	17, // 46: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
-	21, // 47: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
-	23, // 48: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
-	35, // 49: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	46, // 29: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
+	0,  // 30: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
+	47, // 31: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
+	48, // 32: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
+	49, // 33: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
+	1,  // 34: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 35: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
+	48, // 36: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
+	1,  // 37: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 38: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
+	50, // 39: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
+	1,  // 40: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 41: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	51, // 42: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
+	1,  // 43: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 44: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	49, // 45: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
+	1,  // 46: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 47: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
+	52, // 48: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
+	1,  // 49: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
+	2,  // 50: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
+	4,  // 51: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
+	6,  // 52: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
+	8,  // 53: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
+	10, // 54: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
+	13, // 55: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
+	15, // 56: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
+	18, // 57: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
+	22, // 58: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
+	24, // 59: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
+	26, // 60: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
+	28, // 61: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
+	30, // 62: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
+	32, // 63: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
+	34, // 64: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
+	36, // 65: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
+	3,  // 66: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
+	5,  // 67: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
+	7,  // 68: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
+	9,  // 69: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
+	12, // 70: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
+	14, // 71: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
+	17, // 72: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
+	21, // 73: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
+	23, // 74: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
+	53, // 75: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
+	27, // 76: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
+	29, // 77: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
+	31, // 78: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
+	33, // 79: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
+	35, // 80: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
+	37, // 81: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
+	66, // [66:82] is the sub-list for method output_type
+	50, // [50:66] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_node_nodepb_api_proto_init() }
@@ -1957,7 +2741,7 @@ func file_node_nodepb_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_nodepb_api_proto_rawDesc), len(file_node_nodepb_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

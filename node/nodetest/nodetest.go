@@ -38,6 +38,7 @@ type Cluster struct {
 	Names   []string
 
 	tweak func(*node.Config)
+	now   func() time.Time
 
 	mu    sync.Mutex
 	nodes map[string]*node.Node
@@ -51,6 +52,13 @@ type Options struct {
 	Tweak func(*node.Config)
 	// Logs: write node logs to stderr (default: discard).
 	Logs bool
+	// Genesis, if set, adjusts the genesis before it is hashed (e.g. the
+	// offline policy: statetest.Net.EnableOffline).
+	Genesis func(*statepb.Genesis)
+	// Now, if set, is the clock in-process nodes (Start) stamp ledger time
+	// from (node.Options.Now), so tests can move ledger time forward.
+	// Nodes run as processes (StartProcess) use the real clock.
+	Now func() time.Time
 }
 
 // New builds genesis, keys and configs for a network of voters (named
@@ -75,6 +83,9 @@ func New(t testing.TB, o Options) *Cluster {
 		members = append(members, c.addConfig(name, role, o.Tweak))
 	}
 	n.Genesis.Nodes = members
+	if o.Genesis != nil {
+		o.Genesis(n.Genesis)
+	}
 	h, err := state.GenesisHash(n.Genesis)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +96,7 @@ func New(t testing.TB, o Options) *Cluster {
 		c.StopAll()
 	})
 	c.tweak = o.Tweak
+	c.now = o.Now
 	return c
 }
 
@@ -154,7 +166,7 @@ func (c *Cluster) Start(name string) *node.Node {
 	if os.Getenv("DCEP_TEST_LOGS") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	nd, err := node.Start(c.Configs[name], node.Options{Key: c.Key(name), Genesis: c.Net.Genesis, Logger: log})
+	nd, err := node.Start(c.Configs[name], node.Options{Key: c.Key(name), Genesis: c.Net.Genesis, Logger: log, Now: c.now})
 	if err != nil {
 		c.T.Fatalf("start %s: %v", name, err)
 	}

@@ -77,105 +77,229 @@ const (
 	Code_CODE_MEMBER_EXISTS           Code = 70
 	Code_CODE_MEMBER_NOT_FOUND        Code = 71
 	Code_CODE_MEMBER_LAST_VOTER       Code = 72
+	// 80–99: dual offline payments (SPEC §4; docs/offline.md), recorded
+	// unless docs/errors.md says otherwise. A payee device refusing a payment
+	// offline gives the same codes (state/offline).
+	Code_CODE_CERT_INVALID              Code = 80
+	Code_CODE_CERT_FOREIGN_BANK         Code = 81
+	Code_CODE_CERT_EXPIRED              Code = 82
+	Code_CODE_PURSE_LIMIT               Code = 83
+	Code_CODE_DEVICE_REVOKED            Code = 84
+	Code_CODE_PAYMENT_MALFORMED         Code = 85
+	Code_CODE_PAYMENT_SIGNATURE_INVALID Code = 86
+	Code_CODE_PAYMENT_WRONG_PAYEE       Code = 87
+	Code_CODE_PAYMENT_NONCE_MISMATCH    Code = 88
+	Code_CODE_PAYMENT_AMOUNT_MISMATCH   Code = 89
+	Code_CODE_PAYMENT_OVER_CAP          Code = 90
+	Code_CODE_PAYMENT_OVER_COUNT        Code = 91
+	Code_CODE_PAYMENT_REPLAYED          Code = 92
+	Code_CODE_PURSE_NOT_FOUND           Code = 93
+	Code_CODE_PURSE_EXISTS              Code = 94
+	Code_CODE_PURSE_CLOSED              Code = 95
+	Code_CODE_PURSE_CLOSE_INVALID       Code = 96
+	// 100–129: programmable money (SPEC §5), recorded.
+	Code_CODE_CAMPAIGN_EXISTS                Code = 100
+	Code_CODE_CAMPAIGN_NOT_FOUND             Code = 101
+	Code_CODE_CAMPAIGN_TOO_LATE              Code = 102
+	Code_CODE_CAMPAIGN_MERCHANTS_CLOSED      Code = 103
+	Code_CODE_ENROLMENT_CLOSED               Code = 104
+	Code_CODE_ALREADY_ENROLLED               Code = 105
+	Code_CODE_DRAW_TOO_EARLY                 Code = 106
+	Code_CODE_DRAW_TOO_LATE                  Code = 107
+	Code_CODE_DRAW_SEED_MISMATCH             Code = 108
+	Code_CODE_ALREADY_DRAWN                  Code = 109
+	Code_CODE_RED_PACKET_NOT_MERCHANT        Code = 110
+	Code_CODE_RED_PACKET_MERCHANT_INELIGIBLE Code = 111
+	Code_CODE_RED_PACKET_OUTSIDE_WINDOW      Code = 112
+	Code_CODE_RED_PACKET_MIXED               Code = 113
+	Code_CODE_PAYMENT_NOT_FOUND              Code = 114
+	Code_CODE_REFUND_EXCEEDS_PAYMENT         Code = 115
+	Code_CODE_REFUND_TOO_MANY                Code = 116
+	Code_CODE_SUBWALLET_NOT_PUSHED           Code = 117
+	Code_CODE_SUBWALLET_WRONG_PLATFORM       Code = 118
+	Code_CODE_SUBWALLET_REVOKED              Code = 119
+	Code_CODE_SUBWALLET_EXPIRED              Code = 120
+	Code_CODE_SUBWALLET_LIMIT_PAYMENT        Code = 121
+	Code_CODE_SUBWALLET_LIMIT_DAILY          Code = 122
 )
 
 // Enum value maps for Code.
 var (
 	Code_name = map[int32]string{
-		0:  "CODE_UNSPECIFIED",
-		1:  "CODE_OK",
-		10: "CODE_TX_TOO_LARGE",
-		11: "CODE_TX_MALFORMED",
-		12: "CODE_TX_UNKNOWN_FIELDS",
-		13: "CODE_VERSION_UNSUPPORTED",
-		14: "CODE_CHAIN_ID_MISMATCH",
-		15: "CODE_KIND_MISSING",
-		20: "CODE_MEMO_TOO_LONG",
-		21: "CODE_TOO_MANY_INPUTS",
-		22: "CODE_TOO_MANY_OUTPUTS",
-		23: "CODE_NO_INPUTS",
-		24: "CODE_NO_OUTPUTS",
-		25: "CODE_DUPLICATE_INPUT",
-		26: "CODE_AMOUNT_ZERO",
-		27: "CODE_AMOUNT_OVERFLOW",
-		28: "CODE_INVALID_FIELD",
-		30: "CODE_SIGNATURE_COUNT",
-		31: "CODE_SIGNATURE_MALFORMED",
-		32: "CODE_SIGNATURE_INVALID",
-		33: "CODE_SIGNER_UNAUTHORIZED",
-		34: "CODE_BANK_NOT_FOUND",
-		35: "CODE_WALLET_NOT_FOUND",
-		40: "CODE_WALLET_EXISTS",
-		41: "CODE_WALLET_FROZEN",
-		42: "CODE_WALLET_CLOSED",
-		43: "CODE_WALLET_NOT_FROZEN",
-		44: "CODE_WALLET_NOT_EMPTY",
-		45: "CODE_WALLET_KIND_NOT_ALLOWED",
-		46: "CODE_PAYEE_NOT_FOUND",
-		47: "CODE_PAYEE_FROZEN",
-		48: "CODE_PAYEE_CLOSED",
-		49: "CODE_PAYEE_WRONG_BANK",
-		50: "CODE_INPUT_NOT_FOUND",
-		51: "CODE_INPUT_SPENT",
-		52: "CODE_INPUT_NOT_OWNED",
-		53: "CODE_INSUFFICIENT_INPUTS",
-		54: "CODE_INPUT_RESTRICTED",
-		60: "CODE_LIMIT_PAYMENT",
-		61: "CODE_LIMIT_DAILY",
-		62: "CODE_LIMIT_YEARLY",
-		63: "CODE_LIMIT_BALANCE",
-		64: "CODE_LIMIT_ABOVE_TIER",
-		70: "CODE_MEMBER_EXISTS",
-		71: "CODE_MEMBER_NOT_FOUND",
-		72: "CODE_MEMBER_LAST_VOTER",
+		0:   "CODE_UNSPECIFIED",
+		1:   "CODE_OK",
+		10:  "CODE_TX_TOO_LARGE",
+		11:  "CODE_TX_MALFORMED",
+		12:  "CODE_TX_UNKNOWN_FIELDS",
+		13:  "CODE_VERSION_UNSUPPORTED",
+		14:  "CODE_CHAIN_ID_MISMATCH",
+		15:  "CODE_KIND_MISSING",
+		20:  "CODE_MEMO_TOO_LONG",
+		21:  "CODE_TOO_MANY_INPUTS",
+		22:  "CODE_TOO_MANY_OUTPUTS",
+		23:  "CODE_NO_INPUTS",
+		24:  "CODE_NO_OUTPUTS",
+		25:  "CODE_DUPLICATE_INPUT",
+		26:  "CODE_AMOUNT_ZERO",
+		27:  "CODE_AMOUNT_OVERFLOW",
+		28:  "CODE_INVALID_FIELD",
+		30:  "CODE_SIGNATURE_COUNT",
+		31:  "CODE_SIGNATURE_MALFORMED",
+		32:  "CODE_SIGNATURE_INVALID",
+		33:  "CODE_SIGNER_UNAUTHORIZED",
+		34:  "CODE_BANK_NOT_FOUND",
+		35:  "CODE_WALLET_NOT_FOUND",
+		40:  "CODE_WALLET_EXISTS",
+		41:  "CODE_WALLET_FROZEN",
+		42:  "CODE_WALLET_CLOSED",
+		43:  "CODE_WALLET_NOT_FROZEN",
+		44:  "CODE_WALLET_NOT_EMPTY",
+		45:  "CODE_WALLET_KIND_NOT_ALLOWED",
+		46:  "CODE_PAYEE_NOT_FOUND",
+		47:  "CODE_PAYEE_FROZEN",
+		48:  "CODE_PAYEE_CLOSED",
+		49:  "CODE_PAYEE_WRONG_BANK",
+		50:  "CODE_INPUT_NOT_FOUND",
+		51:  "CODE_INPUT_SPENT",
+		52:  "CODE_INPUT_NOT_OWNED",
+		53:  "CODE_INSUFFICIENT_INPUTS",
+		54:  "CODE_INPUT_RESTRICTED",
+		60:  "CODE_LIMIT_PAYMENT",
+		61:  "CODE_LIMIT_DAILY",
+		62:  "CODE_LIMIT_YEARLY",
+		63:  "CODE_LIMIT_BALANCE",
+		64:  "CODE_LIMIT_ABOVE_TIER",
+		70:  "CODE_MEMBER_EXISTS",
+		71:  "CODE_MEMBER_NOT_FOUND",
+		72:  "CODE_MEMBER_LAST_VOTER",
+		80:  "CODE_CERT_INVALID",
+		81:  "CODE_CERT_FOREIGN_BANK",
+		82:  "CODE_CERT_EXPIRED",
+		83:  "CODE_PURSE_LIMIT",
+		84:  "CODE_DEVICE_REVOKED",
+		85:  "CODE_PAYMENT_MALFORMED",
+		86:  "CODE_PAYMENT_SIGNATURE_INVALID",
+		87:  "CODE_PAYMENT_WRONG_PAYEE",
+		88:  "CODE_PAYMENT_NONCE_MISMATCH",
+		89:  "CODE_PAYMENT_AMOUNT_MISMATCH",
+		90:  "CODE_PAYMENT_OVER_CAP",
+		91:  "CODE_PAYMENT_OVER_COUNT",
+		92:  "CODE_PAYMENT_REPLAYED",
+		93:  "CODE_PURSE_NOT_FOUND",
+		94:  "CODE_PURSE_EXISTS",
+		95:  "CODE_PURSE_CLOSED",
+		96:  "CODE_PURSE_CLOSE_INVALID",
+		100: "CODE_CAMPAIGN_EXISTS",
+		101: "CODE_CAMPAIGN_NOT_FOUND",
+		102: "CODE_CAMPAIGN_TOO_LATE",
+		103: "CODE_CAMPAIGN_MERCHANTS_CLOSED",
+		104: "CODE_ENROLMENT_CLOSED",
+		105: "CODE_ALREADY_ENROLLED",
+		106: "CODE_DRAW_TOO_EARLY",
+		107: "CODE_DRAW_TOO_LATE",
+		108: "CODE_DRAW_SEED_MISMATCH",
+		109: "CODE_ALREADY_DRAWN",
+		110: "CODE_RED_PACKET_NOT_MERCHANT",
+		111: "CODE_RED_PACKET_MERCHANT_INELIGIBLE",
+		112: "CODE_RED_PACKET_OUTSIDE_WINDOW",
+		113: "CODE_RED_PACKET_MIXED",
+		114: "CODE_PAYMENT_NOT_FOUND",
+		115: "CODE_REFUND_EXCEEDS_PAYMENT",
+		116: "CODE_REFUND_TOO_MANY",
+		117: "CODE_SUBWALLET_NOT_PUSHED",
+		118: "CODE_SUBWALLET_WRONG_PLATFORM",
+		119: "CODE_SUBWALLET_REVOKED",
+		120: "CODE_SUBWALLET_EXPIRED",
+		121: "CODE_SUBWALLET_LIMIT_PAYMENT",
+		122: "CODE_SUBWALLET_LIMIT_DAILY",
 	}
 	Code_value = map[string]int32{
-		"CODE_UNSPECIFIED":             0,
-		"CODE_OK":                      1,
-		"CODE_TX_TOO_LARGE":            10,
-		"CODE_TX_MALFORMED":            11,
-		"CODE_TX_UNKNOWN_FIELDS":       12,
-		"CODE_VERSION_UNSUPPORTED":     13,
-		"CODE_CHAIN_ID_MISMATCH":       14,
-		"CODE_KIND_MISSING":            15,
-		"CODE_MEMO_TOO_LONG":           20,
-		"CODE_TOO_MANY_INPUTS":         21,
-		"CODE_TOO_MANY_OUTPUTS":        22,
-		"CODE_NO_INPUTS":               23,
-		"CODE_NO_OUTPUTS":              24,
-		"CODE_DUPLICATE_INPUT":         25,
-		"CODE_AMOUNT_ZERO":             26,
-		"CODE_AMOUNT_OVERFLOW":         27,
-		"CODE_INVALID_FIELD":           28,
-		"CODE_SIGNATURE_COUNT":         30,
-		"CODE_SIGNATURE_MALFORMED":     31,
-		"CODE_SIGNATURE_INVALID":       32,
-		"CODE_SIGNER_UNAUTHORIZED":     33,
-		"CODE_BANK_NOT_FOUND":          34,
-		"CODE_WALLET_NOT_FOUND":        35,
-		"CODE_WALLET_EXISTS":           40,
-		"CODE_WALLET_FROZEN":           41,
-		"CODE_WALLET_CLOSED":           42,
-		"CODE_WALLET_NOT_FROZEN":       43,
-		"CODE_WALLET_NOT_EMPTY":        44,
-		"CODE_WALLET_KIND_NOT_ALLOWED": 45,
-		"CODE_PAYEE_NOT_FOUND":         46,
-		"CODE_PAYEE_FROZEN":            47,
-		"CODE_PAYEE_CLOSED":            48,
-		"CODE_PAYEE_WRONG_BANK":        49,
-		"CODE_INPUT_NOT_FOUND":         50,
-		"CODE_INPUT_SPENT":             51,
-		"CODE_INPUT_NOT_OWNED":         52,
-		"CODE_INSUFFICIENT_INPUTS":     53,
-		"CODE_INPUT_RESTRICTED":        54,
-		"CODE_LIMIT_PAYMENT":           60,
-		"CODE_LIMIT_DAILY":             61,
-		"CODE_LIMIT_YEARLY":            62,
-		"CODE_LIMIT_BALANCE":           63,
-		"CODE_LIMIT_ABOVE_TIER":        64,
-		"CODE_MEMBER_EXISTS":           70,
-		"CODE_MEMBER_NOT_FOUND":        71,
-		"CODE_MEMBER_LAST_VOTER":       72,
+		"CODE_UNSPECIFIED":                    0,
+		"CODE_OK":                             1,
+		"CODE_TX_TOO_LARGE":                   10,
+		"CODE_TX_MALFORMED":                   11,
+		"CODE_TX_UNKNOWN_FIELDS":              12,
+		"CODE_VERSION_UNSUPPORTED":            13,
+		"CODE_CHAIN_ID_MISMATCH":              14,
+		"CODE_KIND_MISSING":                   15,
+		"CODE_MEMO_TOO_LONG":                  20,
+		"CODE_TOO_MANY_INPUTS":                21,
+		"CODE_TOO_MANY_OUTPUTS":               22,
+		"CODE_NO_INPUTS":                      23,
+		"CODE_NO_OUTPUTS":                     24,
+		"CODE_DUPLICATE_INPUT":                25,
+		"CODE_AMOUNT_ZERO":                    26,
+		"CODE_AMOUNT_OVERFLOW":                27,
+		"CODE_INVALID_FIELD":                  28,
+		"CODE_SIGNATURE_COUNT":                30,
+		"CODE_SIGNATURE_MALFORMED":            31,
+		"CODE_SIGNATURE_INVALID":              32,
+		"CODE_SIGNER_UNAUTHORIZED":            33,
+		"CODE_BANK_NOT_FOUND":                 34,
+		"CODE_WALLET_NOT_FOUND":               35,
+		"CODE_WALLET_EXISTS":                  40,
+		"CODE_WALLET_FROZEN":                  41,
+		"CODE_WALLET_CLOSED":                  42,
+		"CODE_WALLET_NOT_FROZEN":              43,
+		"CODE_WALLET_NOT_EMPTY":               44,
+		"CODE_WALLET_KIND_NOT_ALLOWED":        45,
+		"CODE_PAYEE_NOT_FOUND":                46,
+		"CODE_PAYEE_FROZEN":                   47,
+		"CODE_PAYEE_CLOSED":                   48,
+		"CODE_PAYEE_WRONG_BANK":               49,
+		"CODE_INPUT_NOT_FOUND":                50,
+		"CODE_INPUT_SPENT":                    51,
+		"CODE_INPUT_NOT_OWNED":                52,
+		"CODE_INSUFFICIENT_INPUTS":            53,
+		"CODE_INPUT_RESTRICTED":               54,
+		"CODE_LIMIT_PAYMENT":                  60,
+		"CODE_LIMIT_DAILY":                    61,
+		"CODE_LIMIT_YEARLY":                   62,
+		"CODE_LIMIT_BALANCE":                  63,
+		"CODE_LIMIT_ABOVE_TIER":               64,
+		"CODE_MEMBER_EXISTS":                  70,
+		"CODE_MEMBER_NOT_FOUND":               71,
+		"CODE_MEMBER_LAST_VOTER":              72,
+		"CODE_CERT_INVALID":                   80,
+		"CODE_CERT_FOREIGN_BANK":              81,
+		"CODE_CERT_EXPIRED":                   82,
+		"CODE_PURSE_LIMIT":                    83,
+		"CODE_DEVICE_REVOKED":                 84,
+		"CODE_PAYMENT_MALFORMED":              85,
+		"CODE_PAYMENT_SIGNATURE_INVALID":      86,
+		"CODE_PAYMENT_WRONG_PAYEE":            87,
+		"CODE_PAYMENT_NONCE_MISMATCH":         88,
+		"CODE_PAYMENT_AMOUNT_MISMATCH":        89,
+		"CODE_PAYMENT_OVER_CAP":               90,
+		"CODE_PAYMENT_OVER_COUNT":             91,
+		"CODE_PAYMENT_REPLAYED":               92,
+		"CODE_PURSE_NOT_FOUND":                93,
+		"CODE_PURSE_EXISTS":                   94,
+		"CODE_PURSE_CLOSED":                   95,
+		"CODE_PURSE_CLOSE_INVALID":            96,
+		"CODE_CAMPAIGN_EXISTS":                100,
+		"CODE_CAMPAIGN_NOT_FOUND":             101,
+		"CODE_CAMPAIGN_TOO_LATE":              102,
+		"CODE_CAMPAIGN_MERCHANTS_CLOSED":      103,
+		"CODE_ENROLMENT_CLOSED":               104,
+		"CODE_ALREADY_ENROLLED":               105,
+		"CODE_DRAW_TOO_EARLY":                 106,
+		"CODE_DRAW_TOO_LATE":                  107,
+		"CODE_DRAW_SEED_MISMATCH":             108,
+		"CODE_ALREADY_DRAWN":                  109,
+		"CODE_RED_PACKET_NOT_MERCHANT":        110,
+		"CODE_RED_PACKET_MERCHANT_INELIGIBLE": 111,
+		"CODE_RED_PACKET_OUTSIDE_WINDOW":      112,
+		"CODE_RED_PACKET_MIXED":               113,
+		"CODE_PAYMENT_NOT_FOUND":              114,
+		"CODE_REFUND_EXCEEDS_PAYMENT":         115,
+		"CODE_REFUND_TOO_MANY":                116,
+		"CODE_SUBWALLET_NOT_PUSHED":           117,
+		"CODE_SUBWALLET_WRONG_PLATFORM":       118,
+		"CODE_SUBWALLET_REVOKED":              119,
+		"CODE_SUBWALLET_EXPIRED":              120,
+		"CODE_SUBWALLET_LIMIT_PAYMENT":        121,
+		"CODE_SUBWALLET_LIMIT_DAILY":          122,
 	}
 )
 
@@ -490,10 +614,14 @@ func (x *WalletRecord) GetUnspentCount() uint64 {
 
 // OutputRecord is one unspent output.
 type OutputRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WalletId      string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
-	AmountFen     uint64                 `protobuf:"varint,2,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
-	CreatedMs     int64                  `protobuf:"varint,3,opt,name=created_ms,json=createdMs,proto3" json:"created_ms,omitempty"` // 10+: conditions (SPEC §5).
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	WalletId  string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
+	AmountFen uint64                 `protobuf:"varint,2,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	CreatedMs int64                  `protobuf:"varint,3,opt,name=created_ms,json=createdMs,proto3" json:"created_ms,omitempty"`
+	// 10+: conditions (SPEC §5).
+	// campaign_id: a red packet of that campaign, spendable only at its
+	// eligible merchants inside its spending window (state/campaign_spend.go).
+	CampaignId    string `protobuf:"bytes,10,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -547,6 +675,13 @@ func (x *OutputRecord) GetCreatedMs() int64 {
 		return x.CreatedMs
 	}
 	return 0
+}
+
+func (x *OutputRecord) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
 }
 
 // TxRecord is a recorded transaction and its outcome.
@@ -1102,13 +1237,16 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\rstatus_reason\x18\x11 \x01(\tR\fstatusReason\x12\x1f\n" +
 	"\vhistory_len\x18\x12 \x01(\x04R\n" +
 	"historyLen\x12#\n" +
-	"\runspent_count\x18\x13 \x01(\x04R\funspentCount\"i\n" +
+	"\runspent_count\x18\x13 \x01(\x04R\funspentCount\"\x8a\x01\n" +
 	"\fOutputRecord\x12\x1b\n" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x1d\n" +
 	"\n" +
 	"amount_fen\x18\x02 \x01(\x04R\tamountFen\x12\x1d\n" +
 	"\n" +
-	"created_ms\x18\x03 \x01(\x03R\tcreatedMs\"{\n" +
+	"created_ms\x18\x03 \x01(\x03R\tcreatedMs\x12\x1f\n" +
+	"\vcampaign_id\x18\n" +
+	" \x01(\tR\n" +
+	"campaignId\"{\n" +
 	"\bTxRecord\x12\x1b\n" +
 	"\tsigned_tx\x18\x01 \x01(\fR\bsignedTx\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.dcep.state.v1.TxResultR\x06result\x12!\n" +
@@ -1151,7 +1289,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12!\n" +
 	"\fgenesis_hash\x18\x02 \x01(\fR\vgenesisHash\x12'\n" +
-	"\x04meta\x18\x03 \x01(\v2\x13.dcep.state.v1.MetaR\x04meta*\x90\t\n" +
+	"\x04meta\x18\x03 \x01(\v2\x13.dcep.state.v1.MetaR\x04meta*\x93\x12\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x15\n" +
@@ -1199,7 +1337,47 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\x15CODE_LIMIT_ABOVE_TIER\x10@\x12\x16\n" +
 	"\x12CODE_MEMBER_EXISTS\x10F\x12\x19\n" +
 	"\x15CODE_MEMBER_NOT_FOUND\x10G\x12\x1a\n" +
-	"\x16CODE_MEMBER_LAST_VOTER\x10HB$Z\"github.com/dcep/dcep/state/statepbb\x06proto3"
+	"\x16CODE_MEMBER_LAST_VOTER\x10H\x12\x15\n" +
+	"\x11CODE_CERT_INVALID\x10P\x12\x1a\n" +
+	"\x16CODE_CERT_FOREIGN_BANK\x10Q\x12\x15\n" +
+	"\x11CODE_CERT_EXPIRED\x10R\x12\x14\n" +
+	"\x10CODE_PURSE_LIMIT\x10S\x12\x17\n" +
+	"\x13CODE_DEVICE_REVOKED\x10T\x12\x1a\n" +
+	"\x16CODE_PAYMENT_MALFORMED\x10U\x12\"\n" +
+	"\x1eCODE_PAYMENT_SIGNATURE_INVALID\x10V\x12\x1c\n" +
+	"\x18CODE_PAYMENT_WRONG_PAYEE\x10W\x12\x1f\n" +
+	"\x1bCODE_PAYMENT_NONCE_MISMATCH\x10X\x12 \n" +
+	"\x1cCODE_PAYMENT_AMOUNT_MISMATCH\x10Y\x12\x19\n" +
+	"\x15CODE_PAYMENT_OVER_CAP\x10Z\x12\x1b\n" +
+	"\x17CODE_PAYMENT_OVER_COUNT\x10[\x12\x19\n" +
+	"\x15CODE_PAYMENT_REPLAYED\x10\\\x12\x18\n" +
+	"\x14CODE_PURSE_NOT_FOUND\x10]\x12\x15\n" +
+	"\x11CODE_PURSE_EXISTS\x10^\x12\x15\n" +
+	"\x11CODE_PURSE_CLOSED\x10_\x12\x1c\n" +
+	"\x18CODE_PURSE_CLOSE_INVALID\x10`\x12\x18\n" +
+	"\x14CODE_CAMPAIGN_EXISTS\x10d\x12\x1b\n" +
+	"\x17CODE_CAMPAIGN_NOT_FOUND\x10e\x12\x1a\n" +
+	"\x16CODE_CAMPAIGN_TOO_LATE\x10f\x12\"\n" +
+	"\x1eCODE_CAMPAIGN_MERCHANTS_CLOSED\x10g\x12\x19\n" +
+	"\x15CODE_ENROLMENT_CLOSED\x10h\x12\x19\n" +
+	"\x15CODE_ALREADY_ENROLLED\x10i\x12\x17\n" +
+	"\x13CODE_DRAW_TOO_EARLY\x10j\x12\x16\n" +
+	"\x12CODE_DRAW_TOO_LATE\x10k\x12\x1b\n" +
+	"\x17CODE_DRAW_SEED_MISMATCH\x10l\x12\x16\n" +
+	"\x12CODE_ALREADY_DRAWN\x10m\x12 \n" +
+	"\x1cCODE_RED_PACKET_NOT_MERCHANT\x10n\x12'\n" +
+	"#CODE_RED_PACKET_MERCHANT_INELIGIBLE\x10o\x12\"\n" +
+	"\x1eCODE_RED_PACKET_OUTSIDE_WINDOW\x10p\x12\x19\n" +
+	"\x15CODE_RED_PACKET_MIXED\x10q\x12\x1a\n" +
+	"\x16CODE_PAYMENT_NOT_FOUND\x10r\x12\x1f\n" +
+	"\x1bCODE_REFUND_EXCEEDS_PAYMENT\x10s\x12\x18\n" +
+	"\x14CODE_REFUND_TOO_MANY\x10t\x12\x1d\n" +
+	"\x19CODE_SUBWALLET_NOT_PUSHED\x10u\x12!\n" +
+	"\x1dCODE_SUBWALLET_WRONG_PLATFORM\x10v\x12\x1a\n" +
+	"\x16CODE_SUBWALLET_REVOKED\x10w\x12\x1a\n" +
+	"\x16CODE_SUBWALLET_EXPIRED\x10x\x12 \n" +
+	"\x1cCODE_SUBWALLET_LIMIT_PAYMENT\x10y\x12\x1e\n" +
+	"\x1aCODE_SUBWALLET_LIMIT_DAILY\x10zB$Z\"github.com/dcep/dcep/state/statepbb\x06proto3"
 
 var (
 	file_state_statepb_store_proto_rawDescOnce sync.Once

@@ -334,6 +334,21 @@ type Tx struct {
 	//	*Tx_UnfreezeWallet
 	//	*Tx_CloseWallet
 	//	*Tx_ChangeMembership
+	//	*Tx_OpenPurse
+	//	*Tx_DepositOffline
+	//	*Tx_ClosePurse
+	//	*Tx_ExpirePurse
+	//	*Tx_CreateCampaign
+	//	*Tx_AddCampaignMerchants
+	//	*Tx_EnrolCampaign
+	//	*Tx_DrawCampaign
+	//	*Tx_RefundPayment
+	//	*Tx_CreateSubWallet
+	//	*Tx_FundSubWallet
+	//	*Tx_PushSubWallet
+	//	*Tx_RevokeSubWallet
+	//	*Tx_WithdrawSubWallet
+	//	*Tx_ChargeSubWallet
 	Kind          isTx_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -512,6 +527,141 @@ func (x *Tx) GetChangeMembership() *ChangeMembership {
 	return nil
 }
 
+func (x *Tx) GetOpenPurse() *OpenPurse {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_OpenPurse); ok {
+			return x.OpenPurse
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetDepositOffline() *DepositOffline {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_DepositOffline); ok {
+			return x.DepositOffline
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetClosePurse() *ClosePurse {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_ClosePurse); ok {
+			return x.ClosePurse
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetExpirePurse() *ExpirePurse {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_ExpirePurse); ok {
+			return x.ExpirePurse
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetCreateCampaign() *CreateCampaign {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_CreateCampaign); ok {
+			return x.CreateCampaign
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetAddCampaignMerchants() *AddCampaignMerchants {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_AddCampaignMerchants); ok {
+			return x.AddCampaignMerchants
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetEnrolCampaign() *EnrolCampaign {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_EnrolCampaign); ok {
+			return x.EnrolCampaign
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetDrawCampaign() *DrawCampaign {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_DrawCampaign); ok {
+			return x.DrawCampaign
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetRefundPayment() *RefundPayment {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_RefundPayment); ok {
+			return x.RefundPayment
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetCreateSubWallet() *CreateSubWallet {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_CreateSubWallet); ok {
+			return x.CreateSubWallet
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetFundSubWallet() *FundSubWallet {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_FundSubWallet); ok {
+			return x.FundSubWallet
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetPushSubWallet() *PushSubWallet {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_PushSubWallet); ok {
+			return x.PushSubWallet
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetRevokeSubWallet() *RevokeSubWallet {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_RevokeSubWallet); ok {
+			return x.RevokeSubWallet
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetWithdrawSubWallet() *WithdrawSubWallet {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_WithdrawSubWallet); ok {
+			return x.WithdrawSubWallet
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetChargeSubWallet() *ChargeSubWallet {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_ChargeSubWallet); ok {
+			return x.ChargeSubWallet
+		}
+	}
+	return nil
+}
+
 type isTx_Kind interface {
 	isTx_Kind()
 }
@@ -567,6 +717,70 @@ type Tx_ChangeMembership struct {
 	ChangeMembership *ChangeMembership `protobuf:"bytes,30,opt,name=change_membership,json=changeMembership,proto3,oneof"`
 }
 
+type Tx_OpenPurse struct {
+	// 40–59: dual offline payments (SPEC §4; docs/offline.md).
+	OpenPurse *OpenPurse `protobuf:"bytes,40,opt,name=open_purse,json=openPurse,proto3,oneof"`
+}
+
+type Tx_DepositOffline struct {
+	DepositOffline *DepositOffline `protobuf:"bytes,41,opt,name=deposit_offline,json=depositOffline,proto3,oneof"`
+}
+
+type Tx_ClosePurse struct {
+	ClosePurse *ClosePurse `protobuf:"bytes,42,opt,name=close_purse,json=closePurse,proto3,oneof"`
+}
+
+type Tx_ExpirePurse struct {
+	// expire_purse is written by the ledger itself when a purse expires (it
+	// records the outputs the expiry creates); a submitted one is refused.
+	ExpirePurse *ExpirePurse `protobuf:"bytes,43,opt,name=expire_purse,json=expirePurse,proto3,oneof"`
+}
+
+type Tx_CreateCampaign struct {
+	// 60–79: programmable money (SPEC §5); messages at the end of this file.
+	CreateCampaign *CreateCampaign `protobuf:"bytes,60,opt,name=create_campaign,json=createCampaign,proto3,oneof"`
+}
+
+type Tx_AddCampaignMerchants struct {
+	AddCampaignMerchants *AddCampaignMerchants `protobuf:"bytes,61,opt,name=add_campaign_merchants,json=addCampaignMerchants,proto3,oneof"`
+}
+
+type Tx_EnrolCampaign struct {
+	EnrolCampaign *EnrolCampaign `protobuf:"bytes,62,opt,name=enrol_campaign,json=enrolCampaign,proto3,oneof"`
+}
+
+type Tx_DrawCampaign struct {
+	DrawCampaign *DrawCampaign `protobuf:"bytes,63,opt,name=draw_campaign,json=drawCampaign,proto3,oneof"`
+}
+
+type Tx_RefundPayment struct {
+	RefundPayment *RefundPayment `protobuf:"bytes,64,opt,name=refund_payment,json=refundPayment,proto3,oneof"`
+}
+
+type Tx_CreateSubWallet struct {
+	CreateSubWallet *CreateSubWallet `protobuf:"bytes,65,opt,name=create_sub_wallet,json=createSubWallet,proto3,oneof"`
+}
+
+type Tx_FundSubWallet struct {
+	FundSubWallet *FundSubWallet `protobuf:"bytes,66,opt,name=fund_sub_wallet,json=fundSubWallet,proto3,oneof"`
+}
+
+type Tx_PushSubWallet struct {
+	PushSubWallet *PushSubWallet `protobuf:"bytes,67,opt,name=push_sub_wallet,json=pushSubWallet,proto3,oneof"`
+}
+
+type Tx_RevokeSubWallet struct {
+	RevokeSubWallet *RevokeSubWallet `protobuf:"bytes,68,opt,name=revoke_sub_wallet,json=revokeSubWallet,proto3,oneof"`
+}
+
+type Tx_WithdrawSubWallet struct {
+	WithdrawSubWallet *WithdrawSubWallet `protobuf:"bytes,69,opt,name=withdraw_sub_wallet,json=withdrawSubWallet,proto3,oneof"`
+}
+
+type Tx_ChargeSubWallet struct {
+	ChargeSubWallet *ChargeSubWallet `protobuf:"bytes,70,opt,name=charge_sub_wallet,json=chargeSubWallet,proto3,oneof"`
+}
+
 func (*Tx_Issue) isTx_Kind() {}
 
 func (*Tx_Return) isTx_Kind() {}
@@ -590,6 +804,36 @@ func (*Tx_UnfreezeWallet) isTx_Kind() {}
 func (*Tx_CloseWallet) isTx_Kind() {}
 
 func (*Tx_ChangeMembership) isTx_Kind() {}
+
+func (*Tx_OpenPurse) isTx_Kind() {}
+
+func (*Tx_DepositOffline) isTx_Kind() {}
+
+func (*Tx_ClosePurse) isTx_Kind() {}
+
+func (*Tx_ExpirePurse) isTx_Kind() {}
+
+func (*Tx_CreateCampaign) isTx_Kind() {}
+
+func (*Tx_AddCampaignMerchants) isTx_Kind() {}
+
+func (*Tx_EnrolCampaign) isTx_Kind() {}
+
+func (*Tx_DrawCampaign) isTx_Kind() {}
+
+func (*Tx_RefundPayment) isTx_Kind() {}
+
+func (*Tx_CreateSubWallet) isTx_Kind() {}
+
+func (*Tx_FundSubWallet) isTx_Kind() {}
+
+func (*Tx_PushSubWallet) isTx_Kind() {}
+
+func (*Tx_RevokeSubWallet) isTx_Kind() {}
+
+func (*Tx_WithdrawSubWallet) isTx_Kind() {}
+
+func (*Tx_ChargeSubWallet) isTx_Kind() {}
 
 // Outpoint names an output: the id of the transaction that created it and its
 // index among that transaction's outputs.
@@ -1536,11 +1780,1082 @@ func (x *ChangeMembership) GetNode() *Node {
 	return nil
 }
 
+// CreateCampaign opens a red-packet campaign and moves its funds into
+// campaign escrow. Signer: the sponsor wallet's key (a government wallet).
+// packet_count × packet_fen is taken from the inputs; the rest comes back to
+// the sponsor as output 0. Output 1 is reserved for what is reclaimed at the
+// end of the spending window (created then, if anything is left).
+type CreateCampaign struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId      string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	SponsorWalletId string                 `protobuf:"bytes,2,opt,name=sponsor_wallet_id,json=sponsorWalletId,proto3" json:"sponsor_wallet_id,omitempty"`
+	Inputs          []*Outpoint            `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	PacketCount     uint32                 `protobuf:"varint,4,opt,name=packet_count,json=packetCount,proto3" json:"packet_count,omitempty"`
+	PacketFen       uint64                 `protobuf:"varint,5,opt,name=packet_fen,json=packetFen,proto3" json:"packet_fen,omitempty"`
+	// Windows in ledger time (ms since the epoch); each is [start, end).
+	EnrolStartMs int64 `protobuf:"varint,6,opt,name=enrol_start_ms,json=enrolStartMs,proto3" json:"enrol_start_ms,omitempty"`
+	EnrolEndMs   int64 `protobuf:"varint,7,opt,name=enrol_end_ms,json=enrolEndMs,proto3" json:"enrol_end_ms,omitempty"`
+	SpendStartMs int64 `protobuf:"varint,8,opt,name=spend_start_ms,json=spendStartMs,proto3" json:"spend_start_ms,omitempty"`
+	SpendEndMs   int64 `protobuf:"varint,9,opt,name=spend_end_ms,json=spendEndMs,proto3" json:"spend_end_ms,omitempty"`
+	// Eligible merchants: merchant wallets whose region_code is one of these,
+	// or that are on the campaign's list (merchant_ids here, and
+	// AddCampaignMerchants before the spending window opens).
+	RegionCodes []string `protobuf:"bytes,10,rep,name=region_codes,json=regionCodes,proto3" json:"region_codes,omitempty"`
+	MerchantIds []string `protobuf:"bytes,11,rep,name=merchant_ids,json=merchantIds,proto3" json:"merchant_ids,omitempty"`
+	// commitment is SHA-256 of the 32-byte lottery seed revealed at the draw.
+	Commitment []byte `protobuf:"bytes,12,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	// title is shown to people, e.g. "Suzhou Double-12".
+	Title         string `protobuf:"bytes,13,opt,name=title,proto3" json:"title,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCampaign) Reset() {
+	*x = CreateCampaign{}
+	mi := &file_state_statepb_tx_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCampaign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCampaign) ProtoMessage() {}
+
+func (x *CreateCampaign) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCampaign.ProtoReflect.Descriptor instead.
+func (*CreateCampaign) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateCampaign) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *CreateCampaign) GetSponsorWalletId() string {
+	if x != nil {
+		return x.SponsorWalletId
+	}
+	return ""
+}
+
+func (x *CreateCampaign) GetInputs() []*Outpoint {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *CreateCampaign) GetPacketCount() uint32 {
+	if x != nil {
+		return x.PacketCount
+	}
+	return 0
+}
+
+func (x *CreateCampaign) GetPacketFen() uint64 {
+	if x != nil {
+		return x.PacketFen
+	}
+	return 0
+}
+
+func (x *CreateCampaign) GetEnrolStartMs() int64 {
+	if x != nil {
+		return x.EnrolStartMs
+	}
+	return 0
+}
+
+func (x *CreateCampaign) GetEnrolEndMs() int64 {
+	if x != nil {
+		return x.EnrolEndMs
+	}
+	return 0
+}
+
+func (x *CreateCampaign) GetSpendStartMs() int64 {
+	if x != nil {
+		return x.SpendStartMs
+	}
+	return 0
+}
+
+func (x *CreateCampaign) GetSpendEndMs() int64 {
+	if x != nil {
+		return x.SpendEndMs
+	}
+	return 0
+}
+
+func (x *CreateCampaign) GetRegionCodes() []string {
+	if x != nil {
+		return x.RegionCodes
+	}
+	return nil
+}
+
+func (x *CreateCampaign) GetMerchantIds() []string {
+	if x != nil {
+		return x.MerchantIds
+	}
+	return nil
+}
+
+func (x *CreateCampaign) GetCommitment() []byte {
+	if x != nil {
+		return x.Commitment
+	}
+	return nil
+}
+
+func (x *CreateCampaign) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+// AddCampaignMerchants adds merchants to a campaign's list, before its
+// spending window opens. Signer: the sponsor wallet's current key.
+type AddCampaignMerchants struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	MerchantIds   []string               `protobuf:"bytes,2,rep,name=merchant_ids,json=merchantIds,proto3" json:"merchant_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCampaignMerchants) Reset() {
+	*x = AddCampaignMerchants{}
+	mi := &file_state_statepb_tx_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCampaignMerchants) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCampaignMerchants) ProtoMessage() {}
+
+func (x *AddCampaignMerchants) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCampaignMerchants.ProtoReflect.Descriptor instead.
+func (*AddCampaignMerchants) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AddCampaignMerchants) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *AddCampaignMerchants) GetMerchantIds() []string {
+	if x != nil {
+		return x.MerchantIds
+	}
+	return nil
+}
+
+// EnrolCampaign enrols a personal wallet in a campaign's lottery, inside
+// the enrolment window, once. Signer: the wallet's key.
+type EnrolCampaign struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	WalletId      string                 `protobuf:"bytes,2,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrolCampaign) Reset() {
+	*x = EnrolCampaign{}
+	mi := &file_state_statepb_tx_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrolCampaign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrolCampaign) ProtoMessage() {}
+
+func (x *EnrolCampaign) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrolCampaign.ProtoReflect.Descriptor instead.
+func (*EnrolCampaign) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EnrolCampaign) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *EnrolCampaign) GetWalletId() string {
+	if x != nil {
+		return x.WalletId
+	}
+	return ""
+}
+
+// DrawCampaign reveals the lottery seed; the ledger checks it against the
+// commitment and grants the winners (state/lottery) in scheduled chunks.
+// Signer: the sponsor wallet's current key. Output r is the red packet of
+// the winner of rank r.
+type DrawCampaign struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	Seed          []byte                 `protobuf:"bytes,2,opt,name=seed,proto3" json:"seed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrawCampaign) Reset() {
+	*x = DrawCampaign{}
+	mi := &file_state_statepb_tx_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrawCampaign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrawCampaign) ProtoMessage() {}
+
+func (x *DrawCampaign) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrawCampaign.ProtoReflect.Descriptor instead.
+func (*DrawCampaign) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DrawCampaign) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *DrawCampaign) GetSeed() []byte {
+	if x != nil {
+		return x.Seed
+	}
+	return nil
+}
+
+// RefundPayment returns (part of) a payment a merchant received: the
+// self-funded part first, then the red-packet part, which keeps its
+// campaign condition (or goes to the sponsor once the spending window has
+// closed). Signer: the merchant wallet's key. Outputs, those that are not
+// zero, in order: self-funded part to the payer, red-packet part, change to
+// the merchant.
+type RefundPayment struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MerchantWalletId string                 `protobuf:"bytes,1,opt,name=merchant_wallet_id,json=merchantWalletId,proto3" json:"merchant_wallet_id,omitempty"`
+	PaymentTxId      []byte                 `protobuf:"bytes,2,opt,name=payment_tx_id,json=paymentTxId,proto3" json:"payment_tx_id,omitempty"`
+	Inputs           []*Outpoint            `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	AmountFen        uint64                 `protobuf:"varint,4,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RefundPayment) Reset() {
+	*x = RefundPayment{}
+	mi := &file_state_statepb_tx_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundPayment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundPayment) ProtoMessage() {}
+
+func (x *RefundPayment) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundPayment.ProtoReflect.Descriptor instead.
+func (*RefundPayment) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RefundPayment) GetMerchantWalletId() string {
+	if x != nil {
+		return x.MerchantWalletId
+	}
+	return ""
+}
+
+func (x *RefundPayment) GetPaymentTxId() []byte {
+	if x != nil {
+		return x.PaymentTxId
+	}
+	return nil
+}
+
+func (x *RefundPayment) GetInputs() []*Outpoint {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *RefundPayment) GetAmountFen() uint64 {
+	if x != nil {
+		return x.AmountFen
+	}
+	return 0
+}
+
+// CreateSubWallet opens a sub-wallet under the holder's wallet (same bank,
+// tier and region). A sub-wallet has no key of its own: its authority is
+// the parent wallet's current key. Signer: the parent wallet's key.
+type CreateSubWallet struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ParentWalletId string                 `protobuf:"bytes,1,opt,name=parent_wallet_id,json=parentWalletId,proto3" json:"parent_wallet_id,omitempty"`
+	SubWalletId    string                 `protobuf:"bytes,2,opt,name=sub_wallet_id,json=subWalletId,proto3" json:"sub_wallet_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CreateSubWallet) Reset() {
+	*x = CreateSubWallet{}
+	mi := &file_state_statepb_tx_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubWallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubWallet) ProtoMessage() {}
+
+func (x *CreateSubWallet) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubWallet.ProtoReflect.Descriptor instead.
+func (*CreateSubWallet) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateSubWallet) GetParentWalletId() string {
+	if x != nil {
+		return x.ParentWalletId
+	}
+	return ""
+}
+
+func (x *CreateSubWallet) GetSubWalletId() string {
+	if x != nil {
+		return x.SubWalletId
+	}
+	return ""
+}
+
+// FundSubWallet moves money from the parent wallet into its sub-wallet.
+// Signer: the parent's key. Output 0: to the sub-wallet; output 1: change.
+type FundSubWallet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SubWalletId   string                 `protobuf:"bytes,1,opt,name=sub_wallet_id,json=subWalletId,proto3" json:"sub_wallet_id,omitempty"`
+	Inputs        []*Outpoint            `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	AmountFen     uint64                 `protobuf:"varint,3,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FundSubWallet) Reset() {
+	*x = FundSubWallet{}
+	mi := &file_state_statepb_tx_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FundSubWallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FundSubWallet) ProtoMessage() {}
+
+func (x *FundSubWallet) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FundSubWallet.ProtoReflect.Descriptor instead.
+func (*FundSubWallet) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FundSubWallet) GetSubWalletId() string {
+	if x != nil {
+		return x.SubWalletId
+	}
+	return ""
+}
+
+func (x *FundSubWallet) GetInputs() []*Outpoint {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *FundSubWallet) GetAmountFen() uint64 {
+	if x != nil {
+		return x.AmountFen
+	}
+	return 0
+}
+
+// PushSubWallet lets a merchant platform charge the sub-wallet, within a
+// per-payment cap, a daily cap (Beijing-time days of ledger time) and until
+// expires_ms (ledger time). A new push replaces the previous one.
+// Signer: the parent's key.
+type PushSubWallet struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	SubWalletId      string                 `protobuf:"bytes,1,opt,name=sub_wallet_id,json=subWalletId,proto3" json:"sub_wallet_id,omitempty"`
+	PlatformWalletId string                 `protobuf:"bytes,2,opt,name=platform_wallet_id,json=platformWalletId,proto3" json:"platform_wallet_id,omitempty"`
+	MaxPaymentFen    uint64                 `protobuf:"varint,3,opt,name=max_payment_fen,json=maxPaymentFen,proto3" json:"max_payment_fen,omitempty"`
+	MaxDailyFen      uint64                 `protobuf:"varint,4,opt,name=max_daily_fen,json=maxDailyFen,proto3" json:"max_daily_fen,omitempty"`
+	ExpiresMs        int64                  `protobuf:"varint,5,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PushSubWallet) Reset() {
+	*x = PushSubWallet{}
+	mi := &file_state_statepb_tx_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushSubWallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushSubWallet) ProtoMessage() {}
+
+func (x *PushSubWallet) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushSubWallet.ProtoReflect.Descriptor instead.
+func (*PushSubWallet) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PushSubWallet) GetSubWalletId() string {
+	if x != nil {
+		return x.SubWalletId
+	}
+	return ""
+}
+
+func (x *PushSubWallet) GetPlatformWalletId() string {
+	if x != nil {
+		return x.PlatformWalletId
+	}
+	return ""
+}
+
+func (x *PushSubWallet) GetMaxPaymentFen() uint64 {
+	if x != nil {
+		return x.MaxPaymentFen
+	}
+	return 0
+}
+
+func (x *PushSubWallet) GetMaxDailyFen() uint64 {
+	if x != nil {
+		return x.MaxDailyFen
+	}
+	return 0
+}
+
+func (x *PushSubWallet) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+// RevokeSubWallet ends a push at once. Signer: the parent's key.
+type RevokeSubWallet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SubWalletId   string                 `protobuf:"bytes,1,opt,name=sub_wallet_id,json=subWalletId,proto3" json:"sub_wallet_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSubWallet) Reset() {
+	*x = RevokeSubWallet{}
+	mi := &file_state_statepb_tx_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSubWallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSubWallet) ProtoMessage() {}
+
+func (x *RevokeSubWallet) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSubWallet.ProtoReflect.Descriptor instead.
+func (*RevokeSubWallet) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RevokeSubWallet) GetSubWalletId() string {
+	if x != nil {
+		return x.SubWalletId
+	}
+	return ""
+}
+
+// WithdrawSubWallet pulls money back from the sub-wallet to its parent.
+// Signer: the parent's key. Output 0: to the parent; output 1: change.
+type WithdrawSubWallet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SubWalletId   string                 `protobuf:"bytes,1,opt,name=sub_wallet_id,json=subWalletId,proto3" json:"sub_wallet_id,omitempty"`
+	Inputs        []*Outpoint            `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	AmountFen     uint64                 `protobuf:"varint,3,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawSubWallet) Reset() {
+	*x = WithdrawSubWallet{}
+	mi := &file_state_statepb_tx_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawSubWallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawSubWallet) ProtoMessage() {}
+
+func (x *WithdrawSubWallet) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawSubWallet.ProtoReflect.Descriptor instead.
+func (*WithdrawSubWallet) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WithdrawSubWallet) GetSubWalletId() string {
+	if x != nil {
+		return x.SubWalletId
+	}
+	return ""
+}
+
+func (x *WithdrawSubWallet) GetInputs() []*Outpoint {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *WithdrawSubWallet) GetAmountFen() uint64 {
+	if x != nil {
+		return x.AmountFen
+	}
+	return 0
+}
+
+// ChargeSubWallet is the platform charging a sub-wallet pushed to it,
+// paying itself. Signer: the platform wallet's key (not the holder's).
+// Output 0: to the platform; output 1: change to the sub-wallet.
+type ChargeSubWallet struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	PlatformWalletId string                 `protobuf:"bytes,1,opt,name=platform_wallet_id,json=platformWalletId,proto3" json:"platform_wallet_id,omitempty"`
+	SubWalletId      string                 `protobuf:"bytes,2,opt,name=sub_wallet_id,json=subWalletId,proto3" json:"sub_wallet_id,omitempty"`
+	Inputs           []*Outpoint            `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	AmountFen        uint64                 `protobuf:"varint,4,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ChargeSubWallet) Reset() {
+	*x = ChargeSubWallet{}
+	mi := &file_state_statepb_tx_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChargeSubWallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChargeSubWallet) ProtoMessage() {}
+
+func (x *ChargeSubWallet) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChargeSubWallet.ProtoReflect.Descriptor instead.
+func (*ChargeSubWallet) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ChargeSubWallet) GetPlatformWalletId() string {
+	if x != nil {
+		return x.PlatformWalletId
+	}
+	return ""
+}
+
+func (x *ChargeSubWallet) GetSubWalletId() string {
+	if x != nil {
+		return x.SubWalletId
+	}
+	return ""
+}
+
+func (x *ChargeSubWallet) GetInputs() []*Outpoint {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *ChargeSubWallet) GetAmountFen() uint64 {
+	if x != nil {
+		return x.AmountFen
+	}
+	return 0
+}
+
+// OpenPurse moves amount_fen (the certificate's) from a wallet into the
+// escrow of an offline purse on a device. Signer: the wallet's current key.
+// The certificate is signed by the wallet's bank. Output 0 (if any): change
+// back to the wallet.
+type OpenPurse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WalletId      string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
+	Inputs        []*Outpoint            `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	Cert          *PurseCert             `protobuf:"bytes,3,opt,name=cert,proto3" json:"cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenPurse) Reset() {
+	*x = OpenPurse{}
+	mi := &file_state_statepb_tx_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenPurse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenPurse) ProtoMessage() {}
+
+func (x *OpenPurse) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenPurse.ProtoReflect.Descriptor instead.
+func (*OpenPurse) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *OpenPurse) GetWalletId() string {
+	if x != nil {
+		return x.WalletId
+	}
+	return ""
+}
+
+func (x *OpenPurse) GetInputs() []*Outpoint {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *OpenPurse) GetCert() *PurseCert {
+	if x != nil {
+		return x.Cert
+	}
+	return nil
+}
+
+// DepositItem is one offline payment a device received, with the request
+// it answered and the revocation-list index the device held when it
+// accepted it.
+type DepositItem struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Payment *Payment               `protobuf:"bytes,1,opt,name=payment,proto3" json:"payment,omitempty"`
+	Request *PaymentRequest        `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// revocation_index: the receiving device had synced the revocation list
+	// up to this index when it accepted the payment. A payment from a device
+	// revoked at or below it is refused (the payee knew).
+	RevocationIndex uint64 `protobuf:"varint,3,opt,name=revocation_index,json=revocationIndex,proto3" json:"revocation_index,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DepositItem) Reset() {
+	*x = DepositItem{}
+	mi := &file_state_statepb_tx_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DepositItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DepositItem) ProtoMessage() {}
+
+func (x *DepositItem) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DepositItem.ProtoReflect.Descriptor instead.
+func (*DepositItem) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DepositItem) GetPayment() *Payment {
+	if x != nil {
+		return x.Payment
+	}
+	return nil
+}
+
+func (x *DepositItem) GetRequest() *PaymentRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *DepositItem) GetRevocationIndex() uint64 {
+	if x != nil {
+		return x.RevocationIndex
+	}
+	return 0
+}
+
+// DepositOffline settles a batch of offline payments a device received and
+// credits wallet_id. Signer: device_public_key, the payee device every
+// payment is addressed to. Outputs (their owners are recorded, since they
+// depend on state): change to payers and guarantee wallets whose funds were
+// used, then the credit to wallet_id, last.
+type DepositOffline struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	DevicePublicKey []byte                 `protobuf:"bytes,1,opt,name=device_public_key,json=devicePublicKey,proto3" json:"device_public_key,omitempty"`
+	WalletId        string                 `protobuf:"bytes,2,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
+	Items           []*DepositItem         `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DepositOffline) Reset() {
+	*x = DepositOffline{}
+	mi := &file_state_statepb_tx_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DepositOffline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DepositOffline) ProtoMessage() {}
+
+func (x *DepositOffline) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DepositOffline.ProtoReflect.Descriptor instead.
+func (*DepositOffline) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DepositOffline) GetDevicePublicKey() []byte {
+	if x != nil {
+		return x.DevicePublicKey
+	}
+	return nil
+}
+
+func (x *DepositOffline) GetWalletId() string {
+	if x != nil {
+		return x.WalletId
+	}
+	return ""
+}
+
+func (x *DepositOffline) GetItems() []*DepositItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// ClosePurse closes a purse early. Signer: the purse's device. The device
+// states its last counter and the payments it holds receipts for; the rest
+// of the escrow, including what torn payments (sent, never acknowledged)
+// took, returns to the wallet at once as output 0 (a part may first repay
+// the wallet's offline debt to its bank's guarantee wallet).
+type ClosePurse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PurseId       []byte                 `protobuf:"bytes,1,opt,name=purse_id,json=purseId,proto3" json:"purse_id,omitempty"`
+	FinalCounter  uint32                 `protobuf:"varint,2,opt,name=final_counter,json=finalCounter,proto3" json:"final_counter,omitempty"`
+	Receipted     []*ReservedPayment     `protobuf:"bytes,3,rep,name=receipted,proto3" json:"receipted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClosePurse) Reset() {
+	*x = ClosePurse{}
+	mi := &file_state_statepb_tx_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosePurse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosePurse) ProtoMessage() {}
+
+func (x *ClosePurse) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosePurse.ProtoReflect.Descriptor instead.
+func (*ClosePurse) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ClosePurse) GetPurseId() []byte {
+	if x != nil {
+		return x.PurseId
+	}
+	return nil
+}
+
+func (x *ClosePurse) GetFinalCounter() uint32 {
+	if x != nil {
+		return x.FinalCounter
+	}
+	return 0
+}
+
+func (x *ClosePurse) GetReceipted() []*ReservedPayment {
+	if x != nil {
+		return x.Receipted
+	}
+	return nil
+}
+
+// ExpirePurse is never submitted: the ledger records it when a purse
+// expires (its id is SHA-256 of this body), so the outputs the expiry
+// creates have a transaction.
+type ExpirePurse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PurseId       []byte                 `protobuf:"bytes,1,opt,name=purse_id,json=purseId,proto3" json:"purse_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpirePurse) Reset() {
+	*x = ExpirePurse{}
+	mi := &file_state_statepb_tx_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpirePurse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpirePurse) ProtoMessage() {}
+
+func (x *ExpirePurse) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpirePurse.ProtoReflect.Descriptor instead.
+func (*ExpirePurse) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ExpirePurse) GetPurseId() []byte {
+	if x != nil {
+		return x.PurseId
+	}
+	return nil
+}
+
 var File_state_statepb_tx_proto protoreflect.FileDescriptor
 
 const file_state_statepb_tx_proto_rawDesc = "" +
 	"\n" +
-	"\x16state/statepb/tx.proto\x12\rdcep.state.v1\x1a\x1bstate/statepb/genesis.proto\"X\n" +
+	"\x16state/statepb/tx.proto\x12\rdcep.state.v1\x1a\x1bstate/statepb/genesis.proto\x1a\x1bstate/statepb/offline.proto\"X\n" +
 	"\bSignedTx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x128\n" +
 	"\n" +
@@ -1549,7 +2864,7 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\tSignature\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xe4\x06\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xaf\x0f\n" +
 	"\x02Tx\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
 	"\bchain_id\x18\x02 \x01(\tR\achainId\x12\x14\n" +
@@ -1567,7 +2882,24 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\rfreeze_wallet\x18\x17 \x01(\v2\x1b.dcep.state.v1.FreezeWalletH\x00R\ffreezeWallet\x12H\n" +
 	"\x0funfreeze_wallet\x18\x18 \x01(\v2\x1d.dcep.state.v1.UnfreezeWalletH\x00R\x0eunfreezeWallet\x12?\n" +
 	"\fclose_wallet\x18\x19 \x01(\v2\x1a.dcep.state.v1.CloseWalletH\x00R\vcloseWallet\x12N\n" +
-	"\x11change_membership\x18\x1e \x01(\v2\x1f.dcep.state.v1.ChangeMembershipH\x00R\x10changeMembershipB\x06\n" +
+	"\x11change_membership\x18\x1e \x01(\v2\x1f.dcep.state.v1.ChangeMembershipH\x00R\x10changeMembership\x129\n" +
+	"\n" +
+	"open_purse\x18( \x01(\v2\x18.dcep.state.v1.OpenPurseH\x00R\topenPurse\x12H\n" +
+	"\x0fdeposit_offline\x18) \x01(\v2\x1d.dcep.state.v1.DepositOfflineH\x00R\x0edepositOffline\x12<\n" +
+	"\vclose_purse\x18* \x01(\v2\x19.dcep.state.v1.ClosePurseH\x00R\n" +
+	"closePurse\x12?\n" +
+	"\fexpire_purse\x18+ \x01(\v2\x1a.dcep.state.v1.ExpirePurseH\x00R\vexpirePurse\x12H\n" +
+	"\x0fcreate_campaign\x18< \x01(\v2\x1d.dcep.state.v1.CreateCampaignH\x00R\x0ecreateCampaign\x12[\n" +
+	"\x16add_campaign_merchants\x18= \x01(\v2#.dcep.state.v1.AddCampaignMerchantsH\x00R\x14addCampaignMerchants\x12E\n" +
+	"\x0eenrol_campaign\x18> \x01(\v2\x1c.dcep.state.v1.EnrolCampaignH\x00R\renrolCampaign\x12B\n" +
+	"\rdraw_campaign\x18? \x01(\v2\x1b.dcep.state.v1.DrawCampaignH\x00R\fdrawCampaign\x12E\n" +
+	"\x0erefund_payment\x18@ \x01(\v2\x1c.dcep.state.v1.RefundPaymentH\x00R\rrefundPayment\x12L\n" +
+	"\x11create_sub_wallet\x18A \x01(\v2\x1e.dcep.state.v1.CreateSubWalletH\x00R\x0fcreateSubWallet\x12F\n" +
+	"\x0ffund_sub_wallet\x18B \x01(\v2\x1c.dcep.state.v1.FundSubWalletH\x00R\rfundSubWallet\x12F\n" +
+	"\x0fpush_sub_wallet\x18C \x01(\v2\x1c.dcep.state.v1.PushSubWalletH\x00R\rpushSubWallet\x12L\n" +
+	"\x11revoke_sub_wallet\x18D \x01(\v2\x1e.dcep.state.v1.RevokeSubWalletH\x00R\x0frevokeSubWallet\x12R\n" +
+	"\x13withdraw_sub_wallet\x18E \x01(\v2 .dcep.state.v1.WithdrawSubWalletH\x00R\x11withdrawSubWallet\x12L\n" +
+	"\x11charge_sub_wallet\x18F \x01(\v2\x1e.dcep.state.v1.ChargeSubWalletH\x00R\x0fchargeSubWalletB\x06\n" +
 	"\x04kind\"5\n" +
 	"\bOutpoint\x12\x13\n" +
 	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12\x14\n" +
@@ -1638,7 +2970,93 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\"t\n" +
 	"\x10ChangeMembership\x127\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1f.dcep.state.v1.MembershipActionR\x06action\x12'\n" +
-	"\x04node\x18\x02 \x01(\v2\x13.dcep.state.v1.NodeR\x04node*\xd3\x01\n" +
+	"\x04node\x18\x02 \x01(\v2\x13.dcep.state.v1.NodeR\x04node\"\xdc\x03\n" +
+	"\x0eCreateCampaign\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\x12*\n" +
+	"\x11sponsor_wallet_id\x18\x02 \x01(\tR\x0fsponsorWalletId\x12/\n" +
+	"\x06inputs\x18\x03 \x03(\v2\x17.dcep.state.v1.OutpointR\x06inputs\x12!\n" +
+	"\fpacket_count\x18\x04 \x01(\rR\vpacketCount\x12\x1d\n" +
+	"\n" +
+	"packet_fen\x18\x05 \x01(\x04R\tpacketFen\x12$\n" +
+	"\x0eenrol_start_ms\x18\x06 \x01(\x03R\fenrolStartMs\x12 \n" +
+	"\fenrol_end_ms\x18\a \x01(\x03R\n" +
+	"enrolEndMs\x12$\n" +
+	"\x0espend_start_ms\x18\b \x01(\x03R\fspendStartMs\x12 \n" +
+	"\fspend_end_ms\x18\t \x01(\x03R\n" +
+	"spendEndMs\x12!\n" +
+	"\fregion_codes\x18\n" +
+	" \x03(\tR\vregionCodes\x12!\n" +
+	"\fmerchant_ids\x18\v \x03(\tR\vmerchantIds\x12\x1e\n" +
+	"\n" +
+	"commitment\x18\f \x01(\fR\n" +
+	"commitment\x12\x14\n" +
+	"\x05title\x18\r \x01(\tR\x05title\"Z\n" +
+	"\x14AddCampaignMerchants\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\x12!\n" +
+	"\fmerchant_ids\x18\x02 \x03(\tR\vmerchantIds\"M\n" +
+	"\rEnrolCampaign\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\x12\x1b\n" +
+	"\twallet_id\x18\x02 \x01(\tR\bwalletId\"C\n" +
+	"\fDrawCampaign\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\x12\x12\n" +
+	"\x04seed\x18\x02 \x01(\fR\x04seed\"\xb1\x01\n" +
+	"\rRefundPayment\x12,\n" +
+	"\x12merchant_wallet_id\x18\x01 \x01(\tR\x10merchantWalletId\x12\"\n" +
+	"\rpayment_tx_id\x18\x02 \x01(\fR\vpaymentTxId\x12/\n" +
+	"\x06inputs\x18\x03 \x03(\v2\x17.dcep.state.v1.OutpointR\x06inputs\x12\x1d\n" +
+	"\n" +
+	"amount_fen\x18\x04 \x01(\x04R\tamountFen\"_\n" +
+	"\x0fCreateSubWallet\x12(\n" +
+	"\x10parent_wallet_id\x18\x01 \x01(\tR\x0eparentWalletId\x12\"\n" +
+	"\rsub_wallet_id\x18\x02 \x01(\tR\vsubWalletId\"\x83\x01\n" +
+	"\rFundSubWallet\x12\"\n" +
+	"\rsub_wallet_id\x18\x01 \x01(\tR\vsubWalletId\x12/\n" +
+	"\x06inputs\x18\x02 \x03(\v2\x17.dcep.state.v1.OutpointR\x06inputs\x12\x1d\n" +
+	"\n" +
+	"amount_fen\x18\x03 \x01(\x04R\tamountFen\"\xcc\x01\n" +
+	"\rPushSubWallet\x12\"\n" +
+	"\rsub_wallet_id\x18\x01 \x01(\tR\vsubWalletId\x12,\n" +
+	"\x12platform_wallet_id\x18\x02 \x01(\tR\x10platformWalletId\x12&\n" +
+	"\x0fmax_payment_fen\x18\x03 \x01(\x04R\rmaxPaymentFen\x12\"\n" +
+	"\rmax_daily_fen\x18\x04 \x01(\x04R\vmaxDailyFen\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x05 \x01(\x03R\texpiresMs\"5\n" +
+	"\x0fRevokeSubWallet\x12\"\n" +
+	"\rsub_wallet_id\x18\x01 \x01(\tR\vsubWalletId\"\x87\x01\n" +
+	"\x11WithdrawSubWallet\x12\"\n" +
+	"\rsub_wallet_id\x18\x01 \x01(\tR\vsubWalletId\x12/\n" +
+	"\x06inputs\x18\x02 \x03(\v2\x17.dcep.state.v1.OutpointR\x06inputs\x12\x1d\n" +
+	"\n" +
+	"amount_fen\x18\x03 \x01(\x04R\tamountFen\"\xb3\x01\n" +
+	"\x0fChargeSubWallet\x12,\n" +
+	"\x12platform_wallet_id\x18\x01 \x01(\tR\x10platformWalletId\x12\"\n" +
+	"\rsub_wallet_id\x18\x02 \x01(\tR\vsubWalletId\x12/\n" +
+	"\x06inputs\x18\x03 \x03(\v2\x17.dcep.state.v1.OutpointR\x06inputs\x12\x1d\n" +
+	"\n" +
+	"amount_fen\x18\x04 \x01(\x04R\tamountFen\"\x87\x01\n" +
+	"\tOpenPurse\x12\x1b\n" +
+	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12/\n" +
+	"\x06inputs\x18\x02 \x03(\v2\x17.dcep.state.v1.OutpointR\x06inputs\x12,\n" +
+	"\x04cert\x18\x03 \x01(\v2\x18.dcep.state.v1.PurseCertR\x04cert\"\xa3\x01\n" +
+	"\vDepositItem\x120\n" +
+	"\apayment\x18\x01 \x01(\v2\x16.dcep.state.v1.PaymentR\apayment\x127\n" +
+	"\arequest\x18\x02 \x01(\v2\x1d.dcep.state.v1.PaymentRequestR\arequest\x12)\n" +
+	"\x10revocation_index\x18\x03 \x01(\x04R\x0frevocationIndex\"\x8b\x01\n" +
+	"\x0eDepositOffline\x12*\n" +
+	"\x11device_public_key\x18\x01 \x01(\fR\x0fdevicePublicKey\x12\x1b\n" +
+	"\twallet_id\x18\x02 \x01(\tR\bwalletId\x120\n" +
+	"\x05items\x18\x03 \x03(\v2\x1a.dcep.state.v1.DepositItemR\x05items\"\x8a\x01\n" +
+	"\n" +
+	"ClosePurse\x12\x19\n" +
+	"\bpurse_id\x18\x01 \x01(\fR\apurseId\x12#\n" +
+	"\rfinal_counter\x18\x02 \x01(\rR\ffinalCounter\x12<\n" +
+	"\treceipted\x18\x03 \x03(\v2\x1e.dcep.state.v1.ReservedPaymentR\treceipted\"(\n" +
+	"\vExpirePurse\x12\x19\n" +
+	"\bpurse_id\x18\x01 \x01(\fR\apurseId*\xd3\x01\n" +
 	"\n" +
 	"WalletKind\x12\x1b\n" +
 	"\x17WALLET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -1671,30 +3089,50 @@ func file_state_statepb_tx_proto_rawDescGZIP() []byte {
 }
 
 var file_state_statepb_tx_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_state_statepb_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_state_statepb_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_state_statepb_tx_proto_goTypes = []any{
-	(WalletKind)(0),          // 0: dcep.state.v1.WalletKind
-	(WalletStatus)(0),        // 1: dcep.state.v1.WalletStatus
-	(MembershipAction)(0),    // 2: dcep.state.v1.MembershipAction
-	(*SignedTx)(nil),         // 3: dcep.state.v1.SignedTx
-	(*Signature)(nil),        // 4: dcep.state.v1.Signature
-	(*Tx)(nil),               // 5: dcep.state.v1.Tx
-	(*Outpoint)(nil),         // 6: dcep.state.v1.Outpoint
-	(*Payee)(nil),            // 7: dcep.state.v1.Payee
-	(*Issue)(nil),            // 8: dcep.state.v1.Issue
-	(*Return)(nil),           // 9: dcep.state.v1.Return
-	(*Exchange)(nil),         // 10: dcep.state.v1.Exchange
-	(*Redeem)(nil),           // 11: dcep.state.v1.Redeem
-	(*Transfer)(nil),         // 12: dcep.state.v1.Transfer
-	(*Limits)(nil),           // 13: dcep.state.v1.Limits
-	(*RegisterWallet)(nil),   // 14: dcep.state.v1.RegisterWallet
-	(*UpdateWallet)(nil),     // 15: dcep.state.v1.UpdateWallet
-	(*RotateWalletKey)(nil),  // 16: dcep.state.v1.RotateWalletKey
-	(*FreezeWallet)(nil),     // 17: dcep.state.v1.FreezeWallet
-	(*UnfreezeWallet)(nil),   // 18: dcep.state.v1.UnfreezeWallet
-	(*CloseWallet)(nil),      // 19: dcep.state.v1.CloseWallet
-	(*ChangeMembership)(nil), // 20: dcep.state.v1.ChangeMembership
-	(*Node)(nil),             // 21: dcep.state.v1.Node
+	(WalletKind)(0),              // 0: dcep.state.v1.WalletKind
+	(WalletStatus)(0),            // 1: dcep.state.v1.WalletStatus
+	(MembershipAction)(0),        // 2: dcep.state.v1.MembershipAction
+	(*SignedTx)(nil),             // 3: dcep.state.v1.SignedTx
+	(*Signature)(nil),            // 4: dcep.state.v1.Signature
+	(*Tx)(nil),                   // 5: dcep.state.v1.Tx
+	(*Outpoint)(nil),             // 6: dcep.state.v1.Outpoint
+	(*Payee)(nil),                // 7: dcep.state.v1.Payee
+	(*Issue)(nil),                // 8: dcep.state.v1.Issue
+	(*Return)(nil),               // 9: dcep.state.v1.Return
+	(*Exchange)(nil),             // 10: dcep.state.v1.Exchange
+	(*Redeem)(nil),               // 11: dcep.state.v1.Redeem
+	(*Transfer)(nil),             // 12: dcep.state.v1.Transfer
+	(*Limits)(nil),               // 13: dcep.state.v1.Limits
+	(*RegisterWallet)(nil),       // 14: dcep.state.v1.RegisterWallet
+	(*UpdateWallet)(nil),         // 15: dcep.state.v1.UpdateWallet
+	(*RotateWalletKey)(nil),      // 16: dcep.state.v1.RotateWalletKey
+	(*FreezeWallet)(nil),         // 17: dcep.state.v1.FreezeWallet
+	(*UnfreezeWallet)(nil),       // 18: dcep.state.v1.UnfreezeWallet
+	(*CloseWallet)(nil),          // 19: dcep.state.v1.CloseWallet
+	(*ChangeMembership)(nil),     // 20: dcep.state.v1.ChangeMembership
+	(*CreateCampaign)(nil),       // 21: dcep.state.v1.CreateCampaign
+	(*AddCampaignMerchants)(nil), // 22: dcep.state.v1.AddCampaignMerchants
+	(*EnrolCampaign)(nil),        // 23: dcep.state.v1.EnrolCampaign
+	(*DrawCampaign)(nil),         // 24: dcep.state.v1.DrawCampaign
+	(*RefundPayment)(nil),        // 25: dcep.state.v1.RefundPayment
+	(*CreateSubWallet)(nil),      // 26: dcep.state.v1.CreateSubWallet
+	(*FundSubWallet)(nil),        // 27: dcep.state.v1.FundSubWallet
+	(*PushSubWallet)(nil),        // 28: dcep.state.v1.PushSubWallet
+	(*RevokeSubWallet)(nil),      // 29: dcep.state.v1.RevokeSubWallet
+	(*WithdrawSubWallet)(nil),    // 30: dcep.state.v1.WithdrawSubWallet
+	(*ChargeSubWallet)(nil),      // 31: dcep.state.v1.ChargeSubWallet
+	(*OpenPurse)(nil),            // 32: dcep.state.v1.OpenPurse
+	(*DepositItem)(nil),          // 33: dcep.state.v1.DepositItem
+	(*DepositOffline)(nil),       // 34: dcep.state.v1.DepositOffline
+	(*ClosePurse)(nil),           // 35: dcep.state.v1.ClosePurse
+	(*ExpirePurse)(nil),          // 36: dcep.state.v1.ExpirePurse
+	(*Node)(nil),                 // 37: dcep.state.v1.Node
+	(*PurseCert)(nil),            // 38: dcep.state.v1.PurseCert
+	(*Payment)(nil),              // 39: dcep.state.v1.Payment
+	(*PaymentRequest)(nil),       // 40: dcep.state.v1.PaymentRequest
+	(*ReservedPayment)(nil),      // 41: dcep.state.v1.ReservedPayment
 }
 var file_state_statepb_tx_proto_depIdxs = []int32{
 	4,  // 0: dcep.state.v1.SignedTx.signatures:type_name -> dcep.state.v1.Signature
@@ -1710,21 +3148,47 @@ var file_state_statepb_tx_proto_depIdxs = []int32{
 	18, // 10: dcep.state.v1.Tx.unfreeze_wallet:type_name -> dcep.state.v1.UnfreezeWallet
 	19, // 11: dcep.state.v1.Tx.close_wallet:type_name -> dcep.state.v1.CloseWallet
 	20, // 12: dcep.state.v1.Tx.change_membership:type_name -> dcep.state.v1.ChangeMembership
-	6,  // 13: dcep.state.v1.Return.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 14: dcep.state.v1.Exchange.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 15: dcep.state.v1.Redeem.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 16: dcep.state.v1.Transfer.inputs:type_name -> dcep.state.v1.Outpoint
-	7,  // 17: dcep.state.v1.Transfer.payees:type_name -> dcep.state.v1.Payee
-	0,  // 18: dcep.state.v1.RegisterWallet.kind:type_name -> dcep.state.v1.WalletKind
-	13, // 19: dcep.state.v1.RegisterWallet.limits:type_name -> dcep.state.v1.Limits
-	13, // 20: dcep.state.v1.UpdateWallet.limits:type_name -> dcep.state.v1.Limits
-	2,  // 21: dcep.state.v1.ChangeMembership.action:type_name -> dcep.state.v1.MembershipAction
-	21, // 22: dcep.state.v1.ChangeMembership.node:type_name -> dcep.state.v1.Node
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	32, // 13: dcep.state.v1.Tx.open_purse:type_name -> dcep.state.v1.OpenPurse
+	34, // 14: dcep.state.v1.Tx.deposit_offline:type_name -> dcep.state.v1.DepositOffline
+	35, // 15: dcep.state.v1.Tx.close_purse:type_name -> dcep.state.v1.ClosePurse
+	36, // 16: dcep.state.v1.Tx.expire_purse:type_name -> dcep.state.v1.ExpirePurse
+	21, // 17: dcep.state.v1.Tx.create_campaign:type_name -> dcep.state.v1.CreateCampaign
+	22, // 18: dcep.state.v1.Tx.add_campaign_merchants:type_name -> dcep.state.v1.AddCampaignMerchants
+	23, // 19: dcep.state.v1.Tx.enrol_campaign:type_name -> dcep.state.v1.EnrolCampaign
+	24, // 20: dcep.state.v1.Tx.draw_campaign:type_name -> dcep.state.v1.DrawCampaign
+	25, // 21: dcep.state.v1.Tx.refund_payment:type_name -> dcep.state.v1.RefundPayment
+	26, // 22: dcep.state.v1.Tx.create_sub_wallet:type_name -> dcep.state.v1.CreateSubWallet
+	27, // 23: dcep.state.v1.Tx.fund_sub_wallet:type_name -> dcep.state.v1.FundSubWallet
+	28, // 24: dcep.state.v1.Tx.push_sub_wallet:type_name -> dcep.state.v1.PushSubWallet
+	29, // 25: dcep.state.v1.Tx.revoke_sub_wallet:type_name -> dcep.state.v1.RevokeSubWallet
+	30, // 26: dcep.state.v1.Tx.withdraw_sub_wallet:type_name -> dcep.state.v1.WithdrawSubWallet
+	31, // 27: dcep.state.v1.Tx.charge_sub_wallet:type_name -> dcep.state.v1.ChargeSubWallet
+	6,  // 28: dcep.state.v1.Return.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 29: dcep.state.v1.Exchange.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 30: dcep.state.v1.Redeem.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 31: dcep.state.v1.Transfer.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 32: dcep.state.v1.Transfer.payees:type_name -> dcep.state.v1.Payee
+	0,  // 33: dcep.state.v1.RegisterWallet.kind:type_name -> dcep.state.v1.WalletKind
+	13, // 34: dcep.state.v1.RegisterWallet.limits:type_name -> dcep.state.v1.Limits
+	13, // 35: dcep.state.v1.UpdateWallet.limits:type_name -> dcep.state.v1.Limits
+	2,  // 36: dcep.state.v1.ChangeMembership.action:type_name -> dcep.state.v1.MembershipAction
+	37, // 37: dcep.state.v1.ChangeMembership.node:type_name -> dcep.state.v1.Node
+	6,  // 38: dcep.state.v1.CreateCampaign.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 39: dcep.state.v1.RefundPayment.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 40: dcep.state.v1.FundSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 41: dcep.state.v1.WithdrawSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 42: dcep.state.v1.ChargeSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 43: dcep.state.v1.OpenPurse.inputs:type_name -> dcep.state.v1.Outpoint
+	38, // 44: dcep.state.v1.OpenPurse.cert:type_name -> dcep.state.v1.PurseCert
+	39, // 45: dcep.state.v1.DepositItem.payment:type_name -> dcep.state.v1.Payment
+	40, // 46: dcep.state.v1.DepositItem.request:type_name -> dcep.state.v1.PaymentRequest
+	33, // 47: dcep.state.v1.DepositOffline.items:type_name -> dcep.state.v1.DepositItem
+	41, // 48: dcep.state.v1.ClosePurse.receipted:type_name -> dcep.state.v1.ReservedPayment
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_tx_proto_init() }
@@ -1733,6 +3197,7 @@ func file_state_statepb_tx_proto_init() {
 		return
 	}
 	file_state_statepb_genesis_proto_init()
+	file_state_statepb_offline_proto_init()
 	file_state_statepb_tx_proto_msgTypes[2].OneofWrappers = []any{
 		(*Tx_Issue)(nil),
 		(*Tx_Return)(nil),
@@ -1746,6 +3211,21 @@ func file_state_statepb_tx_proto_init() {
 		(*Tx_UnfreezeWallet)(nil),
 		(*Tx_CloseWallet)(nil),
 		(*Tx_ChangeMembership)(nil),
+		(*Tx_OpenPurse)(nil),
+		(*Tx_DepositOffline)(nil),
+		(*Tx_ClosePurse)(nil),
+		(*Tx_ExpirePurse)(nil),
+		(*Tx_CreateCampaign)(nil),
+		(*Tx_AddCampaignMerchants)(nil),
+		(*Tx_EnrolCampaign)(nil),
+		(*Tx_DrawCampaign)(nil),
+		(*Tx_RefundPayment)(nil),
+		(*Tx_CreateSubWallet)(nil),
+		(*Tx_FundSubWallet)(nil),
+		(*Tx_PushSubWallet)(nil),
+		(*Tx_RevokeSubWallet)(nil),
+		(*Tx_WithdrawSubWallet)(nil),
+		(*Tx_ChargeSubWallet)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1753,7 +3233,7 @@ func file_state_statepb_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_statepb_tx_proto_rawDesc), len(file_state_statepb_tx_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

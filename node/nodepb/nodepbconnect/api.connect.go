@@ -58,6 +58,23 @@ const (
 	// LedgerServiceStreamOutcomesProcedure is the fully-qualified name of the LedgerService's
 	// StreamOutcomes RPC.
 	LedgerServiceStreamOutcomesProcedure = "/dcep.node.v1.LedgerService/StreamOutcomes"
+	// LedgerServiceGetPurseProcedure is the fully-qualified name of the LedgerService's GetPurse RPC.
+	LedgerServiceGetPurseProcedure = "/dcep.node.v1.LedgerService/GetPurse"
+	// LedgerServiceGetSettlementProcedure is the fully-qualified name of the LedgerService's
+	// GetSettlement RPC.
+	LedgerServiceGetSettlementProcedure = "/dcep.node.v1.LedgerService/GetSettlement"
+	// LedgerServiceGetOfflineTxProcedure is the fully-qualified name of the LedgerService's
+	// GetOfflineTx RPC.
+	LedgerServiceGetOfflineTxProcedure = "/dcep.node.v1.LedgerService/GetOfflineTx"
+	// LedgerServiceListIncidentsProcedure is the fully-qualified name of the LedgerService's
+	// ListIncidents RPC.
+	LedgerServiceListIncidentsProcedure = "/dcep.node.v1.LedgerService/ListIncidents"
+	// LedgerServiceListRevocationsProcedure is the fully-qualified name of the LedgerService's
+	// ListRevocations RPC.
+	LedgerServiceListRevocationsProcedure = "/dcep.node.v1.LedgerService/ListRevocations"
+	// LedgerServiceGetOfflineDebtProcedure is the fully-qualified name of the LedgerService's
+	// GetOfflineDebt RPC.
+	LedgerServiceGetOfflineDebtProcedure = "/dcep.node.v1.LedgerService/GetOfflineDebt"
 )
 
 // LedgerServiceClient is a client for the dcep.node.v1.LedgerService service.
@@ -89,6 +106,23 @@ type LedgerServiceClient interface {
 	// then follows new ones. A client that disconnects resumes from the last
 	// index it saw plus one.
 	StreamOutcomes(context.Context, *connect.Request[nodepb.StreamOutcomesRequest]) (*connect.ServerStreamForClient[statepb.BlockRecord], error)
+	// GetPurse returns an offline purse with the payments settled under it
+	// (first page) and, if its device is revoked, the revocation.
+	GetPurse(context.Context, *connect.Request[nodepb.GetPurseRequest]) (*connect.Response[nodepb.GetPurseResponse], error)
+	// GetSettlement returns a deposited offline payment's settlement by the
+	// payment's hash.
+	GetSettlement(context.Context, *connect.Request[nodepb.GetSettlementRequest]) (*connect.Response[nodepb.GetSettlementResponse], error)
+	// GetOfflineTx returns what an offline transaction did beyond its
+	// outcome: a deposit's result per payment, and the owners of its outputs.
+	GetOfflineTx(context.Context, *connect.Request[nodepb.GetOfflineTxRequest]) (*connect.Response[nodepb.GetOfflineTxResponse], error)
+	// ListIncidents pages through double-spend incidents in id order.
+	ListIncidents(context.Context, *connect.Request[nodepb.ListIncidentsRequest]) (*connect.Response[nodepb.ListIncidentsResponse], error)
+	// ListRevocations returns the device revocation list after an index:
+	// what a device that synced up to that index still needs.
+	ListRevocations(context.Context, *connect.Request[nodepb.ListRevocationsRequest]) (*connect.Response[nodepb.ListRevocationsResponse], error)
+	// GetOfflineDebt returns what a wallet owes its bank for offline payments
+	// the bank's guarantee made for it.
+	GetOfflineDebt(context.Context, *connect.Request[nodepb.GetOfflineDebtRequest]) (*connect.Response[nodepb.GetOfflineDebtResponse], error)
 }
 
 // NewLedgerServiceClient constructs a client for the dcep.node.v1.LedgerService service. By
@@ -170,21 +204,69 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(ledgerServiceMethods.ByName("StreamOutcomes")),
 			connect.WithClientOptions(opts...),
 		),
+		getPurse: connect.NewClient[nodepb.GetPurseRequest, nodepb.GetPurseResponse](
+			httpClient,
+			baseURL+LedgerServiceGetPurseProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("GetPurse")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getSettlement: connect.NewClient[nodepb.GetSettlementRequest, nodepb.GetSettlementResponse](
+			httpClient,
+			baseURL+LedgerServiceGetSettlementProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("GetSettlement")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getOfflineTx: connect.NewClient[nodepb.GetOfflineTxRequest, nodepb.GetOfflineTxResponse](
+			httpClient,
+			baseURL+LedgerServiceGetOfflineTxProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("GetOfflineTx")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listIncidents: connect.NewClient[nodepb.ListIncidentsRequest, nodepb.ListIncidentsResponse](
+			httpClient,
+			baseURL+LedgerServiceListIncidentsProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("ListIncidents")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listRevocations: connect.NewClient[nodepb.ListRevocationsRequest, nodepb.ListRevocationsResponse](
+			httpClient,
+			baseURL+LedgerServiceListRevocationsProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("ListRevocations")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getOfflineDebt: connect.NewClient[nodepb.GetOfflineDebtRequest, nodepb.GetOfflineDebtResponse](
+			httpClient,
+			baseURL+LedgerServiceGetOfflineDebtProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("GetOfflineDebt")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // ledgerServiceClient implements LedgerServiceClient.
 type ledgerServiceClient struct {
-	submit         *connect.Client[nodepb.SubmitRequest, nodepb.SubmitResponse]
-	getTx          *connect.Client[nodepb.GetTxRequest, nodepb.GetTxResponse]
-	getWallet      *connect.Client[nodepb.GetWalletRequest, nodepb.GetWalletResponse]
-	listWallets    *connect.Client[nodepb.ListWalletsRequest, nodepb.ListWalletsResponse]
-	listUnspent    *connect.Client[nodepb.ListUnspentRequest, nodepb.ListUnspentResponse]
-	history        *connect.Client[nodepb.HistoryRequest, nodepb.HistoryResponse]
-	supply         *connect.Client[nodepb.SupplyRequest, nodepb.SupplyResponse]
-	status         *connect.Client[nodepb.StatusRequest, nodepb.StatusResponse]
-	getGenesis     *connect.Client[nodepb.GetGenesisRequest, nodepb.GetGenesisResponse]
-	streamOutcomes *connect.Client[nodepb.StreamOutcomesRequest, statepb.BlockRecord]
+	submit          *connect.Client[nodepb.SubmitRequest, nodepb.SubmitResponse]
+	getTx           *connect.Client[nodepb.GetTxRequest, nodepb.GetTxResponse]
+	getWallet       *connect.Client[nodepb.GetWalletRequest, nodepb.GetWalletResponse]
+	listWallets     *connect.Client[nodepb.ListWalletsRequest, nodepb.ListWalletsResponse]
+	listUnspent     *connect.Client[nodepb.ListUnspentRequest, nodepb.ListUnspentResponse]
+	history         *connect.Client[nodepb.HistoryRequest, nodepb.HistoryResponse]
+	supply          *connect.Client[nodepb.SupplyRequest, nodepb.SupplyResponse]
+	status          *connect.Client[nodepb.StatusRequest, nodepb.StatusResponse]
+	getGenesis      *connect.Client[nodepb.GetGenesisRequest, nodepb.GetGenesisResponse]
+	streamOutcomes  *connect.Client[nodepb.StreamOutcomesRequest, statepb.BlockRecord]
+	getPurse        *connect.Client[nodepb.GetPurseRequest, nodepb.GetPurseResponse]
+	getSettlement   *connect.Client[nodepb.GetSettlementRequest, nodepb.GetSettlementResponse]
+	getOfflineTx    *connect.Client[nodepb.GetOfflineTxRequest, nodepb.GetOfflineTxResponse]
+	listIncidents   *connect.Client[nodepb.ListIncidentsRequest, nodepb.ListIncidentsResponse]
+	listRevocations *connect.Client[nodepb.ListRevocationsRequest, nodepb.ListRevocationsResponse]
+	getOfflineDebt  *connect.Client[nodepb.GetOfflineDebtRequest, nodepb.GetOfflineDebtResponse]
 }
 
 // Submit calls dcep.node.v1.LedgerService.Submit.
@@ -237,6 +319,36 @@ func (c *ledgerServiceClient) StreamOutcomes(ctx context.Context, req *connect.R
 	return c.streamOutcomes.CallServerStream(ctx, req)
 }
 
+// GetPurse calls dcep.node.v1.LedgerService.GetPurse.
+func (c *ledgerServiceClient) GetPurse(ctx context.Context, req *connect.Request[nodepb.GetPurseRequest]) (*connect.Response[nodepb.GetPurseResponse], error) {
+	return c.getPurse.CallUnary(ctx, req)
+}
+
+// GetSettlement calls dcep.node.v1.LedgerService.GetSettlement.
+func (c *ledgerServiceClient) GetSettlement(ctx context.Context, req *connect.Request[nodepb.GetSettlementRequest]) (*connect.Response[nodepb.GetSettlementResponse], error) {
+	return c.getSettlement.CallUnary(ctx, req)
+}
+
+// GetOfflineTx calls dcep.node.v1.LedgerService.GetOfflineTx.
+func (c *ledgerServiceClient) GetOfflineTx(ctx context.Context, req *connect.Request[nodepb.GetOfflineTxRequest]) (*connect.Response[nodepb.GetOfflineTxResponse], error) {
+	return c.getOfflineTx.CallUnary(ctx, req)
+}
+
+// ListIncidents calls dcep.node.v1.LedgerService.ListIncidents.
+func (c *ledgerServiceClient) ListIncidents(ctx context.Context, req *connect.Request[nodepb.ListIncidentsRequest]) (*connect.Response[nodepb.ListIncidentsResponse], error) {
+	return c.listIncidents.CallUnary(ctx, req)
+}
+
+// ListRevocations calls dcep.node.v1.LedgerService.ListRevocations.
+func (c *ledgerServiceClient) ListRevocations(ctx context.Context, req *connect.Request[nodepb.ListRevocationsRequest]) (*connect.Response[nodepb.ListRevocationsResponse], error) {
+	return c.listRevocations.CallUnary(ctx, req)
+}
+
+// GetOfflineDebt calls dcep.node.v1.LedgerService.GetOfflineDebt.
+func (c *ledgerServiceClient) GetOfflineDebt(ctx context.Context, req *connect.Request[nodepb.GetOfflineDebtRequest]) (*connect.Response[nodepb.GetOfflineDebtResponse], error) {
+	return c.getOfflineDebt.CallUnary(ctx, req)
+}
+
 // LedgerServiceHandler is an implementation of the dcep.node.v1.LedgerService service.
 type LedgerServiceHandler interface {
 	// Submit sends a signed transaction and waits until it is committed and
@@ -266,6 +378,23 @@ type LedgerServiceHandler interface {
 	// then follows new ones. A client that disconnects resumes from the last
 	// index it saw plus one.
 	StreamOutcomes(context.Context, *connect.Request[nodepb.StreamOutcomesRequest], *connect.ServerStream[statepb.BlockRecord]) error
+	// GetPurse returns an offline purse with the payments settled under it
+	// (first page) and, if its device is revoked, the revocation.
+	GetPurse(context.Context, *connect.Request[nodepb.GetPurseRequest]) (*connect.Response[nodepb.GetPurseResponse], error)
+	// GetSettlement returns a deposited offline payment's settlement by the
+	// payment's hash.
+	GetSettlement(context.Context, *connect.Request[nodepb.GetSettlementRequest]) (*connect.Response[nodepb.GetSettlementResponse], error)
+	// GetOfflineTx returns what an offline transaction did beyond its
+	// outcome: a deposit's result per payment, and the owners of its outputs.
+	GetOfflineTx(context.Context, *connect.Request[nodepb.GetOfflineTxRequest]) (*connect.Response[nodepb.GetOfflineTxResponse], error)
+	// ListIncidents pages through double-spend incidents in id order.
+	ListIncidents(context.Context, *connect.Request[nodepb.ListIncidentsRequest]) (*connect.Response[nodepb.ListIncidentsResponse], error)
+	// ListRevocations returns the device revocation list after an index:
+	// what a device that synced up to that index still needs.
+	ListRevocations(context.Context, *connect.Request[nodepb.ListRevocationsRequest]) (*connect.Response[nodepb.ListRevocationsResponse], error)
+	// GetOfflineDebt returns what a wallet owes its bank for offline payments
+	// the bank's guarantee made for it.
+	GetOfflineDebt(context.Context, *connect.Request[nodepb.GetOfflineDebtRequest]) (*connect.Response[nodepb.GetOfflineDebtResponse], error)
 }
 
 // NewLedgerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -343,6 +472,48 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(ledgerServiceMethods.ByName("StreamOutcomes")),
 		connect.WithHandlerOptions(opts...),
 	)
+	ledgerServiceGetPurseHandler := connect.NewUnaryHandler(
+		LedgerServiceGetPurseProcedure,
+		svc.GetPurse,
+		connect.WithSchema(ledgerServiceMethods.ByName("GetPurse")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceGetSettlementHandler := connect.NewUnaryHandler(
+		LedgerServiceGetSettlementProcedure,
+		svc.GetSettlement,
+		connect.WithSchema(ledgerServiceMethods.ByName("GetSettlement")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceGetOfflineTxHandler := connect.NewUnaryHandler(
+		LedgerServiceGetOfflineTxProcedure,
+		svc.GetOfflineTx,
+		connect.WithSchema(ledgerServiceMethods.ByName("GetOfflineTx")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceListIncidentsHandler := connect.NewUnaryHandler(
+		LedgerServiceListIncidentsProcedure,
+		svc.ListIncidents,
+		connect.WithSchema(ledgerServiceMethods.ByName("ListIncidents")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceListRevocationsHandler := connect.NewUnaryHandler(
+		LedgerServiceListRevocationsProcedure,
+		svc.ListRevocations,
+		connect.WithSchema(ledgerServiceMethods.ByName("ListRevocations")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceGetOfflineDebtHandler := connect.NewUnaryHandler(
+		LedgerServiceGetOfflineDebtProcedure,
+		svc.GetOfflineDebt,
+		connect.WithSchema(ledgerServiceMethods.ByName("GetOfflineDebt")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/dcep.node.v1.LedgerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LedgerServiceSubmitProcedure:
@@ -365,6 +536,18 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 			ledgerServiceGetGenesisHandler.ServeHTTP(w, r)
 		case LedgerServiceStreamOutcomesProcedure:
 			ledgerServiceStreamOutcomesHandler.ServeHTTP(w, r)
+		case LedgerServiceGetPurseProcedure:
+			ledgerServiceGetPurseHandler.ServeHTTP(w, r)
+		case LedgerServiceGetSettlementProcedure:
+			ledgerServiceGetSettlementHandler.ServeHTTP(w, r)
+		case LedgerServiceGetOfflineTxProcedure:
+			ledgerServiceGetOfflineTxHandler.ServeHTTP(w, r)
+		case LedgerServiceListIncidentsProcedure:
+			ledgerServiceListIncidentsHandler.ServeHTTP(w, r)
+		case LedgerServiceListRevocationsProcedure:
+			ledgerServiceListRevocationsHandler.ServeHTTP(w, r)
+		case LedgerServiceGetOfflineDebtProcedure:
+			ledgerServiceGetOfflineDebtHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -412,4 +595,28 @@ func (UnimplementedLedgerServiceHandler) GetGenesis(context.Context, *connect.Re
 
 func (UnimplementedLedgerServiceHandler) StreamOutcomes(context.Context, *connect.Request[nodepb.StreamOutcomesRequest], *connect.ServerStream[statepb.BlockRecord]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.StreamOutcomes is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) GetPurse(context.Context, *connect.Request[nodepb.GetPurseRequest]) (*connect.Response[nodepb.GetPurseResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.GetPurse is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) GetSettlement(context.Context, *connect.Request[nodepb.GetSettlementRequest]) (*connect.Response[nodepb.GetSettlementResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.GetSettlement is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) GetOfflineTx(context.Context, *connect.Request[nodepb.GetOfflineTxRequest]) (*connect.Response[nodepb.GetOfflineTxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.GetOfflineTx is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) ListIncidents(context.Context, *connect.Request[nodepb.ListIncidentsRequest]) (*connect.Response[nodepb.ListIncidentsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.ListIncidents is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) ListRevocations(context.Context, *connect.Request[nodepb.ListRevocationsRequest]) (*connect.Response[nodepb.ListRevocationsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.ListRevocations is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) GetOfflineDebt(context.Context, *connect.Request[nodepb.GetOfflineDebtRequest]) (*connect.Response[nodepb.GetOfflineDebtResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.GetOfflineDebt is not implemented"))
 }
