@@ -32,6 +32,10 @@ type Config struct {
 	// Console serves the read-only web console at /console (on by default
 	// for regulators).
 	Console *bool `toml:"console,omitempty"`
+	// StateCacheMB is the ledger store's block cache (0: the store's
+	// default, 512 MiB). Every payment reads its inputs and wallets; a
+	// cache that holds the working set keeps those reads off the disk.
+	StateCacheMB int `toml:"state_cache_mb,omitempty"`
 
 	Raft   RaftConfig   `toml:"raft"`
 	Batch  BatchConfig  `toml:"batch"`
@@ -134,6 +138,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("config: tls_cert and tls_key go together")
+	}
+	if c.StateCacheMB < 0 || c.StateCacheMB > 1<<20 {
+		return fmt.Errorf("config: state_cache_mb %d is outside 0..1048576", c.StateCacheMB)
 	}
 	r := &c.Raft
 	defInt(&r.HeartbeatMs, 1000)

@@ -142,7 +142,7 @@ func (n *Node) openState() error {
 	var err error
 	// Ledger commits are fsynced (consensus/DESIGN.md, "fsync points"), so a
 	// restart, even after kill -9, never re-applies what the ledger holds.
-	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log})
+	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, CacheBytes: int64(n.cfg.StateCacheMB) << 20})
 	if err != nil {
 		return err
 	}

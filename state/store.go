@@ -25,7 +25,10 @@ import (
 type Options struct {
 	// Logger receives Pebble's and the store's messages; default slog.Default().
 	Logger *slog.Logger
-	// CacheBytes is Pebble's block cache; default 64 MiB.
+	// CacheBytes is Pebble's block cache; default 512 MiB. It must hold
+	// the filter and index blocks and the hot outputs and wallets: at
+	// 64 MiB a 3-node cluster under load read filter blocks from disk on
+	// most input lookups and ran at 60% of the throughput (PERFORMANCE.md).
 	CacheBytes int64
 	// VerifyWorkers is how many goroutines verify signatures; default
 	// GOMAXPROCS.
@@ -73,7 +76,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.CacheBytes <= 0 {
-		opts.CacheBytes = 64 << 20
+		opts.CacheBytes = 512 << 20
 	}
 	if opts.VerifyWorkers <= 0 {
 		opts.VerifyWorkers = runtime.GOMAXPROCS(0)
