@@ -96,12 +96,12 @@ func TestRedPacketsOnCluster(t *testing.T) {
 	sponsor0, _ := cl.Balance(ctx, "suzhou", client.Linearizable())
 
 	// The campaign: 4 packets of ¥200 among 6 citizens, enrolment for a
-	// minute of ledger time, spending until 160 s.
+	// minute of ledger time, spending from 70 s until 160 s.
 	seed, wrong := statetest.Seed("cluster"), statetest.Seed("cluster-other")
 	now := rpLedgerNow(t, cl)
 	spec := &statepb.CreateCampaign{
 		CampaignId: "dbl12", SponsorWalletId: "suzhou", Title: "Suzhou Double-12", PacketCount: 4, PacketFen: 200 * rpYuan,
-		EnrolStartMs: now, EnrolEndMs: now + 60_000, SpendStartMs: now + 60_000, SpendEndMs: now + 160_000,
+		EnrolStartMs: now, EnrolEndMs: now + 60_000, SpendStartMs: now + 70_000, SpendEndMs: now + 160_000,
 		RegionCodes: []string{"320500"}, MerchantIds: []string{"jd"}, Commitment: statetest.Commitment(seed),
 	}
 	ok("create campaign")(cl.CreateCampaign(ctx, n.Wallet("suzhou"), spec))
@@ -197,6 +197,14 @@ func TestRedPacketsOnCluster(t *testing.T) {
 		}
 	}
 	t.Logf("winners %v (verified on the regulator), not drawn %v", winners, losers)
+
+	// Granted, but the spending window opens only at 70 s.
+	_, err = cl.PayWithRedPackets(ctx, n.Wallet(winners[0]), winners[0], "dbl12", []*statepb.Payee{client.PayTo("shop", 50*rpYuan)})
+	rpWantRefused(t, "red packet before the spending window", err, statepb.Code_CODE_RED_PACKET_OUTSIDE_WINDOW)
+	clock.jumpTo(spec.SpendStartMs)
+	// Ledger time moves with blocks, and the SDK judges the window by the
+	// node's ledger time: one block at the new time.
+	ok("a block at the new time")(cl.Issue(ctx, n.CentralBank(), "abc", 1))
 
 	// Winners spend. Pay (the SDK) uses the red packet first at an eligible
 	// merchant; elsewhere the ledger refuses red packets.
