@@ -58,7 +58,7 @@ type Config struct {
 	HeartbeatTimeout   time.Duration // default 1s
 	ElectionTimeout    time.Duration // default 1s
 	LeaderLeaseTimeout time.Duration // default 500ms
-	CommitTimeout      time.Duration // default 50ms
+	CommitTimeout      time.Duration // default 10ms: a follower learns of a commit at most ~2× this after the last entry, and a client waiting on that follower waits as long
 	// SnapshotThreshold: log entries since the last snapshot before another
 	// is taken (default 8192); TrailingLogs: entries kept after a snapshot
 	// for followers that lag (default 10240); SnapshotInterval: how often
@@ -105,7 +105,7 @@ func (c *Config) defaults() {
 	def(&c.HeartbeatTimeout, time.Second)
 	def(&c.ElectionTimeout, time.Second)
 	def(&c.LeaderLeaseTimeout, 500*time.Millisecond)
-	def(&c.CommitTimeout, 50*time.Millisecond)
+	def(&c.CommitTimeout, 10*time.Millisecond)
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.Batch.MaxDelay, 2*time.Millisecond)
 	def(&c.Batch.ApplyTimeout, 5*time.Second)

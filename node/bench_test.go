@@ -146,7 +146,10 @@ func runClusterBench(b *testing.B, voters, regulators int) *clusterResult {
 		rate = *benchRate
 	}
 	n := min(int(rate*d), half)
+	before = nodeMetrics(c)
 	res.half = lg.openLoop(w.txs[warm+closed:warm+closed+n], rate)
+	logMetricsDelta(b, before, nodeMetrics(c), res.half.elapsed)
+	b.Logf("half max, latency by second of arrival [p50/p99/max ms]:%s", res.half.bySecond)
 	b.StopTimer()
 
 	convergeAPI(b, c, time.Minute)

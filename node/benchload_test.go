@@ -296,6 +296,7 @@ type phaseResult struct {
 	firstErr string
 	elapsed  time.Duration
 	offered  float64 // open loop: the arrival rate
+	bySecond string  // open loop: p50/p99/max ms per second of arrivals
 }
 
 func (p *phaseResult) rate() float64 { return float64(p.ok) / p.elapsed.Seconds() }
@@ -412,7 +413,29 @@ func (lg *loadGen) openLoop(txs [][]byte, rate float64) *phaseResult {
 	wg.Wait()
 	p := rec.result(time.Since(start))
 	p.offered = rate
+	p.bySecond = rec.bySecond(int(rate))
 	return p
+}
+
+// bySecond summarizes latency per second of scheduled arrivals (p50/p99/max
+// in ms), to tell a steady tail from one stall.
+func (r *recorder) bySecond(perSecond int) string {
+	var sb strings.Builder
+	for lo := 0; lo < len(r.lat); lo += max(1, perSecond) {
+		var ls []time.Duration
+		for i := lo; i < min(lo+perSecond, len(r.lat)); i++ {
+			if r.done[i] {
+				ls = append(ls, r.lat[i])
+			}
+		}
+		if len(ls) == 0 {
+			continue
+		}
+		slices.Sort(ls)
+		q := func(f float64) float64 { return ms(ls[min(len(ls)-1, int(f*float64(len(ls))))]) }
+		fmt.Fprintf(&sb, " [%.0f/%.0f/%.0f]", q(0.5), q(0.99), ms(ls[len(ls)-1]))
+	}
+	return sb.String()
 }
 
 // nodeMetrics scrapes a few sums and counts from every node's /metrics, to

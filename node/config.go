@@ -146,7 +146,7 @@ func (c *Config) Validate() error {
 	defInt(&r.HeartbeatMs, 1000)
 	defInt(&r.ElectionMs, 1000)
 	defInt(&r.LeaderLeaseMs, 500)
-	defInt(&r.CommitMs, 50)
+	defInt(&r.CommitMs, 10)
 	defInt(&r.SnapshotIntervalS, 120)
 	if r.SnapshotThreshold == 0 {
 		r.SnapshotThreshold = 8192
