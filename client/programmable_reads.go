@@ -73,63 +73,54 @@ func (c *Client) Campaigns(ctx context.Context, opts ...ReadOption) iter.Seq2[*s
 // from.
 func (c *Client) Enrolments(ctx context.Context, campaignID string, from uint64, opts ...ReadOption) iter.Seq2[*statepb.EnrolmentRecord, error] {
 	ro, limit := readOptions(opts)
-	return func(yield func(*statepb.EnrolmentRecord, error) bool) {
-		for {
-			var page []*statepb.EnrolmentRecord
-			err := c.read(ctx, func(ctx context.Context) error {
-				r, err := c.prog.ListEnrolments(ctx, connect.NewRequest(&nodepb.ListEnrolmentsRequest{CampaignId: campaignID, From: from, Limit: limit, Read: ro}))
-				if err == nil {
-					page = r.Msg.GetEnrolments()
-				}
-				return err
-			})
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if len(page) == 0 {
-				return
-			}
-			for _, e := range page {
-				if e.GetNumber() != from {
-					yield(nil, fmt.Errorf("%w: enrolment %d where %d was due", ErrBadResponse, e.GetNumber(), from))
-					return
-				}
-				if !yield(e, nil) {
-					return
-				}
-				from++
-			}
+	return numbered(ctx, c, from, "enrolment", func(ctx context.Context, from uint64) ([]*statepb.EnrolmentRecord, error) {
+		r, err := c.prog.ListEnrolments(ctx, connect.NewRequest(&nodepb.ListEnrolmentsRequest{CampaignId: campaignID, From: from, Limit: limit, Read: ro}))
+		if err != nil {
+			return nil, err
 		}
-	}
+		return r.Msg.GetEnrolments(), nil
+	}, (*statepb.EnrolmentRecord).GetNumber)
 }
 
 // Winners iterates over a campaign's winners by rank from rank from.
 func (c *Client) Winners(ctx context.Context, campaignID string, from uint64, opts ...ReadOption) iter.Seq2[*statepb.WinnerRecord, error] {
 	ro, limit := readOptions(opts)
-	return func(yield func(*statepb.WinnerRecord, error) bool) {
+	return numbered(ctx, c, from, "winner of rank", func(ctx context.Context, from uint64) ([]*statepb.WinnerRecord, error) {
+		r, err := c.prog.ListWinners(ctx, connect.NewRequest(&nodepb.ListWinnersRequest{CampaignId: campaignID, From: from, Limit: limit, Read: ro}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg.GetWinners(), nil
+	}, (*statepb.WinnerRecord).GetRank)
+}
+
+// numbered iterates over a listing whose items carry consecutive numbers,
+// page by page from number from (fetch returns the page that starts
+// there). A page that skips or repeats a number is ErrBadResponse: a
+// recomputation built on it would be wrong.
+func numbered[T any](ctx context.Context, c *Client, from uint64, what string, fetch func(context.Context, uint64) ([]T, error), num func(T) uint64) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		for {
-			var page []*statepb.WinnerRecord
+			var page []T
 			err := c.read(ctx, func(ctx context.Context) error {
-				r, err := c.prog.ListWinners(ctx, connect.NewRequest(&nodepb.ListWinnersRequest{CampaignId: campaignID, From: from, Limit: limit, Read: ro}))
-				if err == nil {
-					page = r.Msg.GetWinners()
-				}
+				var err error
+				page, err = fetch(ctx, from)
 				return err
 			})
 			if err != nil {
-				yield(nil, err)
+				yield(zero, err)
 				return
 			}
 			if len(page) == 0 {
 				return
 			}
-			for _, w := range page {
-				if w.GetRank() != from {
-					yield(nil, fmt.Errorf("%w: winner of rank %d where %d was due", ErrBadResponse, w.GetRank(), from))
+			for _, x := range page {
+				if num(x) != from {
+					yield(zero, fmt.Errorf("%w: %s %d where %d was due", ErrBadResponse, what, num(x), from))
 					return
 				}
-				if !yield(w, nil) {
+				if !yield(x, nil) {
 					return
 				}
 				from++
