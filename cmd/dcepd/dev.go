@@ -49,6 +49,8 @@ func runDev(dir string, p2pPort, apiPort int) error {
 		}
 		if _, err := netgen.Generate(dir, netgen.Options{
 			ChainID: devChainID, Regulators: 1, P2PPort: p2pPort, APIPort: apiPort,
+			// Eight nodes share one laptop and a small ledger.
+			StateCacheMB: 64,
 		}); err != nil {
 			return fmt.Errorf("generate dev network: %w", err)
 		}

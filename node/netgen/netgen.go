@@ -59,6 +59,8 @@ type Options struct {
 	// Raft and Limits go into every node's config.
 	Raft   node.RaftConfig
 	Limits node.LimitsConfig
+	// StateCacheMB is every node's ledger block cache (0: the node default).
+	StateCacheMB int
 }
 
 // Network is a generated network's summary (network.json).
@@ -206,7 +208,7 @@ func writeNode(dir string, keys *keystore.Store, o Options, i int, name string) 
 	cfg := node.Config{
 		Name: name, DataDir: "data", Genesis: "../../genesis.json", NodeKey: "keys/node.key",
 		P2PListen: []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", o.P2PPort+off)}, APIListen: api,
-		Raft: o.Raft, Limits: o.Limits,
+		Raft: o.Raft, Limits: o.Limits, StateCacheMB: o.StateCacheMB,
 	}
 	if err := cfg.Validate(); err != nil { // fills defaults, so the file shows them
 		return NetworkNode{}, nil, err
