@@ -132,6 +132,8 @@ type applier struct {
 	// cached is what this call adds to the store's wallet cache if it
 	// commits: the serialized wallets it read or wrote.
 	cached map[string][]byte
+	// recorded are the outcomes this call recorded, by transaction id.
+	recorded map[[32]byte]*statepb.TxResult
 	// outs are the unspent-output keys this call created (value) or spent
 	// (nil), for unspent and, once committed, the store's output cache.
 	outs map[string][]byte
@@ -157,6 +159,7 @@ func newApplier(s *Store, meta *statepb.Meta) *applier {
 	return &applier{
 		s: s, b: s.db.NewIndexedBatch(), meta: meta,
 		wallets:  map[string]*statepb.WalletRecord{},
+		recorded: map[[32]byte]*statepb.TxResult{},
 		banks:    map[string]*statepb.BankRecord{},
 		dirtySet: map[string]bool{},
 		cached:   map[string][]byte{},
@@ -209,9 +212,11 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 		res.Code, res.Message = t.rej.Code, t.rej.Message
 		return res
 	}
-	var first statepb.TxRecord
-	if a.get(keyTx(t.id[:]), &first) {
-		dup := proto.Clone(first.GetResult()).(*statepb.TxResult)
+	if first := a.firstOutcome(t); first != nil || a.err != nil {
+		if first == nil {
+			return res
+		}
+		dup := proto.Clone(first).(*statepb.TxResult)
 		dup.Duplicate = true
 		return dup
 	}
@@ -229,8 +234,27 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	} else {
 		a.indexTx(t)
 	}
-	a.set(keyTx(t.id[:]), &statepb.TxRecord{SignedTx: t.raw, Result: res, OutputCount: outputs})
+	a.recordTx(t.id, &statepb.TxRecord{SignedTx: t.raw, Result: res, OutputCount: outputs})
 	return res
+}
+
+// firstOutcome is the outcome already recorded under t's id: by this call,
+// or committed before it (looked up by the pipeline, lookupFirst); nil if
+// none.
+func (a *applier) firstOutcome(t *decodedTx) *statepb.TxResult {
+	if r, ok := a.recorded[t.id]; ok {
+		return r
+	}
+	if t.firstErr != nil && a.err == nil {
+		a.err = t.firstErr
+	}
+	return t.first.GetResult()
+}
+
+// recordTx records a transaction's outcome under its id.
+func (a *applier) recordTx(id [32]byte, rec *statepb.TxRecord) {
+	a.set(keyTx(id[:]), rec)
+	a.recorded[id] = rec.GetResult()
 }
 
 // authorize checks that each signature is by the key the kind requires, in
@@ -344,7 +368,7 @@ func (a *applier) execute(t *decodedTx) (uint32, *statepb.Error) {
 	if n, rej, ok := a.executeProgrammable(t); ok {
 		return n, rej
 	}
-	// decodeTx accepted a kind nobody executes: a programming error.
+	// decode accepted a kind nobody executes: a programming error.
 	panic(fmt.Sprintf("state: no executor for %T", t.body.GetKind()))
 }
 

@@ -548,7 +548,7 @@ func runPurseExpiry(a *applier, id, _ []byte, _ int) (int, bool, []byte) {
 	a.returnEscrow(p, p.GetEscrowFen())
 	p.Status, p.Reserved = statepb.PurseStatus_PURSE_STATUS_EXPIRED, nil
 	n := a.endOffline(nil)
-	a.set(keyTx(t.id[:]), &statepb.TxRecord{SignedTx: stx, OutputCount: n,
+	a.recordTx(t.id, &statepb.TxRecord{SignedTx: stx, OutputCount: n,
 		Result: &statepb.TxResult{TxId: t.id[:], Code: statepb.Code_CODE_OK, LogIndex: a.index, TimeMs: a.timeMs}})
 	return 4, true, nil
 }
