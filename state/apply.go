@@ -76,7 +76,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		a.beginBlock(b)
 		res := make([]*statepb.TxResult, len(b.Txs))
 		for i := range b.Txs {
-			res[i] = a.applyTx(p.take(next))
+			res[i] = a.applyTx(p.get(next))
 			next++
 			if a.err != nil {
 				return nil, a.err
@@ -460,7 +460,7 @@ func (a *applier) wallet(id string) *statepb.WalletRecord {
 		return w
 	}
 	w := &statepb.WalletRecord{}
-	if v, ok := a.s.wallets.get([]byte(id)); ok {
+	if v, ok := a.s.wallets.get(id); ok {
 		if err := proto.Unmarshal(v, w); err != nil {
 			a.fail("wallet cache %q: %v", id, err)
 			return nil
@@ -598,4 +598,70 @@ func (a *applier) unspent(owner string, op *statepb.Outpoint, o *statepb.OutputR
 	return true
 }
 
+// outputCache holds the committed unspent outputs created by recent Apply
+// calls: change and fresh payments are what gets spent next, and a hit
+// saves a Pebble lookup. Like walletCache it is only touched by the
+// applying goroutine, updated after a commit, cleared by Restore, and
+// bounded by clearing when full; a miss just reads Pebble.
+type outputCache struct {
+	m map[string][]byte
+}
 
+// maxCachedOutputs bounds the output cache (about 150 bytes an entry).
+const maxCachedOutputs = 1 << 18
+
+func (c *outputCache) get(k []byte) ([]byte, bool) {
+	v, ok := c.m[string(k)]
+	return v, ok
+}
+
+func (c *outputCache) update(outs map[string][]byte) {
+	if len(outs) > maxCachedOutputs {
+		c.m = nil
+		return
+	}
+	if c.m == nil || len(c.m)+len(outs) > maxCachedOutputs {
+		c.m = make(map[string][]byte, len(outs))
+	}
+	for k, v := range outs {
+		if v == nil {
+			delete(c.m, k)
+		} else {
+			c.m[k] = v
+		}
+	}
+}
+
+func (c *outputCache) clear() { c.m = nil }
+
+// walletCache holds serialized committed wallet records, so that Apply
+// calls need not read busy wallets from Pebble again and again. Only the
+// applying goroutine uses it (Apply and Restore never run at once); it is
+// updated only after a commit succeeded and cleared by Restore, so it
+// always equals committed state. It is bounded by clearing when full.
+type walletCache struct {
+	m map[string][]byte
+}
+
+// maxCachedWallets bounds the cache (about 200 bytes a wallet).
+const maxCachedWallets = 1 << 17
+
+func (c *walletCache) get(id string) ([]byte, bool) {
+	v, ok := c.m[id]
+	return v, ok
+}
+
+func (c *walletCache) update(vs map[string][]byte) {
+	if len(vs) > maxCachedWallets {
+		c.m = nil
+		return
+	}
+	if c.m == nil || len(c.m)+len(vs) > maxCachedWallets {
+		c.m = make(map[string][]byte, len(vs))
+	}
+	for id, v := range vs {
+		c.m[id] = v
+	}
+}
+
+func (c *walletCache) clear() { c.m = nil }

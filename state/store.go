@@ -61,8 +61,8 @@ type Store struct {
 
 	meta atomic.Pointer[statepb.Meta]
 	// wallets and outputs cache committed records for Apply (apply.go).
-	wallets recordCache
-	outputs recordCache
+	wallets walletCache
+	outputs outputCache
 	// membership counts committed membership changes, so consensus can see
 	// cheaply that the allowlist must follow.
 	membership atomic.Uint64
@@ -84,8 +84,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	s := &Store{dir: dir, opts: opts, log: opts.Logger.With("component", "state"),
-		wallets: newRecordCache(walletCacheBytes), outputs: newRecordCache(outputCacheBytes)}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger.With("component", "state")}
 	if err := recoverRestore(dir); err != nil {
 		return nil, err
 	}
@@ -254,9 +253,6 @@ func (s *Store) Close() error {
 	}
 	err := s.db.Close()
 	s.db = nil
-	// Hand the caches' chunks back for reuse by other stores.
-	s.wallets.clear()
-	s.outputs.clear()
 	return err
 }
 
