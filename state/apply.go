@@ -76,7 +76,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		a.beginBlock(b)
 		res := make([]*statepb.TxResult, len(b.Txs))
 		for i := range b.Txs {
-			res[i] = a.applyTx(p.get(next))
+			res[i] = a.applyTx(p.take(next))
 			next++
 			if a.err != nil {
 				return nil, a.err

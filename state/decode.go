@@ -207,10 +207,15 @@ func (s *Store) lookupFirst(t *decodedTx) {
 	}
 }
 
-// get waits until transaction i is decoded and verified.
-func (p *pipeline) get(i int) *decodedTx {
+// take waits until transaction i is decoded and verified and hands it
+// over: the pipeline lets go of it, so a long call (Raft hands over up to
+// 64 entries of up to 2,000 transactions) does not keep every decoded
+// transaction alive until it ends.
+func (p *pipeline) take(i int) *decodedTx {
 	<-p.done[i/p.chunk]
-	return p.txs[i]
+	t := p.txs[i]
+	p.txs[i] = nil
+	return t
 }
 
 // wait lets every worker finish, so none outlives the Apply call.
