@@ -212,10 +212,11 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 		res.Code, res.Message = t.rej.Code, t.rej.Message
 		return res
 	}
-	if first := a.firstOutcome(t); first != nil || a.err != nil {
-		if first == nil {
-			return res
-		}
+	first := a.firstOutcome(t)
+	if a.err != nil {
+		return res
+	}
+	if first != nil {
 		dup := proto.Clone(first).(*statepb.TxResult)
 		dup.Duplicate = true
 		return dup

@@ -36,18 +36,8 @@ type decodedTx struct {
 // the transaction id (zero if the body did not decode) and the rejection,
 // if any.
 func (s *Store) Precheck(raw []byte) ([32]byte, *statepb.Error) {
-	t := s.check(raw, false)
+	t, _ := s.decode(raw)
 	return t.id, t.rej
-}
-
-// check runs the stateless checks on one transaction; with verify, its
-// signatures too (alone, not batched).
-func (s *Store) check(raw []byte, verify bool) *decodedTx {
-	t, k := s.decode(raw)
-	if k != nil && verify {
-		s.verify([]*sigTask{k})
-	}
-	return t
 }
 
 // sigTask is a decoded transaction whose signatures are still to be
