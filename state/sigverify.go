@@ -18,9 +18,10 @@ import (
 //
 // A batch costs about half as much per signature as verifying one by one
 // (docs/PERFORMANCE.md). It draws random coefficients, so a batch holding
-// a bad signature passes with probability 2^-128 at most, and then the
-// verdict is still checked alone (verifyOne) only on failure: in practice
-// a deterministic function of the bytes, as the ledger requires.
+// a bad signature passes with probability 2^-128 at most (a hash
+// collision's odds); a batch that fails is decided signature by signature
+// (firstBadSig). So each verdict is, but for that probability, a function
+// of the transaction's bytes alone, as the ledger requires.
 
 // minBatchSigs is the fewest signatures worth a batch: below it the
 // batch's fixed cost outweighs what it saves.
