@@ -31,6 +31,10 @@ var (
 	sharedMu  sync.Mutex
 	sharedNet *devNet // one network for the tests that do not need a fresh one
 	sharedErr error
+	// sharedUsers are the tests that used sharedNet; the same test run
+	// again (go test -count=N) gets a fresh network, since its wallet names
+	// are taken in the old one.
+	sharedUsers = map[string]testing.TB{}
 )
 
 func TestMain(m *testing.M) {
@@ -352,6 +356,14 @@ func shared(t testing.TB) *devNet {
 	t.Helper()
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
+	if prev, ok := sharedUsers[t.Name()]; sharedNet != nil && ok && prev != t {
+		if err := sharedNet.stop(); err != nil {
+			t.Fatalf("stopping the shared dev network: %v", err)
+		}
+		_ = os.RemoveAll(sharedNet.home)
+		sharedNet, sharedUsers = nil, map[string]testing.TB{}
+	}
+	sharedUsers[t.Name()] = t
 	if sharedNet == nil && sharedErr == nil {
 		home, err := os.MkdirTemp("", "dcep-shared-")
 		if err == nil {
