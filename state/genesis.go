@@ -39,8 +39,8 @@ func ValidateGenesis(g *statepb.Genesis) error {
 	if err := statepb.ValidateID("central_bank.id", cb.GetId()); err != nil {
 		return bad("%v", err)
 	}
-	if len(cb.GetPublicKey()) != statepb.PublicKeyBytes {
-		return bad("central_bank.public_key: %d bytes", len(cb.GetPublicKey()))
+	if len(cb.GetPublicKey()) != statepb.PublicKeyBytes || !statepb.UsableKey(cb.GetPublicKey()) {
+		return bad("central_bank.public_key: not a usable 32-byte Ed25519 key")
 	}
 	if len(g.GetBanks()) == 0 {
 		return bad("banks: none")
@@ -61,8 +61,8 @@ func ValidateGenesis(g *statepb.Genesis) error {
 		if err := claim(f+".id", b.GetId()); err != nil {
 			return err
 		}
-		if len(b.GetPublicKey()) != statepb.PublicKeyBytes {
-			return bad("%s.public_key: %d bytes", f, len(b.GetPublicKey()))
+		if len(b.GetPublicKey()) != statepb.PublicKeyBytes || !statepb.UsableKey(b.GetPublicKey()) {
+			return bad("%s.public_key: not a usable 32-byte Ed25519 key", f)
 		}
 		if len(b.GetName()) > statepb.MaxNameBytes {
 			return bad("%s.name: too long", f)

@@ -159,6 +159,8 @@ func DecodeCert(c *statepb.PurseCert) (*statepb.PurseCertBody, error) {
 		return nil, errf(statepb.Code_CODE_CERT_INVALID, "certificate: wallet_id %q is not an id", b.GetWalletId())
 	case len(b.GetDevicePublicKey()) != ed25519.PublicKeySize:
 		return nil, errf(statepb.Code_CODE_CERT_INVALID, "certificate: device key of %d bytes", len(b.GetDevicePublicKey()))
+	case !statepb.UsableKey(b.GetDevicePublicKey()):
+		return nil, errf(statepb.Code_CODE_CERT_INVALID, "certificate: device key is not a usable Ed25519 key (small order or not a curve point)")
 	case b.GetAmountFen() == 0:
 		return nil, errf(statepb.Code_CODE_CERT_INVALID, "certificate: amount zero")
 	case b.GetMaxPaymentFen() == 0 || b.GetMaxPaymentFen() > b.GetAmountFen():

@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"strconv"
 
+	"filippo.io/edwards25519"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -274,7 +275,24 @@ func validateKey(field string, key []byte) error {
 	if len(key) != PublicKeyBytes {
 		return Errorf(Code_CODE_INVALID_FIELD, "%s: %d bytes (want %d)", field, len(key), PublicKeyBytes)
 	}
+	if !UsableKey(key) {
+		return Errorf(Code_CODE_INVALID_FIELD, "%s: not a usable Ed25519 public key (not a curve point, or one of small order, for which anyone can forge signatures)", field)
+	}
 	return nil
+}
+
+// UsableKey reports whether key is an Ed25519 public key that only the
+// holder of its private key can sign for: a point on the curve, not of
+// small order. Signatures are valid by ZIP-215's cofactored rule
+// (state/sigverify.go), under which a small-order key verifies forged
+// signatures on any message, so the ledger never accepts one as a
+// wallet's, a device's or a node's key.
+func UsableKey(key []byte) bool {
+	p, err := new(edwards25519.Point).SetBytes(key)
+	if err != nil {
+		return false
+	}
+	return new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 0
 }
 
 func validateReason(field, reason string) error {
