@@ -166,7 +166,7 @@ deleted again; if the outcome is unknown, the key is kept and you are told so.`,
 			reg := &statepb.RegisterWallet{WalletId: id, BankId: bank, Kind: k, Tier: p.tier, RegionCode: p.region, Category: p.category, Limits: lim}
 			// Check everything that needs no state before making a key.
 			check := proto.Clone(reg).(*statepb.RegisterWallet)
-			check.PublicKey = make([]byte, ed25519.PublicKeySize)
+			check.PublicKey = placeholderKey
 			if err := check.ValidateBasic(); err != nil {
 				return err
 			}
@@ -662,3 +662,9 @@ cannot be reopened; its key stays in the keystore.`,
 		}),
 	}
 }
+
+// placeholderKey stands for the key a command is about to generate while
+// it checks the rest of a transaction without state: a real public key
+// (the ledger refuses bytes that are no usable key), whose private half
+// is never used.
+var placeholderKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public().(ed25519.PublicKey)
