@@ -109,35 +109,13 @@ func (c *Client) OfflineTx(ctx context.Context, txID [32]byte, opts ...ReadOptio
 // it yields.
 func (c *Client) Incidents(ctx context.Context, after uint64, opts ...ReadOption) iter.Seq2[*statepb.Incident, error] {
 	ro, limit := readOptions(opts)
-	return func(yield func(*statepb.Incident, error) bool) {
-		for {
-			var page []*statepb.Incident
-			err := c.read(ctx, func(ctx context.Context) error {
-				r, err := c.api.ListIncidents(ctx, connect.NewRequest(&nodepb.ListIncidentsRequest{After: after, Limit: limit, Read: ro}))
-				if err == nil {
-					page = r.Msg.GetIncidents()
-				}
-				return err
-			})
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if len(page) == 0 {
-				return
-			}
-			for _, i := range page {
-				if i.GetId() <= after {
-					yield(nil, ErrBadResponse)
-					return
-				}
-				if !yield(i, nil) {
-					return
-				}
-				after = i.GetId()
-			}
+	return ascending(ctx, c, after, "incident", func(ctx context.Context, after uint64) ([]*statepb.Incident, error) {
+		r, err := c.api.ListIncidents(ctx, connect.NewRequest(&nodepb.ListIncidentsRequest{After: after, Limit: limit, Read: ro}))
+		if err != nil {
+			return nil, err
 		}
-	}
+		return r.Msg.GetIncidents(), nil
+	}, (*statepb.Incident).GetId)
 }
 
 // Revocations returns the device revocation list after index after (all of

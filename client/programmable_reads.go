@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -37,36 +38,13 @@ func (c *Client) Campaign(ctx context.Context, campaignID, walletID string, opts
 // Campaigns iterates over all campaigns in id order.
 func (c *Client) Campaigns(ctx context.Context, opts ...ReadOption) iter.Seq2[*statepb.CampaignRecord, error] {
 	ro, limit := readOptions(opts)
-	return func(yield func(*statepb.CampaignRecord, error) bool) {
-		after := ""
-		for {
-			var page []*statepb.CampaignRecord
-			err := c.read(ctx, func(ctx context.Context) error {
-				r, err := c.prog.ListCampaigns(ctx, connect.NewRequest(&nodepb.ListCampaignsRequest{After: after, Limit: limit, Read: ro}))
-				if err == nil {
-					page = r.Msg.GetCampaigns()
-				}
-				return err
-			})
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if len(page) == 0 {
-				return
-			}
-			for _, x := range page {
-				if x.GetId() <= after {
-					yield(nil, fmt.Errorf("%w: campaign listing went back", ErrBadResponse))
-					return
-				}
-				if !yield(x, nil) {
-					return
-				}
-				after = x.GetId()
-			}
+	return ascending(ctx, c, "", "campaign", func(ctx context.Context, after string) ([]*statepb.CampaignRecord, error) {
+		r, err := c.prog.ListCampaigns(ctx, connect.NewRequest(&nodepb.ListCampaignsRequest{After: after, Limit: limit, Read: ro}))
+		if err != nil {
+			return nil, err
 		}
-	}
+		return r.Msg.GetCampaigns(), nil
+	}, (*statepb.CampaignRecord).GetId)
 }
 
 // Enrolments iterates over a campaign's enrolments in order from number
@@ -92,6 +70,42 @@ func (c *Client) Winners(ctx context.Context, campaignID string, from uint64, op
 		}
 		return r.Msg.GetWinners(), nil
 	}, (*statepb.WinnerRecord).GetRank)
+}
+
+// ascending iterates over a listing ordered by a strictly increasing key,
+// page by page after key start (fetch returns the page after a key). A page
+// whose keys do not increase is ErrBadResponse: a node must not make the
+// iteration loop or skip back.
+func ascending[T any, K cmp.Ordered](ctx context.Context, c *Client, start K, what string, fetch func(context.Context, K) ([]T, error), key func(T) K) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		after := start
+		for {
+			var page []T
+			err := c.read(ctx, func(ctx context.Context) error {
+				var err error
+				page, err = fetch(ctx, after)
+				return err
+			})
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			if len(page) == 0 {
+				return
+			}
+			for _, x := range page {
+				if key(x) <= after {
+					yield(zero, fmt.Errorf("%w: %s listing went back from %v to %v", ErrBadResponse, what, after, key(x)))
+					return
+				}
+				if !yield(x, nil) {
+					return
+				}
+				after = key(x)
+			}
+		}
+	}
 }
 
 // numbered iterates over a listing whose items carry consecutive numbers,

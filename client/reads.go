@@ -112,36 +112,13 @@ func (c *Client) Balance(ctx context.Context, walletID string, opts ...ReadOptio
 // iteration stops at the first error, which it yields.
 func (c *Client) Wallets(ctx context.Context, opts ...ReadOption) iter.Seq2[*statepb.WalletRecord, error] {
 	ro, limit := readOptions(opts)
-	return func(yield func(*statepb.WalletRecord, error) bool) {
-		after := ""
-		for {
-			var page []*statepb.WalletRecord
-			err := c.read(ctx, func(ctx context.Context) error {
-				r, err := c.api.ListWallets(ctx, connect.NewRequest(&nodepb.ListWalletsRequest{After: after, Limit: limit, Read: ro}))
-				if err == nil {
-					page = r.Msg.GetWallets()
-				}
-				return err
-			})
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if len(page) == 0 {
-				return
-			}
-			for _, w := range page {
-				if w.GetId() <= after {
-					yield(nil, fmt.Errorf("%w: wallet listing went back from %q to %q", ErrBadResponse, after, w.GetId()))
-					return
-				}
-				if !yield(w, nil) {
-					return
-				}
-				after = w.GetId()
-			}
+	return ascending(ctx, c, "", "wallet", func(ctx context.Context, after string) ([]*statepb.WalletRecord, error) {
+		r, err := c.api.ListWallets(ctx, connect.NewRequest(&nodepb.ListWalletsRequest{After: after, Limit: limit, Read: ro}))
+		if err != nil {
+			return nil, err
 		}
-	}
+		return r.Msg.GetWallets(), nil
+	}, (*statepb.WalletRecord).GetId)
 }
 
 // Unspent returns all of a wallet's unspent outputs, reading every page.
