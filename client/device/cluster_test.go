@@ -16,6 +16,7 @@ import (
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/device"
 	"github.com/dcep/dcep/node/nodetest"
+	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/offline"
 	"github.com/dcep/dcep/state/statepb"
 	"github.com/dcep/dcep/state/statetest"
@@ -566,9 +567,11 @@ func TestExpiredPurseReturnsItself(t *testing.T) {
 		}
 		return nil
 	})
-	st, err := e.cl.Status(e.ctx)
-	if err != nil || st.GetNode().GetLedgerTimeMs() < deadline {
-		t.Fatalf("expired before the deadline: ledger time %d < %d (%v)", st.GetNode().GetLedgerTimeMs(), deadline, err)
+	// The ledger recorded the expiry as a transaction of its own: its
+	// ledger time is when the rest came back, never before the deadline.
+	exp, err := e.cl.Tx(e.ctx, state.ExpiryTxID(e.n.Genesis.GetChainId(), p.ID), client.Linearizable())
+	if err != nil || exp.GetResult().GetCode() != statepb.Code_CODE_OK || exp.GetResult().GetTimeMs() < deadline {
+		t.Fatalf("expiry recorded at ledger time %d, deadline %d: %v (%v)", exp.GetResult().GetTimeMs(), deadline, exp.GetResult(), err)
 	}
 	// 80 back: all but bob's 20. Carol's 10 was not deposited by the
 	// deadline, so it is part of the rest (docs/offline.md: a payee who
