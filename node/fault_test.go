@@ -129,6 +129,13 @@ func TestQuorumLoss(t *testing.T) {
 	}
 	_, err = c.Client(reg).Submit(context.Background(), connect.NewRequest(&nodepb.SubmitRequest{Tx: dave}))
 	wantCode(t, err, connect.CodePermissionDenied, node.CodeReadOnly)
+	// A wallet retrying a payment that committed before the outage still
+	// gets its first outcome from a bank node's own ledger.
+	again, err := c.Client(rest[1]).Submit(context.Background(), connect.NewRequest(&nodepb.SubmitRequest{Tx: tr}))
+	if err != nil || !again.Msg.GetResult().GetDuplicate() || again.Msg.GetResult().GetLogIndex() != last.GetLogIndex() ||
+		again.Msg.GetResult().GetCode() != statepb.Code_CODE_OK {
+		t.Fatalf("resubmitting a committed transfer without quorum: %v %v (first at index %d)", again, err, last.GetLogIndex())
+	}
 	// Reads go on from local state, saying how fresh they are; a
 	// linearizable read cannot be had.
 	w, err := c.Client(reg).GetWallet(context.Background(), connect.NewRequest(&nodepb.GetWalletRequest{WalletId: "bob"}))

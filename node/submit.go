@@ -28,15 +28,10 @@ func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error
 		n.metrics.txOutcome(res)
 		return res, nil
 	}
-	if rec, err := n.store.Tx(id[:]); err == nil {
-		res := rec.GetResult()
-		res.Duplicate = true
-		return res, nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, ms(n.cfg.Limits.SubmitTimeoutMs))
 	defer cancel()
 	start := time.Now()
-	res, err := n.commit(ctx, raw)
+	res, err := n.commit(ctx, id, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -47,8 +42,15 @@ func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error
 	return res, nil
 }
 
-// commit proposes or forwards until a result or the deadline.
-func (n *Node) commit(ctx context.Context, raw []byte) (*statepb.TxResult, error) {
+// commit proposes or forwards until a result or the deadline. A
+// transaction already recorded needs no local lookup first: the ledger
+// answers a duplicate with its first outcome (on every node, in the log's
+// order), and a lookup here would cost every fresh submission an LSM
+// search for an id that is almost never there. Only when consensus cannot
+// answer (no leader, no quorum) does it look in this node's ledger, so a
+// wallet retrying a payment that committed before the outage still gets
+// its outcome.
+func (n *Node) commit(ctx context.Context, id [32]byte, raw []byte) (*statepb.TxResult, error) {
 	backoff := 20 * time.Millisecond
 	var last error
 	for {
@@ -75,6 +77,11 @@ func (n *Node) commit(ctx context.Context, raw []byte) (*statepb.TxResult, error
 			return nil, apiError(CodeInternal, "%v", err)
 		}
 		last = err
+		if rec, err := n.store.Tx(id[:]); err == nil {
+			res := rec.GetResult()
+			res.Duplicate = true
+			return res, nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil, n.deadlineError(last)
