@@ -36,6 +36,9 @@ type Config struct {
 	// default, 512 MiB). Every payment reads its inputs and wallets; a
 	// cache that holds the working set keeps those reads off the disk.
 	StateCacheMB int `toml:"state_cache_mb,omitempty"`
+	// StateMemtableMB is the ledger store's memtable size (0: the store's
+	// default).
+	StateMemtableMB int `toml:"state_memtable_mb,omitempty"`
 
 	Raft   RaftConfig   `toml:"raft"`
 	Batch  BatchConfig  `toml:"batch"`
@@ -63,6 +66,9 @@ type BatchConfig struct {
 	MaxTxs     int `toml:"max_txs"`
 	MaxBytes   int `toml:"max_bytes"`
 	MaxDelayUs int `toml:"max_delay_us"`
+	// MaxInflight bounds entries proposed but not yet applied: while that
+	// many are in flight, arrivals wait and go out together in the next.
+	MaxInflight int `toml:"max_inflight"`
 }
 
 // LimitsConfig bounds what clients may ask of the node.
@@ -142,6 +148,9 @@ func (c *Config) Validate() error {
 	if c.StateCacheMB < 0 || c.StateCacheMB > 1<<20 {
 		return fmt.Errorf("config: state_cache_mb %d is outside 0..1048576", c.StateCacheMB)
 	}
+	if c.StateMemtableMB < 0 || c.StateMemtableMB > 1<<10 {
+		return fmt.Errorf("config: state_memtable_mb %d is outside 0..1024", c.StateMemtableMB)
+	}
 	r := &c.Raft
 	defInt(&r.HeartbeatMs, 1000)
 	defInt(&r.ElectionMs, 1000)
@@ -158,6 +167,7 @@ func (c *Config) Validate() error {
 	defInt(&b.MaxTxs, 2000)
 	defInt(&b.MaxBytes, 1<<20)
 	defInt(&b.MaxDelayUs, 2000)
+	defInt(&b.MaxInflight, 32)
 	l := &c.Limits
 	defInt(&l.MaxRequestBytes, 256<<10)
 	defInt(&l.RatePerSec, 10_000)

@@ -142,7 +142,7 @@ func (n *Node) openState() error {
 	var err error
 	// Ledger commits are fsynced (consensus/DESIGN.md, "fsync points"), so a
 	// restart, even after kill -9, never re-applies what the ledger holds.
-	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, CacheBytes: int64(n.cfg.StateCacheMB) << 20})
+	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, CacheBytes: int64(n.cfg.StateCacheMB) << 20, MemTableBytes: int64(n.cfg.StateMemtableMB) << 20})
 	if err != nil {
 		return err
 	}
@@ -210,6 +210,7 @@ func (n *Node) startConsensus(now func() time.Time) error {
 		SnapshotInterval: time.Duration(r.SnapshotIntervalS) * time.Second,
 		Batch: consensus.BatchConfig{
 			MaxTxs: b.MaxTxs, MaxBytes: b.MaxBytes, MaxDelay: time.Duration(b.MaxDelayUs) * time.Microsecond,
+			MaxInflight: b.MaxInflight,
 		},
 		OnApplied: n.onApplied,
 	})

@@ -30,6 +30,8 @@ type Options struct {
 	// 64 MiB a 3-node cluster under load read filter blocks from disk on
 	// most input lookups and ran at 60% of the throughput (PERFORMANCE.md).
 	CacheBytes int64
+	// MemTableBytes is the size of Pebble's memtables; default 64 MiB.
+	MemTableBytes int64
 	// VerifyWorkers is how many goroutines verify signatures; default
 	// GOMAXPROCS.
 	VerifyWorkers int
@@ -78,6 +80,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = 512 << 20
 	}
+	if opts.MemTableBytes <= 0 {
+		opts.MemTableBytes = 64 << 20
+	}
 	if opts.VerifyWorkers <= 0 {
 		opts.VerifyWorkers = runtime.GOMAXPROCS(0)
 	}
@@ -108,7 +113,7 @@ func (s *Store) openDB(path string) (*pebble.DB, error) {
 	opts := &pebble.Options{
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       64 << 20,
+		MemTableSize:       uint64(s.opts.MemTableBytes),
 		Logger:             pebbleLogger{s.log},
 	}
 	// Bloom filters: most of Apply's lookups of transaction ids (the
