@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"testing"
 	"time"
 
@@ -59,10 +60,16 @@ var (
 	benchWallets  = flag.Int("dcep.bench.wallets", 2000, "BenchmarkCluster: payer wallets")
 	benchTarget   = flag.String("dcep.bench.target", "voters", "BenchmarkCluster: submit to every voter (voters: followers forward to the leader) or only to the leader (leader)")
 	benchH2C      = flag.Bool("dcep.bench.h2c", false, "BenchmarkCluster: clients speak HTTP/2 without TLS (one connection per node) instead of HTTP/1.1 (a connection per concurrent request)")
+	benchConnect  = flag.Bool("dcep.bench.connect", false, "BenchmarkCluster: clients use connect-go's client over net/http instead of the lean wire client (same requests on the wire, more client CPU)")
+	benchInflight = flag.Int("dcep.bench.inflight", 0, "BenchmarkCluster: override [batch] max_inflight (0: the default)")
+	benchDelayUs  = flag.Int("dcep.bench.delayus", 0, "BenchmarkCluster: override [batch] max_delay_us (0: the default)")
+	benchMemtable = flag.Int("dcep.bench.memtablemb", 0, "BenchmarkCluster: override state_memtable_mb (0: the default)")
 	benchCommitMs = flag.Int("dcep.bench.commitms", 0, "BenchmarkCluster: override raft commit_ms (0: the default)")
 	benchRate     = flag.Float64("dcep.bench.rate", 0, "BenchmarkCluster: open-loop rate instead of half the measured max (experiments)")
 	benchProcs    = flag.Bool("dcep.bench.procs", false, "BenchmarkCluster: run every node as its own OS process (nodetest.StartProcess) instead of in the benchmark's process")
-	benchProfile  = flag.String("dcep.bench.cpuprofile", "", "BenchmarkCluster: write a CPU profile of the max phase to this file (suffixed with the topology)")
+	benchProfile  = flag.String("dcep.bench.cpuprofile", "", "BenchmarkCluster: write CPU profiles of the max and half-max phases to this file (suffixed with the topology, and .half)")
+	benchHeap     = flag.String("dcep.bench.memprofile", "", "BenchmarkCluster: write a heap profile taken right after the max phase to this file (suffixed with the topology)")
+	benchTrace    = flag.String("dcep.bench.trace", "", "BenchmarkCluster: write an execution trace of the first 3 s of the half-max phase to this file (suffixed with the topology), to see where a transfer waits")
 )
 
 // benchConfig is what every benchmark node runs with: the dev network's
@@ -71,6 +78,10 @@ var (
 func benchConfig(cfg *node.Config) {
 	cfg.Raft = node.RaftConfig{}
 	cfg.Raft.CommitMs = *benchCommitMs
+	cfg.Batch.MaxInflight, cfg.Batch.MaxDelayUs = *benchInflight, *benchDelayUs
+	if *benchMemtable > 0 {
+		cfg.StateMemtableMB = *benchMemtable
+	}
 	cfg.Limits = node.LimitsConfig{RatePerSec: -1, SubmitTimeoutMs: 30_000}
 }
 
@@ -126,13 +137,14 @@ func runClusterBench(b *testing.B, voters, regulators int) *clusterResult {
 	lg.closedLoop(w.txs[:warm], 0)
 	time.Sleep(500 * time.Millisecond)
 
-	stopProfile := startProfile(b, voters, regulators)
+	stopProfile := startProfile(b, voters, regulators, "")
 	before, cpu0 := nodeMetrics(c), clusterCPU()
 	res.max = lg.closedLoop(w.txs[warm:warm+closed], *benchDuration)
 	cpu := clusterCPU() - cpu0
 	res.cpuPerTx = cpu / time.Duration(max(1, res.max.ok))
 	res.coresUsed = cpu.Seconds() / res.max.elapsed.Seconds()
 	stopProfile()
+	writeHeapProfile(b, voters, regulators)
 	logMetricsDelta(b, before, nodeMetrics(c), res.max.elapsed)
 	time.Sleep(500 * time.Millisecond)
 	verifyAfter, cpuAfter := measureVerifyRate(2 * time.Second)
@@ -147,7 +159,13 @@ func runClusterBench(b *testing.B, voters, regulators int) *clusterResult {
 	}
 	n := min(int(rate*d), half)
 	before = nodeMetrics(c)
+	stopTrace := startTrace(b, voters, regulators, 3*time.Second)
+	stopProfile = startProfile(b, voters, regulators, ".half")
+	cpu0 = clusterCPU()
 	res.half = lg.openLoop(w.txs[warm+closed:warm+closed+n], rate)
+	stopProfile()
+	res.halfCores = (clusterCPU() - cpu0).Seconds() / res.half.elapsed.Seconds()
+	stopTrace()
 	logMetricsDelta(b, before, nodeMetrics(c), res.half.elapsed)
 	b.Logf("half max, latency by second of arrival [p50/p99/max ms]:%s", res.half.bySecond)
 	b.StopTimer()
@@ -165,6 +183,7 @@ type clusterResult struct {
 	cpuPerTx           time.Duration // process CPU per committed transfer at max
 	verifyCPU          time.Duration // CPU per verification
 	coresUsed          float64       // process CPU / wall time at max
+	halfCores          float64       // the same at half max
 	clients            int
 	target             string
 	max, half          *phaseResult
@@ -205,18 +224,19 @@ func (r *clusterResult) report(b *testing.B) {
 	verifyCPU := r.verifyCPU
 	fmt.Fprintf(f, "  CPU at max: %.2f cores busy; %v per transfer (%d single-signature verifications would be ≈ %v, %.0f%%; the ledger verifies in batches)\n", r.coresUsed, r.cpuPerTx.Round(time.Microsecond),
 		r.voters+r.regulators, (time.Duration(r.voters+r.regulators) * verifyCPU).Round(time.Microsecond), 100*float64(time.Duration(r.voters+r.regulators)*verifyCPU)/float64(r.cpuPerTx))
+	fmt.Fprintf(f, "  CPU at half max: %.2f cores busy\n", r.halfCores)
 	fmt.Fprintf(f, "  ratio max/limit: %.2f (target ≥ 0.50)   p99 at half max: %.1f ms (target ≤ 100)\n\n", r.max.rate()/r.limit, ms(r.half.pct(0.99)))
 	if r.max.failed > 0 || r.half.failed > 0 {
 		b.Errorf("%d + %d transfers did not commit OK; first: %s", r.max.failed, r.half.failed, r.max.firstErr+r.half.firstErr)
 	}
 }
 
-// startProfile profiles the max phase if -dcep.bench.cpuprofile is set.
-func startProfile(b *testing.B, voters, regulators int) func() {
+// startProfile profiles a phase if -dcep.bench.cpuprofile is set.
+func startProfile(b *testing.B, voters, regulators int, suffix string) func() {
 	if *benchProfile == "" {
 		return func() {}
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%dv%dr", *benchProfile, voters, regulators))
+	f, err := os.Create(fmt.Sprintf("%s.%dv%dr%s", *benchProfile, voters, regulators, suffix))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -226,6 +246,51 @@ func startProfile(b *testing.B, voters, regulators int) func() {
 	return func() {
 		pprof.StopCPUProfile()
 		_ = f.Close()
+	}
+}
+
+// writeHeapProfile writes what is live now if -dcep.bench.memprofile is set.
+func writeHeapProfile(b *testing.B, voters, regulators int) {
+	if *benchHeap == "" {
+		return
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%dv%dr", *benchHeap, voters, regulators))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// startTrace traces the next d if -dcep.bench.trace is set; the returned
+// func waits for the trace to be written.
+func startTrace(b *testing.B, voters, regulators int, d time.Duration) func() {
+	if *benchTrace == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%dv%dr", *benchTrace, voters, regulators))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	t := time.AfterFunc(d, func() {
+		trace.Stop()
+		_ = f.Close()
+		close(done)
+	})
+	return func() {
+		if t.Stop() {
+			trace.Stop()
+			_ = f.Close()
+			return
+		}
+		<-done
 	}
 }
 

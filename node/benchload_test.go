@@ -255,12 +255,15 @@ func (s *setupSubmitter) all(tb testing.TB, txs [][]byte) {
 func (s *setupSubmitter) count() int { return s.n }
 func (s *setupSubmitter) close()     { s.lg.close() }
 
-// loadGen submits over the API: one Connect client (protobuf over
-// HTTP/1.1, keep-alive, a connection per concurrent request) per target
-// node; client i uses target i mod len(targets).
+// loadGen submits over the API, a client per target node (client i uses
+// target i mod len(targets)), each with keep-alive HTTP/1.1 connections,
+// one per concurrent request: by default the lean wireClient
+// (benchwire_test.go); with -dcep.bench.connect or -dcep.bench.h2c,
+// connect-go's client.
 type loadGen struct {
 	tr      *http.Transport
 	clients []nodepbconnect.LedgerServiceClient
+	wires   []*wireClient
 	conc    int
 }
 
@@ -279,6 +282,12 @@ func newLoadGen(c *nodetest.Cluster, targets []string, conc int) *loadGen {
 	}
 	hc := &http.Client{Transport: tr, Timeout: time.Minute}
 	lg := &loadGen{tr: tr, conc: conc}
+	if !*benchConnect && !*benchH2C {
+		for _, t := range targets {
+			lg.wires = append(lg.wires, newWireClient(c.URL(t), conc))
+		}
+		return lg
+	}
 	for _, t := range targets {
 		// A default Connect client: it accepts gzip, as wallets' would.
 		lg.clients = append(lg.clients, nodepbconnect.NewLedgerServiceClient(hc, c.URL(t)))
@@ -286,7 +295,12 @@ func newLoadGen(c *nodetest.Cluster, targets []string, conc int) *loadGen {
 	return lg
 }
 
-func (lg *loadGen) close() { lg.tr.CloseIdleConnections() }
+func (lg *loadGen) close() {
+	lg.tr.CloseIdleConnections()
+	for _, w := range lg.wires {
+		w.close()
+	}
+}
 
 // phaseResult is one load phase: latencies of transfers that committed OK.
 type phaseResult struct {
@@ -323,14 +337,23 @@ func newRecorder(n int) *recorder {
 }
 
 func (lg *loadGen) submit(ctx context.Context, client int, tx []byte) error {
-	resp, err := lg.clients[client%len(lg.clients)].Submit(ctx, connect.NewRequest(&nodepb.SubmitRequest{Tx: tx}))
-	if err != nil {
-		return err
+	var msg *nodepb.SubmitResponse
+	if lg.wires != nil {
+		var err error
+		if msg, err = lg.wires[client%len(lg.wires)].submit(&nodepb.SubmitRequest{Tx: tx}); err != nil {
+			return err
+		}
+	} else {
+		resp, err := lg.clients[client%len(lg.clients)].Submit(ctx, connect.NewRequest(&nodepb.SubmitRequest{Tx: tx}))
+		if err != nil {
+			return err
+		}
+		msg = resp.Msg
 	}
 	// Duplicate with OK is still this submission's commit: the node
 	// resubmitted the same bytes after a leader change and found the first
 	// outcome (each transfer is submitted once).
-	if r := resp.Msg.GetResult(); r.GetCode() != statepb.Code_CODE_OK {
+	if r := msg.GetResult(); r.GetCode() != statepb.Code_CODE_OK {
 		return fmt.Errorf("%s (duplicate %v): %s", r.GetCode().Short(), r.GetDuplicate(), r.GetMessage())
 	}
 	return nil
