@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -115,6 +116,9 @@ func LoadConfig(path string) (*Config, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
+			if k := de.Key(); len(k) > 0 {
+				return nil, fmt.Errorf("config %s:%d:%d: %s: %v", path, row, col, strings.Join(k, "."), de)
+			}
 			return nil, fmt.Errorf("config %s:%d:%d: %v", path, row, col, de)
 		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
@@ -171,15 +175,57 @@ func (c *Config) Validate() error {
 	l := &c.Limits
 	defInt(&l.MaxRequestBytes, 256<<10)
 	defInt(&l.RatePerSec, 10_000)
-	defInt(&l.Burst, 2*l.RatePerSec)
+	defInt(&l.Burst, max(1, 2*l.RatePerSec)) // 1 when unlimited (-1): unused
 	defInt(&l.SubmitTimeoutMs, 10_000)
 	defInt(&l.MaxStreams, 256)
 	defInt(&l.MaxInflightSubmits, 20_000)
+	if err := c.checkRanges(); err != nil {
+		return err
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
+	}
+	return nil
+}
+
+// checkRanges bounds every number an operator sets (after defaults): a
+// typo such as a negative timeout or a 10 GiB batch is refused at start,
+// naming the key, rather than silently replaced or obeyed.
+func (c *Config) checkRanges() error {
+	r, b, l := &c.Raft, &c.Batch, &c.Limits
+	for _, f := range []struct {
+		key       string
+		v, lo, hi int64
+	}{
+		{"raft.heartbeat_ms", int64(r.HeartbeatMs), 10, 60_000},
+		{"raft.election_ms", int64(r.ElectionMs), 10, 60_000},
+		{"raft.leader_lease_ms", int64(r.LeaderLeaseMs), 5, 60_000},
+		{"raft.commit_ms", int64(r.CommitMs), 1, 10_000},
+		{"raft.snapshot_threshold", int64(min(r.SnapshotThreshold, 1<<62)), 1, 1 << 30},
+		{"raft.trailing_logs", int64(min(r.TrailingLogs, 1<<62)), 1, 1 << 30},
+		{"raft.snapshot_interval_s", int64(r.SnapshotIntervalS), 1, 86_400},
+		{"batch.max_txs", int64(b.MaxTxs), 1, 100_000},
+		{"batch.max_bytes", int64(b.MaxBytes), 64 << 10, maxForwardBytes / 2},
+		{"batch.max_delay_us", int64(b.MaxDelayUs), 1, 1_000_000},
+		{"batch.max_inflight", int64(b.MaxInflight), 1, 1024},
+		{"limits.max_request_bytes", int64(l.MaxRequestBytes), 64 << 10, 64 << 20},
+		{"limits.burst", int64(l.Burst), 1, 100_000_000},
+		{"limits.submit_timeout_ms", int64(l.SubmitTimeoutMs), 100, 600_000},
+		{"limits.max_streams", int64(l.MaxStreams), 1, 100_000},
+		{"limits.max_inflight_submits", int64(l.MaxInflightSubmits), 1, 1_000_000},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			return fmt.Errorf("config: %s %d is outside %d..%d", f.key, f.v, f.lo, f.hi)
+		}
+	}
+	if l.RatePerSec != -1 && (l.RatePerSec < 1 || l.RatePerSec > 100_000_000) {
+		return fmt.Errorf("config: limits.rate_per_sec %d is outside 1..100000000 (or -1: no limit)", l.RatePerSec)
+	}
+	if r.LeaderLeaseMs > r.HeartbeatMs {
+		return fmt.Errorf("config: raft.leader_lease_ms %d exceeds raft.heartbeat_ms %d", r.LeaderLeaseMs, r.HeartbeatMs)
 	}
 	return nil
 }
