@@ -10,10 +10,10 @@ import (
 )
 
 // submit takes one signed transaction to its committed outcome. It refuses
-// writes on a regulator, answers stateless rejections and already-recorded
-// transactions without touching consensus, and otherwise proposes (as
-// leader) or forwards (to the leader), resubmitting the same bytes across
-// leader changes until the submit timeout. It returns once this node has
+// writes on a regulator, answers stateless rejections without touching
+// consensus, and otherwise proposes (as leader) or forwards (to the
+// leader), resubmitting the same bytes across leader changes until the
+// submit timeout. It returns once this node has
 // applied the transaction, so a read here right after sees it.
 func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error) {
 	if n.role() != statepb.NodeRole_NODE_ROLE_VOTER {
