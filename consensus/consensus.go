@@ -135,6 +135,18 @@ func (c *Config) defaults() {
 	}
 }
 
+// logCacheBytes bounds the memory of Raft's cache of recent log entries.
+// The cache counts entries, not bytes, and an entry may be up to
+// Batch.MaxBytes, so its length follows from the bound: 256 entries of the
+// default 1 MiB. (It was 4,096 entries: up to 4 GiB of heap on every node.)
+// A follower further behind than the cache reads the entries from
+// raft-boltdb instead.
+const logCacheBytes = 256 << 20
+
+func logCacheEntries(maxEntryBytes int) int {
+	return min(4096, max(64, logCacheBytes/max(1, maxEntryBytes)))
+}
+
 // Node is one Raft member applying the log to the ledger.
 type Node struct {
 	cfg   Config
@@ -174,7 +186,7 @@ func New(cfg Config) (*Node, error) {
 		n.bolt.Close()
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
-	logs, err := raft.NewLogCache(4096, n.bolt)
+	logs, err := raft.NewLogCache(logCacheEntries(cfg.Batch.MaxBytes), n.bolt)
 	if err != nil {
 		n.bolt.Close()
 		return nil, err

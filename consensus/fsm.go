@@ -79,7 +79,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	for i := range logs {
 		if where[i] >= 0 && applied.Results[where[i]] != nil {
-			out[i] = applied.Results[where[i]]
+			out[i] = &entryResults{res: applied.Results[where[i]]}
 		}
 	}
 	if len(logs) > 0 {
@@ -159,8 +159,26 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) Release() { s.sn.Release() }
 
-// results extracts a block's results from an ApplyFuture response.
+// entryResults carries one entry's results from the FSM to the proposer,
+// once. Raft's leader keeps each entry's future, response included, for as
+// long as its LogCache keeps the entry (the cache holds a pointer into the
+// future), so the proposer empties the box when it takes the results:
+// otherwise the last few thousand entries' results would stay in memory.
+type entryResults struct {
+	mu  sync.Mutex
+	res []*statepb.TxResult
+}
+
+// results takes a block's results from an ApplyFuture response; a second
+// call gets nil.
 func results(resp any) []*statepb.TxResult {
-	r, _ := resp.([]*statepb.TxResult)
+	box, _ := resp.(*entryResults)
+	if box == nil {
+		return nil
+	}
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	r := box.res
+	box.res = nil
 	return r
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -206,7 +207,10 @@ func (a *applier) endBlock(b Block) error {
 func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	res := &statepb.TxResult{LogIndex: a.index, TimeMs: a.timeMs}
 	if t.hasID {
-		res.TxId = t.id[:]
+		// A copy: the result outlives the call (Raft keeps entry
+		// responses a while), and t.id[:] would keep all of t — its
+		// bytes, body and signatures — alive with it.
+		res.TxId = bytes.Clone(t.id[:])
 	}
 	if t.rej != nil {
 		res.Code, res.Message = t.rej.Code, t.rej.Message
