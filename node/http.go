@@ -147,7 +147,7 @@ type ipLimit struct {
 	seen time.Time
 }
 
-// maxTrackedIPs bounds the per-IP table; the oldest entries are dropped.
+// maxTrackedIPs bounds the per-IP table (evict).
 const maxTrackedIPs = 100_000
 
 func newLimiter(cfg LimitsConfig) *limiter {
@@ -178,13 +178,31 @@ func (l *limiter) allow(ip string) bool {
 }
 
 // evict drops entries idle for a minute (a full bucket is what a new entry
-// starts with anyway).
+// starts with anyway) and, if that is not enough — a flood from more
+// addresses than the table holds, all active — any entries until the table
+// is 7/8 full, so it never grows past maxTrackedIPs and the scan runs at most
+// once per maxTrackedIPs/8 new addresses. A client dropped so starts again
+// with a full bucket: under such a flood the per-IP limit is best effort,
+// and maxInflightSubmits still bounds the work.
 func (l *limiter) evict(now time.Time) {
 	for ip, e := range l.perIP {
 		if now.Sub(e.seen) > time.Minute {
 			delete(l.perIP, ip)
 		}
 	}
+	for ip := range l.perIP {
+		if len(l.perIP) <= maxTrackedIPs*7/8 {
+			return
+		}
+		delete(l.perIP, ip)
+	}
+}
+
+// trackedIPs is the size of the per-IP table (tests).
+func (l *limiter) trackedIPs() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.perIP)
 }
 
 func (l *limiter) acquireStream() (func(), bool) {
