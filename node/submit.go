@@ -13,8 +13,8 @@ import (
 // writes on a regulator, answers stateless rejections without touching
 // consensus, and otherwise proposes (as leader) or forwards (to the
 // leader), resubmitting the same bytes across leader changes until the
-// submit timeout. It returns once this node has
-// applied the transaction, so a read here right after sees it.
+// submit timeout. It returns once this node has applied the transaction,
+// so a read here right after sees it.
 func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error) {
 	if n.role() != statepb.NodeRole_NODE_ROLE_VOTER {
 		return nil, apiError(CodeReadOnly, "node %s is a %s node and refuses every write; send transactions to a bank node", n.cfg.Name, roleName(n.role()))
