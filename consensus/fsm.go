@@ -164,8 +164,9 @@ func (s *fsmSnapshot) Release() { s.sn.Release() }
 // long as its LogCache keeps the entry (the cache holds a pointer into the
 // future), so the proposer empties the box when it takes the results:
 // otherwise the last few thousand entries' results would stay in memory.
+// Only the proposer's delivering goroutine reads it, after the future
+// resolved (which orders it after the FSM's write).
 type entryResults struct {
-	mu  sync.Mutex
 	res []*statepb.TxResult
 }
 
@@ -176,8 +177,6 @@ func results(resp any) []*statepb.TxResult {
 	if box == nil {
 		return nil
 	}
-	box.mu.Lock()
-	defer box.mu.Unlock()
 	r := box.res
 	box.res = nil
 	return r

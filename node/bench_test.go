@@ -231,15 +231,21 @@ func (r *clusterResult) report(b *testing.B) {
 	}
 }
 
+// createBenchFile creates base suffixed with the topology and suffix.
+func createBenchFile(b *testing.B, base string, voters, regulators int, suffix string) *os.File {
+	f, err := os.Create(fmt.Sprintf("%s.%dv%dr%s", base, voters, regulators, suffix))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
 // startProfile profiles a phase if -dcep.bench.cpuprofile is set.
 func startProfile(b *testing.B, voters, regulators int, suffix string) func() {
 	if *benchProfile == "" {
 		return func() {}
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%dv%dr%s", *benchProfile, voters, regulators, suffix))
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := createBenchFile(b, *benchProfile, voters, regulators, suffix)
 	if err := pprof.StartCPUProfile(f); err != nil {
 		b.Fatal(err)
 	}
@@ -254,10 +260,7 @@ func writeHeapProfile(b *testing.B, voters, regulators int) {
 	if *benchHeap == "" {
 		return
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%dv%dr", *benchHeap, voters, regulators))
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := createBenchFile(b, *benchHeap, voters, regulators, "")
 	defer f.Close()
 	runtime.GC()
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
@@ -271,10 +274,7 @@ func startTrace(b *testing.B, voters, regulators int, d time.Duration) func() {
 	if *benchTrace == "" {
 		return func() {}
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%dv%dr", *benchTrace, voters, regulators))
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := createBenchFile(b, *benchTrace, voters, regulators, "")
 	if err := trace.Start(f); err != nil {
 		b.Fatal(err)
 	}

@@ -149,12 +149,6 @@ func (c *Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("config: tls_cert and tls_key go together")
 	}
-	if c.StateCacheMB < 0 || c.StateCacheMB > 1<<20 {
-		return fmt.Errorf("config: state_cache_mb %d is outside 0..1048576", c.StateCacheMB)
-	}
-	if c.StateMemtableMB < 0 || c.StateMemtableMB > 1<<10 {
-		return fmt.Errorf("config: state_memtable_mb %d is outside 0..1024", c.StateMemtableMB)
-	}
 	r := &c.Raft
 	defInt(&r.HeartbeatMs, 1000)
 	defInt(&r.ElectionMs, 1000)
@@ -200,6 +194,8 @@ func (c *Config) checkRanges() error {
 		key       string
 		v, lo, hi int64
 	}{
+		{"state_cache_mb", int64(c.StateCacheMB), 0, 1 << 20},
+		{"state_memtable_mb", int64(c.StateMemtableMB), 0, 1 << 10},
 		{"raft.heartbeat_ms", int64(r.HeartbeatMs), 10, 60_000},
 		{"raft.election_ms", int64(r.ElectionMs), 10, 60_000},
 		{"raft.leader_lease_ms", int64(r.LeaderLeaseMs), 5, 60_000},
