@@ -80,12 +80,6 @@ func (t *memberTable) byName(name string) *memberInfo {
 	return t.byN[name]
 }
 
-func (t *memberTable) byPeer(id peer.ID) *memberInfo {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.byP[id]
-}
-
 func (t *memberTable) all() []*memberInfo {
 	t.mu.RLock()
 	defer t.mu.RUnlock()

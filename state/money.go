@@ -102,17 +102,11 @@ func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
 	return nil
 }
 
-// checkInputs returns the total of inputs that exist, are unspent and belong
+// readInputs returns the total of inputs that exist, are unspent and belong
 // to owner: one lookup each, in owner's unspent outputs. Why an input is not
 // there is worked out only then (missingInput). An input under a condition
-// (a red packet) is refused with INPUT_RESTRICTED: only moveMoney, which
-// applies the conditions, spends those.
-func (a *applier) checkInputs(field string, owner *statepb.WalletRecord, ins []*statepb.Outpoint) (uint64, *statepb.Error) {
-	return a.readInputs(field, owner, ins, nil)
-}
-
-// readInputs is checkInputs that collects conditioned inputs into rp (nil:
-// refuse them).
+// (a red packet) is collected into rp, or refused with INPUT_RESTRICTED when
+// rp is nil: only moveMoney, which applies the conditions, spends those.
 func (a *applier) readInputs(field string, owner *statepb.WalletRecord, ins []*statepb.Outpoint, rp *redPackets) (uint64, *statepb.Error) {
 	var total, carry uint64
 	for i, in := range ins {

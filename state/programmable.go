@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/state/statepb"
 )
@@ -331,16 +330,6 @@ func (a *applier) dropOutput(w *statepb.WalletRecord, op *statepb.Outpoint, fen 
 	a.del(k)
 	a.outs[string(k)] = nil
 	a.debit(w, fen, 1)
-}
-
-// decodeProto is proto.Unmarshal that turns a failure into a broken
-// invariant (stored records always decode).
-func (a *applier) decodeProto(what string, v []byte, m proto.Message) bool {
-	if err := proto.Unmarshal(v, m); err != nil {
-		a.fail("decode %s: %v", what, err)
-		return false
-	}
-	return true
 }
 
 // walletKind names a wallet kind for messages: "personal", "merchant",

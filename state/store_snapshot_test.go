@@ -120,6 +120,9 @@ func TestSnapshotRestore(t *testing.T) {
 	if fresh.GenesisHash() != g.n.Signer.GenesisHash {
 		t.Fatal("restored store has another genesis")
 	}
+	if m := fresh.Meta(); m.GetAppliedIndex() != at.GetAppliedIndex() || !bytes.Equal(m.GetStateHash(), at.GetStateHash()) {
+		t.Fatalf("restored meta at index %d hash %x, want %d %x", m.GetAppliedIndex(), m.GetStateHash(), at.GetAppliedIndex(), at.GetStateHash())
+	}
 	wantSameState(t, fresh, g.s)
 	wantSameQueries(t, fresh, g.s)
 	for _, tx := range g.history {

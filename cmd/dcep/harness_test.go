@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,17 +66,13 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-// goTool is the go command running these tests.
+// goTool is the go command running these tests: the one on PATH, which is
+// the one `go test` was started with.
 func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
 	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // binaries builds dcepd and dcep once per test binary and returns their
