@@ -61,7 +61,7 @@ type Node struct {
 	// now is this node's clock (Options.Now plus debug.clock_offset_ms).
 	now func() time.Time
 	// clock is what the clock check last found (clock.go).
-	clock clockCheck
+	clock   clockCheck
 	metrics *metrics
 	hub     *hub
 	limits  *limiter
