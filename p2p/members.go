@@ -202,8 +202,9 @@ func (h *Host) onConnected(_ network.Network, c network.Conn) {
 		go c.Close()
 		return
 	}
-	chk := h.sess.track(c)
-	go h.checkConn(c, chk)
+	if chk, fresh := h.sess.track(c); fresh {
+		go h.checkConn(c, chk)
+	}
 }
 
 func (h *Host) onDisconnected(_ network.Network, c network.Conn) { h.sess.untrack(c) }

@@ -130,13 +130,17 @@ func (h *Host) askSession(ctx context.Context, c network.Conn) (session, error) 
 	return out, nil
 }
 
-// track registers a member's new connection; checkConn settles it.
-func (s *sessions) track(c network.Conn) *connCheck {
-	chk := &connCheck{done: make(chan struct{})}
+// track registers a member's new connection, unless it is already: fresh
+// reports whether the caller must settle it (checkConn).
+func (s *sessions) track(c network.Conn) (chk *connCheck, fresh bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if chk = s.conns[c]; chk != nil {
+		return chk, false
+	}
+	chk = &connCheck{done: make(chan struct{})}
 	s.conns[c] = chk
-	s.mu.Unlock()
-	return chk
+	return chk, true
 }
 
 func (s *sessions) untrack(c network.Conn) {
@@ -274,11 +278,20 @@ func (h *Host) DuplicateRefusals() uint64 { return h.dupRefused.Load() }
 // connAdmitted waits until c's process is settled (or ctx ends) and
 // reports whether streams on it may be served or used.
 func (h *Host) connAdmitted(ctx context.Context, c network.Conn) error {
-	h.sess.mu.Lock()
-	chk := h.sess.conns[c]
-	h.sess.mu.Unlock()
-	if chk == nil {
-		return fmt.Errorf("%w: connection not admitted (closed)", ErrNotMember)
+	if c.IsClosed() {
+		return fmt.Errorf("%w: connection closed", ErrNotMember)
+	}
+	// Normally tracked by onConnected; a connection that came up before the
+	// host registered its notifee (at start) is settled now.
+	chk, fresh := h.sess.track(c)
+	if fresh {
+		if !h.gater.admit(c.RemotePeer(), "connected", slog.String("remote_addr", c.RemoteMultiaddr().String())) {
+			h.sess.finish(chk, false, session{}, ErrNotMember)
+			h.sess.untrack(c)
+			_ = c.Close()
+			return ErrNotMember
+		}
+		go h.checkConn(c, chk)
 	}
 	// The check itself is bounded (a nonce, then perhaps a probe); this
 	// bounds a caller without a deadline too.
