@@ -38,6 +38,9 @@ var (
 	ErrOverloaded = errors.New("proposal queue full")
 	// ErrStopped: the node is shutting down.
 	ErrStopped = errors.New("consensus stopped")
+	// ErrTooLarge: a transaction is larger than one log entry may be
+	// (Batch.MaxBytes); it can never be proposed.
+	ErrTooLarge = errors.New("transaction larger than a log entry")
 )
 
 // Config configures a Node. Durations are tuned for links between bank data
@@ -68,8 +71,13 @@ type Config struct {
 	SnapshotInterval  time.Duration
 
 	Batch BatchConfig
-	// Now is the leader's clock for ledger time; default time.Now.
+	// Now is this node's clock; default time.Now. As a leader it is one of
+	// the voters' readings ledger time is stamped from (clock.go).
 	Now func() time.Time
+	// SampleClocks, if set, asks every voter for a fresh clock reading now
+	// (feeding ObserveClock) and returns when done or ctx ends. The leader
+	// calls it when its own clock was stepped (clock.go).
+	SampleClocks func(ctx context.Context)
 	// OnApplied is called after each applied batch (on the FSM goroutine;
 	// must not block). Used for metrics and outcome streams.
 	OnApplied func(ApplyInfo)
@@ -157,6 +165,7 @@ type Node struct {
 	snaps *raft.FileSnapshotStore
 	prop  *proposer
 	reads *readIndexer
+	clock *netClock
 
 	// ready is true while this node is leader and has applied everything
 	// committed before its term (so ledger time and reads are current).
@@ -176,7 +185,7 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "consensus"), stop: make(chan struct{}), reconcile: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "consensus"), stop: make(chan struct{}), reconcile: make(chan struct{}, 1), clock: newNetClock(cfg.Now)}
 	var err error
 	if n.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)

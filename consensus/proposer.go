@@ -23,8 +23,14 @@ type proposer struct {
 	cfg      BatchConfig
 	queue    chan *pending
 	inflight chan struct{}
+	// carry is a transaction gather took from the queue but that did not
+	// fit the batch it was building: it starts the next one.
+	carry *pending
 	// lastStampMs is the last ledger time this leader stamped.
 	lastStampMs int64
+	// heldWarnAt is when the leader last logged that it held ledger time
+	// for want of the voters' clock readings.
+	heldWarnAt time.Time
 }
 
 // pending is one transaction waiting for its outcome.
@@ -51,6 +57,12 @@ func newProposer(n *Node) *proposer {
 func (p *proposer) submit(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, error) {
 	if !p.n.ready.Load() {
 		return nil, ErrNotLeader
+	}
+	for i, tx := range txs {
+		// One transaction must fit an entry: an entry never exceeds MaxBytes.
+		if len(tx) > p.cfg.MaxBytes {
+			return nil, fmt.Errorf("%w: transaction %d is %d bytes, an entry at most %d", ErrTooLarge, i, len(tx), p.cfg.MaxBytes)
+		}
 	}
 	ps := make([]*pending, len(txs))
 	for i, tx := range txs {
@@ -81,14 +93,17 @@ func (p *proposer) run() {
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
 	for {
-		var first *pending
-		select {
-		case first = <-p.queue:
-		case <-tick.C:
-			p.tick()
-			continue
-		case <-p.n.stop:
-			return
+		first := p.carry
+		p.carry = nil
+		if first == nil {
+			select {
+			case first = <-p.queue:
+			case <-tick.C:
+				p.tick()
+				continue
+			case <-p.n.stop:
+				return
+			}
 		}
 		p.propose(p.gather(first))
 	}
@@ -106,7 +121,12 @@ func (p *proposer) tick() {
 		return
 	}
 	due, ok := p.n.cfg.Store.NextDueMs()
-	if !ok || due > p.n.cfg.Now().UnixMilli() {
+	if !ok {
+		return
+	}
+	// Due by the voters' clocks, as the entry will be stamped: a leader
+	// whose clock runs ahead must not run the work early.
+	if nt := p.n.stampTime(); !nt.OK || due > nt.Ms {
 		return
 	}
 	p.propose(nil)
@@ -114,18 +134,27 @@ func (p *proposer) tick() {
 
 // gather collects a batch starting with first, within the count and byte
 // bounds: everything already queued, and if entries are in flight (so the
-// log is busy anyway) whatever arrives within MaxDelay.
+// log is busy anyway) whatever arrives within MaxDelay. An entry never
+// exceeds MaxBytes: a transaction that would take it over starts the next.
 func (p *proposer) gather(first *pending) []*pending {
 	batch, size := []*pending{first}, len(first.tx)
 	var deadline <-chan time.Time
 	if len(p.inflight) > 0 {
 		deadline = time.After(p.cfg.MaxDelay)
 	}
+	// add reports whether gathering goes on.
+	add := func(next *pending) bool {
+		if size+len(next.tx) > p.cfg.MaxBytes {
+			p.carry = next
+			return false
+		}
+		batch, size = append(batch, next), size+len(next.tx)
+		return size < p.cfg.MaxBytes
+	}
 	for len(batch) < p.cfg.MaxTxs {
 		select {
 		case next := <-p.queue:
-			batch, size = append(batch, next), size+len(next.tx)
-			if size >= p.cfg.MaxBytes {
+			if !add(next) {
 				return batch
 			}
 			continue
@@ -136,8 +165,7 @@ func (p *proposer) gather(first *pending) []*pending {
 		}
 		select {
 		case next := <-p.queue:
-			batch, size = append(batch, next), size+len(next.tx)
-			if size >= p.cfg.MaxBytes {
+			if !add(next) {
 				return batch
 			}
 		case <-deadline:
@@ -147,6 +175,25 @@ func (p *proposer) gather(first *pending) []*pending {
 		}
 	}
 	return batch
+}
+
+// stamp is the ledger time of the next entry: the voters' median clock
+// (clock.go), but never below this leader's last stamp nor below what the
+// ledger already holds (a previous leader may have stamped later; the
+// barrier taken on election made the ledger current), so ledger time never
+// goes backwards. Without a quorum of readings it holds ledger time rather
+// than trust one clock, and says so.
+func (p *proposer) stamp() int64 {
+	nt := p.n.stampTime()
+	ms := max(p.lastStampMs, p.n.cfg.Store.Meta().GetLedgerTimeMs())
+	if nt.OK {
+		ms = max(ms, nt.Ms)
+	} else if time.Since(p.heldWarnAt) > time.Minute {
+		p.heldWarnAt = time.Now()
+		p.n.log.Warn("ledger time held: too few voters' clock readings for a median", "readings", nt.Readings, "voters", nt.Voters, "quorum", nt.Quorum, "ledger_time_ms", ms)
+	}
+	p.lastStampMs = ms
+	return ms
 }
 
 // propose stamps ledger time and hands one entry to Raft; a goroutine per
@@ -162,12 +209,7 @@ func (p *proposer) propose(batch []*pending) {
 		failBatch(batch, ErrStopped)
 		return
 	}
-	// Ledger time never goes backwards: not below this leader's last stamp,
-	// nor below what the ledger already holds (a previous leader's clock may
-	// have been ahead; the barrier taken on election made the ledger current).
-	now := max(p.n.cfg.Now().UnixMilli(), p.lastStampMs, p.n.cfg.Store.Meta().GetLedgerTimeMs())
-	p.lastStampMs = now
-	e := &consensuspb.Entry{TimeMs: now, Txs: make([][]byte, len(batch))}
+	e := &consensuspb.Entry{TimeMs: p.stamp(), Txs: make([][]byte, len(batch))}
 	for i, pd := range batch {
 		e.Txs[i] = pd.tx
 	}
@@ -218,6 +260,10 @@ func failBatch(batch []*pending, err error) {
 
 // failAll fails whatever is still queued (on shutdown).
 func (p *proposer) failAll(err error) {
+	if p.carry != nil {
+		p.carry.finish(nil, err)
+		p.carry = nil
+	}
 	for {
 		select {
 		case pd := <-p.queue:

@@ -162,9 +162,9 @@ func (a api) GetGenesis(ctx context.Context, req *connect.Request[nodepb.GetGene
 // StreamOutcomes sends recorded block outcomes from from_index on, then
 // follows new blocks as they are applied.
 func (a api) StreamOutcomes(ctx context.Context, req *connect.Request[nodepb.StreamOutcomesRequest], stream *connect.ServerStream[statepb.BlockRecord]) error {
-	release, ok := a.n.limits.acquireStream()
-	if !ok {
-		return apiError(CodeOverloaded, "too many outcome streams on this node (max %d)", a.n.cfg.Limits.MaxStreams)
+	release, err := a.n.limits.acquireStream(req.Peer().Addr)
+	if err != nil {
+		return err
 	}
 	defer release()
 	from := req.Msg.GetFromIndex()
@@ -248,6 +248,7 @@ func (n *Node) nodeStatus() *nodepb.NodeStatus {
 	if self := n.self(); self != nil {
 		out.Operator = self.GetOperator()
 	}
+	n.fillHealth(out)
 	return out
 }
 

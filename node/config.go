@@ -45,6 +45,7 @@ type Config struct {
 	Batch  BatchConfig  `toml:"batch"`
 	Limits LimitsConfig `toml:"limits"`
 	Log    LogConfig    `toml:"log"`
+	Debug  DebugConfig  `toml:"debug,omitempty"`
 
 	// dir is the directory of the config file.
 	dir string
@@ -86,9 +87,21 @@ type LimitsConfig struct {
 	SubmitTimeoutMs int `toml:"submit_timeout_ms"`
 	// MaxStreams bounds concurrent outcome streams (default 256).
 	MaxStreams int `toml:"max_streams"`
+	// MaxStreamsPerIP bounds one client address's share of them (default
+	// 16), so one address cannot take every slot.
+	MaxStreamsPerIP int `toml:"max_streams_per_ip"`
 	// MaxInflightSubmits bounds submits being processed at once (default
 	// 20,000); beyond it, Submit answers OVERLOADED.
 	MaxInflightSubmits int `toml:"max_inflight_submits"`
+}
+
+// DebugConfig is for fault testing only; a production node leaves it out.
+type DebugConfig struct {
+	// ClockOffsetMs shifts this node's clock (what it reports to peers and,
+	// as leader, counts among the voters' clocks ledger time is stamped
+	// from) by this many milliseconds, ± 100 years: how a fault campaign
+	// skews one node's clock. The node logs a warning at start when set.
+	ClockOffsetMs int64 `toml:"clock_offset_ms,omitempty"`
 }
 
 // LogConfig chooses log level ("debug", "info", "warn", "error") and format
@@ -172,6 +185,7 @@ func (c *Config) Validate() error {
 	defInt(&l.Burst, max(1, 2*l.RatePerSec)) // 1 when unlimited (-1): unused
 	defInt(&l.SubmitTimeoutMs, 10_000)
 	defInt(&l.MaxStreams, 256)
+	defInt(&l.MaxStreamsPerIP, min(16, l.MaxStreams))
 	defInt(&l.MaxInflightSubmits, 20_000)
 	if err := c.checkRanges(); err != nil {
 		return err
@@ -211,6 +225,8 @@ func (c *Config) checkRanges() error {
 		{"limits.burst", int64(l.Burst), 1, 100_000_000},
 		{"limits.submit_timeout_ms", int64(l.SubmitTimeoutMs), 100, 600_000},
 		{"limits.max_streams", int64(l.MaxStreams), 1, 100_000},
+		{"limits.max_streams_per_ip", int64(l.MaxStreamsPerIP), 1, int64(l.MaxStreams)},
+		{"debug.clock_offset_ms", c.Debug.ClockOffsetMs, -maxClockOffsetMs, maxClockOffsetMs},
 		{"limits.max_inflight_submits", int64(l.MaxInflightSubmits), 1, 1_000_000},
 	} {
 		if f.v < f.lo || f.v > f.hi {
@@ -225,6 +241,9 @@ func (c *Config) checkRanges() error {
 	}
 	return nil
 }
+
+// maxClockOffsetMs bounds debug.clock_offset_ms: 100 years.
+const maxClockOffsetMs = 100 * 366 * 24 * 3600 * 1000
 
 func defInt(p *int, v int) {
 	if *p == 0 {

@@ -40,6 +40,12 @@ func TestConfigDefaults(t *testing.T) {
 	if p := c.Path(c.DataDir); !filepath.IsAbs(p) || filepath.Base(p) != "data" {
 		t.Fatalf("data_dir resolves to %q", p)
 	}
+	if c.Limits.MaxStreamsPerIP != 16 || c.Debug.ClockOffsetMs != 0 {
+		t.Fatalf("defaults: limits %+v debug %+v", c.Limits, c.Debug)
+	}
+	if c, err := loadConfig(t, baseConfig+"[debug]\nclock_offset_ms = -3600000\n"); err != nil || c.Debug.ClockOffsetMs != -3_600_000 {
+		t.Fatalf("debug.clock_offset_ms: %v %v", c, err)
+	}
 	// No per-IP limit: allowed, and the unused burst stays valid.
 	if c, err := loadConfig(t, baseConfig+"[limits]\nrate_per_sec = -1\n"); err != nil || c.Limits.RatePerSec != -1 {
 		t.Fatalf("rate_per_sec -1: %v %v", c, err)
@@ -69,6 +75,9 @@ func TestConfigRefused(t *testing.T) {
 		{"rate zero-ish", baseConfig + "[limits]\nrate_per_sec = -7\n", "limits.rate_per_sec"},
 		{"submit timeout tiny", baseConfig + "[limits]\nsubmit_timeout_ms = 5\n", "limits.submit_timeout_ms"},
 		{"streams negative", baseConfig + "[limits]\nmax_streams = -3\n", "limits.max_streams"},
+		{"per-ip streams over the total", baseConfig + "[limits]\nmax_streams = 8\nmax_streams_per_ip = 9\n", "limits.max_streams_per_ip"},
+		{"clock offset past a century", baseConfig + "[debug]\nclock_offset_ms = 4000000000000\n", "debug.clock_offset_ms"},
+		{"unknown debug key", baseConfig + "[debug]\nclock_skew = 5\n", "clock_skew"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(t, tc.text)

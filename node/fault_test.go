@@ -460,7 +460,7 @@ func TestOutsiderPeerRefused(t *testing.T) {
 
 	// Control: a member's key, over the same transport, gets an answer.
 	h, err := p2p.New(p2p.Config{PrivateKey: c.Key(c.Names[1]), Members: []p2p.Member{{
-		Name: name, PublicKey: c.Net.Pub("node/" + name), Addrs: c.Configs[name].P2PListen,
+		Name: name, PublicKey: c.Net.Pub("node/" + name), Addrs: c.Configs[name].P2PListen, Role: p2p.RoleVoter,
 	}}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -93,6 +93,7 @@ func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	st := n.cons.Status()
 	body := map[string]any{"node": n.cfg.Name, "leader": st.LeaderID, "applied_index": st.Applied, "commit_index": st.CommitIndex}
+	n.clockReason(body)
 	if n.ready() {
 		body["ready"] = true
 		writeJSON(w, http.StatusOK, body)
@@ -137,7 +138,7 @@ type limiter struct {
 	cfg     LimitsConfig
 	mu      sync.Mutex
 	perIP   map[string]*ipLimit
-	streams chan struct{}
+	streams *streamCaps
 	// submits bounds submissions being processed at once.
 	submits chan struct{}
 }
@@ -153,7 +154,7 @@ const maxTrackedIPs = 100_000
 func newLimiter(cfg LimitsConfig) *limiter {
 	return &limiter{
 		cfg: cfg, perIP: map[string]*ipLimit{},
-		streams: make(chan struct{}, cfg.MaxStreams),
+		streams: newStreamCaps(cfg.MaxStreams, cfg.MaxStreamsPerIP),
 		submits: make(chan struct{}, cfg.MaxInflightSubmits),
 	}
 }
@@ -205,13 +206,10 @@ func (l *limiter) trackedIPs() int {
 	return len(l.perIP)
 }
 
-func (l *limiter) acquireStream() (func(), bool) {
-	select {
-	case l.streams <- struct{}{}:
-		return func() { <-l.streams }, true
-	default:
-		return nil, false
-	}
+// acquireStream takes an outcome-stream slot for the client at remote
+// (streamcap.go).
+func (l *limiter) acquireStream(remote string) (func(), *connect.Error) {
+	return l.streams.acquire(remote)
 }
 
 // middleware refuses over-rate clients and bounds in-flight submissions

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"math"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -58,6 +59,26 @@ func newMetrics(n *Node) *metrics {
 	gauge("dcep_raft_leader", "1 if this node is the ready leader.", func() float64 { return b2f(n.cons.IsReadyLeader()) })
 	gauge("dcep_ready", "1 if the node is ready (knows a leader, caught up).", func() float64 { return b2f(n.ready()) })
 	gauge("dcep_p2p_refusals", "Connections refused because the peer is not a member.", func() float64 { return float64(n.host.Refusals()) })
+	gauge("dcep_clock_offset_seconds", "This node's clock minus the voters' median clock (what ledger time is stamped from); NaN while unknown.", func() float64 {
+		known, offset, _, _ := n.clockState()
+		if !known {
+			return math.NaN()
+		}
+		return float64(offset) / 1000
+	})
+	gauge("dcep_ledger_time_lead_seconds", "Ledger time minus the voters' median clock: beyond the clock bound when positive, ledger time ran ahead; negative on an idle network. NaN while unknown.", func() float64 {
+		known, _, lead, _ := n.clockState()
+		if !known {
+			return math.NaN()
+		}
+		return float64(lead) / 1000
+	})
+	gauge("dcep_clock_skewed", "1 while this node's clock, or ledger time, is beyond the bound from the voters' median clock.", func() float64 {
+		_, _, _, warning := n.clockState()
+		return b2f(warning != "")
+	})
+	gauge("dcep_clock_bound_seconds", "The bound ledger time keeps from the honest voters' clocks (consensus.ClockBound).", func() float64 { return consensus.ClockBound.Seconds() })
+	reg.MustRegister(p2pCollector{n})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "dcep_raft_state", Help: "Raft state of this node (1 for the current state).", ConstLabels: prometheus.Labels{"state": "leader"},
 	}, func() float64 { return b2f(n.cons.Status().State.String() == "Leader") }))
@@ -113,4 +134,29 @@ func (m *metrics) interceptor() connect.Interceptor {
 			return resp, err
 		}
 	})
+}
+
+// p2pCollector exports the p2p layer's per-protocol and per-member
+// counters, whose label values are only known at scrape time.
+type p2pCollector struct{ n *Node }
+
+var (
+	roleRefusalsDesc = prometheus.NewDesc("dcep_p2p_role_refusals_total",
+		"Streams refused because the member's role may not open the protocol (p2p.Rules).", []string{"protocol"}, nil)
+	duplicateIdentityDesc = prometheus.NewDesc("dcep_p2p_duplicate_identity_total",
+		"Connections refused because another live process already holds the member's key.", []string{"peer"}, nil)
+)
+
+func (c p2pCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- roleRefusalsDesc
+	ch <- duplicateIdentityDesc
+}
+
+func (c p2pCollector) Collect(ch chan<- prometheus.Metric) {
+	for proto, v := range c.n.host.RoleRefusals() {
+		ch <- prometheus.MustNewConstMetric(roleRefusalsDesc, prometheus.CounterValue, float64(v), string(proto))
+	}
+	for _, a := range c.n.host.DuplicateAlarms() {
+		ch <- prometheus.MustNewConstMetric(duplicateIdentityDesc, prometheus.CounterValue, float64(a.Refused), a.Name)
+	}
 }

@@ -37,7 +37,9 @@ type Options struct {
 	// Genesis, if set, is used instead of reading cfg.Genesis.
 	Genesis *statepb.Genesis
 	Logger  *slog.Logger
-	// Now is the clock the leader stamps ledger time from; default time.Now.
+	// Now is this node's clock (default time.Now), shifted by the config's
+	// debug.clock_offset_ms: what it reports to its peers and, as leader,
+	// counts among the voters' clocks ledger time is stamped from.
 	Now func() time.Time
 }
 
@@ -56,6 +58,10 @@ type Node struct {
 
 	members *memberTable
 	fwd     *forwarder
+	// now is this node's clock (Options.Now plus debug.clock_offset_ms).
+	now func() time.Time
+	// clock is what the clock check last found (clock.go).
+	clock   clockCheck
 	metrics *metrics
 	hub     *hub
 	limits  *limiter
@@ -102,7 +108,11 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if err = n.joinNetwork(); err != nil {
 		return nil, err
 	}
-	if err = n.startConsensus(opts.Now); err != nil {
+	n.now = nodeClock(opts.Now, cfg.Debug.ClockOffsetMs)
+	if cfg.Debug.ClockOffsetMs != 0 {
+		n.log.Warn("debug.clock_offset_ms is set: this node's clock is shifted (fault testing only)", "clock_offset_ms", cfg.Debug.ClockOffsetMs)
+	}
+	if err = n.startConsensus(n.now); err != nil {
 		return nil, err
 	}
 	// Only now: the handlers use consensus, and a peer may ask as soon as
@@ -185,9 +195,12 @@ func (n *Node) role() statepb.NodeRole {
 }
 
 func (n *Node) joinNetwork() error {
-	var err error
+	members, err := n.members.p2pMembers()
+	if err != nil {
+		return err
+	}
 	n.host, err = p2p.New(p2p.Config{
-		PrivateKey: n.key, ListenAddrs: n.cfg.P2PListen, Members: n.members.p2pMembers(), Logger: n.log,
+		PrivateKey: n.key, ListenAddrs: n.cfg.P2PListen, Members: members, Logger: n.log,
 	})
 	if err != nil {
 		return err
@@ -204,7 +217,7 @@ func (n *Node) startConsensus(now func() time.Time) error {
 	var err error
 	n.cons, err = consensus.New(consensus.Config{
 		Dir: filepath.Join(n.cfg.Path(n.cfg.DataDir), "raft"), ID: n.cfg.Name, Store: n.store, Transport: n.trans,
-		AddressOf: raftAddress, Logger: n.log, Now: now,
+		AddressOf: raftAddress, Logger: n.log, Now: now, SampleClocks: n.sampleClocks,
 		HeartbeatTimeout: ms(r.HeartbeatMs), ElectionTimeout: ms(r.ElectionMs), LeaderLeaseTimeout: ms(r.LeaderLeaseMs),
 		CommitTimeout: ms(r.CommitMs), SnapshotThreshold: r.SnapshotThreshold, TrailingLogs: r.TrailingLogs,
 		SnapshotInterval: time.Duration(r.SnapshotIntervalS) * time.Second,
@@ -256,8 +269,12 @@ func (n *Node) followMembership() {
 		if err == nil {
 			err = n.members.set(members)
 		}
+		var p2pMembers []p2p.Member
 		if err == nil {
-			err = n.host.SetMembers(n.members.p2pMembers())
+			p2pMembers, err = n.members.p2pMembers()
+		}
+		if err == nil {
+			err = n.host.SetMembers(p2pMembers)
 		}
 		if err != nil {
 			n.log.Error("membership update", "error", err)

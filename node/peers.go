@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/consensus"
@@ -18,12 +17,13 @@ import (
 	"github.com/dcep/dcep/state/statepb"
 )
 
-// Node-to-node protocols (node/DESIGN.md). Sizes bound what a peer may send.
+// Node-to-node protocols (node/DESIGN.md). Who may open each is p2p's
+// table (p2p.Rules); sizes bound what a peer may send.
 const (
-	protoForward   protocol.ID = "/dcep/forward/1"
-	protoReadIndex protocol.ID = "/dcep/readindex/1"
-	protoStatus    protocol.ID = "/dcep/status/1"
-	protoStateHash protocol.ID = "/dcep/statehash/1"
+	protoForward   = p2p.ForwardProtocol
+	protoReadIndex = p2p.ReadIndexProtocol
+	protoStatus    = p2p.StatusProtocol
+	protoStateHash = p2p.StateHashProtocol
 
 	maxForwardBytes = 8 << 20
 	maxSmallBytes   = 64 << 10
@@ -86,12 +86,30 @@ func (t *memberTable) all() []*memberInfo {
 	return t.list
 }
 
-func (t *memberTable) p2pMembers() []p2p.Member {
+// byPeer is the member with a libp2p identity, nil if none.
+func (t *memberTable) byPeer(p peer.ID) *memberInfo {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byP[p]
+}
+
+// p2pMembers is the libp2p allowlist with each member's role, which
+// decides the protocols it may open (p2p.Rules).
+func (t *memberTable) p2pMembers() ([]p2p.Member, error) {
 	var out []p2p.Member
 	for _, m := range t.all() {
-		out = append(out, p2p.Member{Name: m.GetName(), PublicKey: m.GetPublicKey(), Addrs: m.GetAddrs()})
+		var role p2p.Role
+		switch m.GetRole() {
+		case statepb.NodeRole_NODE_ROLE_VOTER:
+			role = p2p.RoleVoter
+		case statepb.NodeRole_NODE_ROLE_REGULATOR:
+			role = p2p.RoleRegulator
+		default:
+			return nil, fmt.Errorf("member %s: role %v has no node-to-node protocols", m.GetName(), m.GetRole())
+		}
+		out = append(out, p2p.Member{Name: m.GetName(), PublicKey: m.GetPublicKey(), Addrs: m.GetAddrs(), Role: role})
 	}
-	return out
+	return out, nil
 }
 
 func (t *memberTable) setStatus(name string, st peerState) {
@@ -134,22 +152,73 @@ func (n *Node) registerProtocols() {
 	n.host.Handle(protoStateHash, maxSmallBytes, n.handleStateHash)
 }
 
-// handleForward takes transactions a follower or regulator forwarded. Only
-// the ready leader proposes; anyone else answers NOT_LEADER so the sender
-// looks again.
+// handleForward takes transactions a voter forwarded. Only the ready
+// leader proposes; anyone else answers NOT_LEADER so the sender looks
+// again. p2p's table already refuses the stream to anyone but a voter; the
+// request is then held to what the client API holds a submission to: at
+// most forwardMaxTxs transactions and forwardMaxBytes (what an honest
+// forwarder sends), each through the same Precheck and size limit, so a
+// transaction the API would refuse never reaches the log and one entry
+// never exceeds Batch.MaxBytes (the proposer's bound).
 func (n *Node) handleForward(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+	out := &nodepb.ForwardResponse{}
+	if m := n.members.byPeer(from); m == nil || m.GetRole() != statepb.NodeRole_NODE_ROLE_VOTER {
+		out.ErrorCode, out.Error = CodeReadOnly, fmt.Sprintf("peer %s is not a voter: only voters forward transactions", from)
+		return proto.Marshal(out)
+	}
 	var in nodepb.ForwardRequest
 	if err := proto.Unmarshal(req, &in); err != nil {
 		return nil, fmt.Errorf("bad forward request: %w", err)
 	}
-	out := &nodepb.ForwardResponse{}
-	res, err := n.cons.Submit(ctx, in.GetTxs())
+	txs := in.GetTxs()
+	size := 0
+	for _, tx := range txs {
+		size += len(tx)
+	}
+	if len(txs) > forwardMaxTxs || size > forwardMaxBytes {
+		out.ErrorCode = CodeInvalidArgument
+		out.Error = fmt.Sprintf("forward_request.txs: %d transactions of %d bytes (max %d transactions, %d bytes)", len(txs), size, forwardMaxTxs, forwardMaxBytes)
+		return proto.Marshal(out)
+	}
+	results, err := n.precheckAndSubmit(ctx, txs)
 	if err != nil {
 		out.ErrorCode, out.Error = consensusCode(err), err.Error()
 	} else {
-		out.Results = res
+		out.Results = results
 	}
 	return proto.Marshal(out)
+}
+
+// precheckAndSubmit answers the transactions Precheck refuses with their
+// rejection, as Submit on the API does, and proposes the rest; results are
+// in the order of txs.
+func (n *Node) precheckAndSubmit(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, error) {
+	results := make([]*statepb.TxResult, len(txs))
+	pass, at := make([][]byte, 0, len(txs)), make([]int, 0, len(txs))
+	for i, tx := range txs {
+		id, rej := n.store.Precheck(tx)
+		if rej == nil {
+			pass, at = append(pass, tx), append(at, i)
+			continue
+		}
+		res := &statepb.TxResult{Code: rej.Code, Message: rej.Message}
+		if id != ([32]byte{}) {
+			res.TxId = id[:]
+		}
+		n.metrics.txOutcome(res)
+		results[i] = res
+	}
+	if len(pass) == 0 {
+		return results, nil
+	}
+	res, err := n.cons.Submit(ctx, pass)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range res {
+		results[at[j]] = r
+	}
+	return results, nil
 }
 
 func (n *Node) handleReadIndex(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
@@ -162,8 +231,11 @@ func (n *Node) handleReadIndex(ctx context.Context, from peer.ID, req []byte) ([
 	return proto.Marshal(out)
 }
 
+// handleStatus answers a peer's poll with this node's status and its clock
+// reading, read last so that the peer's round-trip correction holds.
 func (n *Node) handleStatus(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
-	return proto.Marshal(&nodepb.PeerStatusResponse{Status: n.nodeStatus()})
+	st := n.nodeStatus()
+	return proto.Marshal(&nodepb.PeerStatusResponse{Status: st, ClockMs: n.now().UnixMilli()})
 }
 
 func (n *Node) handleStateHash(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
@@ -272,6 +344,7 @@ func (n *Node) pollPeers() {
 			}(m)
 		}
 		wg.Wait()
+		n.checkClock()
 	}
 }
 
@@ -282,11 +355,7 @@ func (n *Node) pollPeer(m *memberInfo) {
 	prev := n.members.status[m.GetName()]
 	n.members.mu.RUnlock()
 	st := &nodepb.PeerStatus{Name: m.GetName(), Role: m.GetRole(), PeerId: m.peer.String(), Connected: n.host.IsConnected(m.peer)}
-	raw, err := n.host.Request(ctx, m.peer, protoStatus, nil, maxSmallBytes)
-	var resp nodepb.PeerStatusResponse
-	if err == nil {
-		err = proto.Unmarshal(raw, &resp)
-	}
+	resp, err := n.askStatus(ctx, m)
 	if err == nil {
 		st.Status, st.Connected = resp.GetStatus(), true
 		n.members.setStatus(m.GetName(), peerState{st: st, okAt: time.Now()})
@@ -295,6 +364,42 @@ func (n *Node) pollPeer(m *memberInfo) {
 	st.Error = err.Error()
 	st.Status = prev.st.GetStatus() // keep the last answer; age_ms tells how old
 	n.members.setStatus(m.GetName(), peerState{st: st, okAt: prev.okAt})
+}
+
+// askStatus asks a peer for its status and, if it is a voter, hands its
+// clock reading to consensus (ledger time is the voters' median clock).
+func (n *Node) askStatus(ctx context.Context, m *memberInfo) (*nodepb.PeerStatusResponse, error) {
+	start := time.Now()
+	raw, err := n.host.Request(ctx, m.peer, protoStatus, nil, maxSmallBytes)
+	rtt := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	var resp nodepb.PeerStatusResponse
+	if err := proto.Unmarshal(raw, &resp); err != nil {
+		return nil, fmt.Errorf("bad status response: %w", err)
+	}
+	if m.GetRole() == statepb.NodeRole_NODE_ROLE_VOTER && resp.GetClockMs() != 0 {
+		n.cons.ObserveClock(m.GetName(), resp.GetClockMs(), rtt)
+	}
+	return &resp, nil
+}
+
+// sampleClocks asks every other voter for a clock reading now (the leader
+// does when its own clock was stepped; consensus/clock.go).
+func (n *Node) sampleClocks(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, m := range n.members.all() {
+		if m.GetName() == n.cfg.Name || m.GetRole() != statepb.NodeRole_NODE_ROLE_VOTER {
+			continue
+		}
+		wg.Add(1)
+		go func(m *memberInfo) {
+			defer wg.Done()
+			_, _ = n.askStatus(ctx, m)
+		}(m)
+	}
+	wg.Wait()
 }
 
 // errRetry marks failures where resubmitting the same bytes is the cure.

@@ -41,11 +41,29 @@ var (
 	// ErrStreamLayerInUse is returned by RaftStreamLayer when an open stream
 	// layer already owns the raft protocol on this host.
 	ErrStreamLayerInUse = errors.New("p2p: raft stream layer already open")
+	// ErrInvalidRole is returned when a member's role is not exactly one of
+	// RoleVoter and RoleRegulator.
+	ErrInvalidRole = errors.New("p2p: invalid member role")
+	// ErrInvalidRules is returned by New when the protocol table has a
+	// duplicate row, an unknown role or lacks a protocol every host serves.
+	ErrInvalidRules = errors.New("p2p: invalid protocol rules")
+	// ErrForbidden is returned (wrapped in a *RemoteError) by Request when
+	// the remote refused the stream because this node's role may not open
+	// that protocol (Rules).
+	ErrForbidden = errors.New("p2p: role may not open this protocol")
+	// ErrDuplicateIdentity is returned when the connection to a peer was
+	// refused because another live connection, from another process,
+	// already holds the peer's identity (session.go).
+	ErrDuplicateIdentity = errors.New("p2p: duplicate identity: another live process holds this key")
+	// ErrResourceLimit is returned when libp2p's resource manager refused
+	// the memory a frame needs; retrying later may succeed.
+	ErrResourceLimit = errors.New("p2p: resource limit reached")
 )
 
 // RemoteError carries the message a remote request handler failed with.
-// It unwraps to ErrRemote, or to ErrRequestTooLarge when the remote refused
-// the request because of its size.
+// It unwraps to ErrRemote, to ErrRequestTooLarge when the remote refused
+// the request because of its size, or to ErrForbidden when it refused this
+// node's role.
 type RemoteError struct {
 	// Peer is the peer that produced the error.
 	Peer peer.ID

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +38,15 @@ type testNode struct {
 	key  ed25519.PrivateKey
 	name string
 	logs *logBuffer
+	// role is what member() lists the node as (voter unless a test says).
+	role Role
 }
+
+// testRules is the package's table plus the test protocols, open to every
+// member.
+var testRules = append(slices.Clone(Rules),
+	Rule{echoProto, AnyMember, "test"}, Rule{failProto, AnyMember, "test"},
+	Rule{bigProto, AnyMember, "test"}, Rule{stallProto, AnyMember, "test"})
 
 func (n *testNode) member(t *testing.T) Member {
 	t.Helper()
@@ -45,7 +54,7 @@ func (n *testNode) member(t *testing.T) Member {
 	if len(addrs) == 0 {
 		t.Fatalf("%s has no listen addresses", n.name)
 	}
-	m := Member{Name: n.name, PublicKey: n.key.Public().(ed25519.PublicKey)}
+	m := Member{Name: n.name, PublicKey: n.key.Public().(ed25519.PublicKey), Role: n.role}
 	for _, a := range addrs {
 		m.Addrs = append(m.Addrs, a.String())
 	}
@@ -64,12 +73,19 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 // newNode starts a host on a loopback port with an empty allowlist.
 func newNode(t *testing.T, name string) *testNode {
 	t.Helper()
-	key := newKey(t)
+	return newNodeWithKey(t, name, newKey(t))
+}
+
+// newNodeWithKey starts a host with a given identity (two processes with one
+// key: a duplicate identity).
+func newNodeWithKey(t *testing.T, name string, key ed25519.PrivateKey) *testNode {
+	t.Helper()
 	logs := &logBuffer{}
 	h, err := New(Config{
 		PrivateKey:  key,
 		ListenAddrs: []string{loopback},
 		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Rules:       testRules,
 	})
 	if err != nil {
 		t.Fatalf("New(%s): %v", name, err)
@@ -79,7 +95,7 @@ func newNode(t *testing.T, name string) *testNode {
 			t.Errorf("close %s: %v", name, err)
 		}
 	})
-	return &testNode{h: h, key: key, name: name, logs: logs}
+	return &testNode{h: h, key: key, name: name, logs: logs, role: RoleVoter}
 }
 
 // newCluster starts n hosts that all list each other as members.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -46,6 +48,9 @@ type Config struct {
 	// Logger receives refusal and protocol-error logs; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Rules is the table of which roles may open which protocol; nil means
+	// Rules (the package's table). Tests pass their own.
+	Rules []Rule
 }
 
 // Host is a libp2p host restricted to the network's members.
@@ -54,6 +59,14 @@ type Host struct {
 	gater          *gater
 	log            *slog.Logger
 	handlerTimeout time.Duration
+	rules          ruleSet
+	sess           *sessions
+	// roleRefused counts streams refused by Rules, per protocol (fixed keys:
+	// the rows of rules).
+	roleRefused map[protocol.ID]*atomic.Uint64
+	dupRefused  atomic.Uint64
+	// logEvery rate-limits refusal logs a member could otherwise flood.
+	logEvery *logLimiter
 
 	// ctx is cancelled by Close so that in-flight handlers and dials stop.
 	ctx    context.Context
@@ -94,6 +107,22 @@ func New(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	table := cfg.Rules
+	if table == nil {
+		table = Rules
+	}
+	rules, err := newRuleSet(table)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := newSessions()
+	if err != nil {
+		return nil, err
+	}
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, err
+	}
 	g := &gater{self: self, log: logger}
 	g.members.Store(set)
 
@@ -117,6 +146,9 @@ func New(cfg Config) (*Host, error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionGater(g),
+		// Explicit limits (resources.go): every request buffer is counted
+		// in its stream's scope, so what members can make us hold is bounded.
+		libp2p.ResourceManager(rm),
 		// Membership already bounds the peer count; trimming would only ever
 		// cut raft connections.
 		libp2p.ConnectionManager(&connmgr.NullConnMgr{}),
@@ -130,6 +162,7 @@ func New(cfg Config) (*Host, error) {
 		libp2p.DisableMetrics(),
 	)
 	if err != nil {
+		_ = rm.Close()
 		return nil, fmt.Errorf("p2p: start libp2p host: %w", err)
 	}
 
@@ -139,11 +172,19 @@ func New(cfg Config) (*Host, error) {
 		gater:          g,
 		log:            logger,
 		handlerTimeout: timeout,
+		rules:          rules,
+		sess:           sess,
+		roleRefused:    map[protocol.ID]*atomic.Uint64{},
+		logEvery:       newLogLimiter(10 * time.Second),
 		ctx:            ctx,
 		cancel:         cancel,
 	}
+	for p := range rules {
+		h.roleRefused[p] = new(atomic.Uint64)
+	}
 	h.updatePeerstore(nil, set)
-	lh.Network().Notify(&network.NotifyBundle{ConnectedF: h.onConnected})
+	lh.SetStreamHandler(SessionProtocol, h.serveSession)
+	lh.Network().Notify(&network.NotifyBundle{ConnectedF: h.onConnected, DisconnectedF: h.onDisconnected})
 	return h, nil
 }
 

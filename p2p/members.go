@@ -27,6 +27,9 @@ type Member struct {
 	// A /p2p/ suffix is allowed if it names this member. May be empty for
 	// members that only dial in.
 	Addrs []string
+	// Role decides which protocols the member may open (Rules). Required:
+	// exactly one of RoleVoter and RoleRegulator.
+	Role Role
 }
 
 // memberSet is immutable once built so the gater can read it without locks.
@@ -37,6 +40,7 @@ type memberSet struct {
 
 type memberEntry struct {
 	name  string
+	role  Role
 	addrs []ma.Multiaddr
 }
 
@@ -50,6 +54,9 @@ func newMemberSet(members []Member) (*memberSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("p2p: member %q: %w", m.Name, err)
 		}
+		if !m.Role.valid() {
+			return nil, fmt.Errorf("%w: member %q has role %v", ErrInvalidRole, m.Name, m.Role)
+		}
 		if prev, dup := s.byID[id]; dup {
 			return nil, fmt.Errorf("%w: %q and %q have peer ID %s", ErrDuplicateMember, prev.name, m.Name, id)
 		}
@@ -57,11 +64,12 @@ func newMemberSet(members []Member) (*memberSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("p2p: member %q: %w", m.Name, err)
 		}
-		s.byID[id] = memberEntry{name: m.Name, addrs: addrs}
+		s.byID[id] = memberEntry{name: m.Name, role: m.Role, addrs: addrs}
 		s.list = append(s.list, Member{
 			Name:      m.Name,
 			PublicKey: slices.Clone(m.PublicKey),
 			Addrs:     slices.Clone(m.Addrs),
+			Role:      m.Role,
 		})
 	}
 	return s, nil
@@ -92,6 +100,9 @@ func (s *memberSet) has(id peer.ID) bool {
 	_, ok := s.byID[id]
 	return ok
 }
+
+// role is a member's role, 0 for anyone else.
+func (s *memberSet) role(id peer.ID) Role { return s.byID[id].role }
 
 // SetMembers atomically replaces the allowlist. The new members' addresses
 // are stored permanently in the peerstore so that dialing by peer ID works,
@@ -129,7 +140,7 @@ func (h *Host) Members() []Member {
 	set := h.gater.members.Load()
 	out := make([]Member, len(set.list))
 	for i, m := range set.list {
-		out[i] = Member{Name: m.Name, PublicKey: slices.Clone(m.PublicKey), Addrs: slices.Clone(m.Addrs)}
+		out[i] = Member{Name: m.Name, PublicKey: slices.Clone(m.PublicKey), Addrs: slices.Clone(m.Addrs), Role: m.Role}
 	}
 	return out
 }
@@ -181,13 +192,22 @@ func (h *Host) updatePeerstore(old, cur *memberSet) {
 // onConnected closes the race between an InterceptSecured check against the
 // old allowlist and the sweep in SetMembers: a connection added to the swarm
 // after the sweep is checked here against the new allowlist.
+//
+// A member's connection is then checked for a duplicate identity
+// (session.go) before any protocol stream on it is served. This runs
+// before the swarm accepts streams on c, so every stream finds c tracked.
 func (h *Host) onConnected(_ network.Network, c network.Conn) {
-	if h.gater.admit(c.RemotePeer(), "connected", slog.String("remote_addr", c.RemoteMultiaddr().String())) {
+	if !h.gater.admit(c.RemotePeer(), "connected", slog.String("remote_addr", c.RemoteMultiaddr().String())) {
+		// Closing synchronously would block the swarm's notification delivery.
+		go c.Close()
 		return
 	}
-	// Closing synchronously would block the swarm's notification delivery.
-	go c.Close()
+	if chk, fresh := h.sess.track(c); fresh {
+		go h.checkConn(c, chk)
+	}
 }
+
+func (h *Host) onDisconnected(_ network.Network, c network.Conn) { h.sess.untrack(c) }
 
 // gater enforces the allowlist at every stage libp2p offers once the peer ID
 // is known.

@@ -259,7 +259,7 @@ func TestSetMembersValidation(t *testing.T) {
 	n := newNode(t, "a")
 	good := n.member(t)
 	other := newKey(t).Public().(ed25519.PublicKey)
-	if err := n.h.SetMembers([]Member{good, {Name: "x", PublicKey: other}}); err != nil {
+	if err := n.h.SetMembers([]Member{good, {Name: "x", PublicKey: other, Role: RoleRegulator}}); err != nil {
 		t.Fatal(err)
 	}
 	otherID, err := PeerIDFromPublicKey(other)
@@ -267,7 +267,7 @@ func TestSetMembersValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A /p2p/ suffix naming the member itself is accepted.
-	own := Member{Name: "x", PublicKey: other, Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + otherID.String()}}
+	own := Member{Name: "x", PublicKey: other, Role: RoleVoter, Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + otherID.String()}}
 	if err := n.h.SetMembers([]Member{good, own}); err != nil {
 		t.Fatalf("SetMembers with own /p2p/ suffix: %v", err)
 	}
@@ -276,10 +276,12 @@ func TestSetMembersValidation(t *testing.T) {
 		members []Member
 		want    error
 	}{
-		"short key":     {[]Member{{Name: "bad", PublicKey: other[:31]}}, ErrInvalidKey},
-		"duplicate key": {[]Member{good, {Name: "dup", PublicKey: good.PublicKey}}, ErrDuplicateMember},
-		"bad address":   {[]Member{{Name: "bad", PublicKey: other, Addrs: []string{"not-a-multiaddr"}}}, ErrInvalidAddr},
-		"foreign /p2p/": {[]Member{{Name: "bad", PublicKey: other, Addrs: []string{good.Addrs[0] + "/p2p/" + n.h.ID().String()}}}, ErrInvalidAddr},
+		"short key":     {[]Member{{Name: "bad", PublicKey: other[:31], Role: RoleVoter}}, ErrInvalidKey},
+		"duplicate key": {[]Member{good, {Name: "dup", PublicKey: good.PublicKey, Role: RoleVoter}}, ErrDuplicateMember},
+		"no role":       {[]Member{good, {Name: "norole", PublicKey: other}}, ErrInvalidRole},
+		"two roles":     {[]Member{good, {Name: "both", PublicKey: other, Role: AnyMember}}, ErrInvalidRole},
+		"bad address":   {[]Member{{Name: "bad", PublicKey: other, Role: RoleVoter, Addrs: []string{"not-a-multiaddr"}}}, ErrInvalidAddr},
+		"foreign /p2p/": {[]Member{{Name: "bad", PublicKey: other, Role: RoleVoter, Addrs: []string{good.Addrs[0] + "/p2p/" + n.h.ID().String()}}}, ErrInvalidAddr},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := n.h.SetMembers(tc.members); !errors.Is(err, tc.want) {
@@ -306,8 +308,9 @@ func TestNewValidation(t *testing.T) {
 		"corrupt key":   {Config{PrivateKey: corrupt, ListenAddrs: []string{loopback}}, ErrInvalidKey},
 		"bad listen":    {Config{PrivateKey: key, ListenAddrs: []string{"127.0.0.1:7101"}}, ErrInvalidAddr},
 		"quic listen":   {Config{PrivateKey: key, ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}, nil},
-		"bad member":    {Config{PrivateKey: key, Members: []Member{{Name: "m", PublicKey: []byte{1}}}}, ErrInvalidKey},
-		"dup in config": {Config{PrivateKey: key, Members: []Member{{Name: "m", PublicKey: key.Public().(ed25519.PublicKey)}, {Name: "n", PublicKey: key.Public().(ed25519.PublicKey)}}}, ErrDuplicateMember},
+		"bad member":    {Config{PrivateKey: key, Members: []Member{{Name: "m", PublicKey: []byte{1}, Role: RoleVoter}}}, ErrInvalidKey},
+		"dup in config": {Config{PrivateKey: key, Members: []Member{{Name: "m", PublicKey: key.Public().(ed25519.PublicKey), Role: RoleVoter}, {Name: "n", PublicKey: key.Public().(ed25519.PublicKey), Role: RoleVoter}}}, ErrDuplicateMember},
+		"bad rules":     {Config{PrivateKey: key, Rules: []Rule{{Protocol: "/x/1", OpenedBy: AnyMember}}}, ErrInvalidRules},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h, err := New(tc.cfg)

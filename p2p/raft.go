@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/gostream"
@@ -23,11 +24,19 @@ const RaftProtocol protocol.ID = "/dcep/raft/1.0.0"
 // connection is one stream on RaftProtocol. Raft server addresses are peer
 // ID strings (peer.ID.String()). Pass it to raft.NewNetworkTransport; the
 // transport's Close closes it.
+//
+// Inbound streams are vetted concurrently before raft sees them: the
+// connection's process must be settled (session.go) and the peer's role
+// must be one that may open RaftProtocol (Rules: voters only), so a slow
+// or refused stream never holds up raft's accept loop.
 type StreamLayer struct {
-	h  *Host
-	ln net.Listener
+	h        *Host
+	ln       net.Listener
+	accepted chan net.Conn
+	closed   chan struct{}
 
 	closeOnce sync.Once
+	loopDone  chan struct{}
 }
 
 var _ raft.StreamLayer = (*StreamLayer)(nil)
@@ -45,32 +54,67 @@ func (h *Host) RaftStreamLayer() (*StreamLayer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: listen on %s: %w", RaftProtocol, err)
 	}
-	sl := &StreamLayer{h: h, ln: ln}
+	sl := &StreamLayer{h: h, ln: ln, accepted: make(chan net.Conn), closed: make(chan struct{}), loopDone: make(chan struct{})}
 	h.raftLayer = sl
+	go sl.acceptLoop()
 	return sl, nil
 }
 
-// Accept waits for the next raft stream from a member. After Close it
-// returns an error wrapping net.ErrClosed.
-func (s *StreamLayer) Accept() (net.Conn, error) {
+func (s *StreamLayer) acceptLoop() {
+	defer close(s.loopDone)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			// gostream only fails Accept once closed, and reports that as
-			// context.Canceled; net.ErrClosed is what listener users test for.
-			return nil, fmt.Errorf("p2p: raft accept: %w (%w)", net.ErrClosed, err)
+			// gostream only fails Accept once closed.
+			return
 		}
-		// The gater should make a non-member stream impossible; checking
-		// again keeps a race with SetMembers from reaching raft.
-		p, err := peer.Decode(c.RemoteAddr().String())
-		if err == nil && s.h.gater.admit(p, "raft-stream") {
-			return c, nil
-		}
+		go s.vet(c)
+	}
+}
+
+// vet hands c to Accept if its peer may open raft streams, else resets it.
+func (s *StreamLayer) vet(c net.Conn) {
+	if err := s.admit(c); err != nil {
 		if r, ok := c.(interface{ Reset() error }); ok {
 			_ = r.Reset()
 		} else {
 			_ = c.Close()
 		}
+		return
+	}
+	select {
+	case s.accepted <- c:
+	case <-s.closed:
+		_ = c.Close()
+	}
+}
+
+func (s *StreamLayer) admit(c net.Conn) error {
+	// The gater should make a non-member stream impossible; checking
+	// again keeps a race with SetMembers from reaching raft.
+	p, err := peer.Decode(c.RemoteAddr().String())
+	if err != nil || !s.h.gater.admit(p, "raft-stream") {
+		return ErrNotMember
+	}
+	sc, ok := c.(interface{ Conn() network.Conn })
+	if !ok {
+		return errors.New("p2p: raft stream without a libp2p connection")
+	}
+	if err := s.h.connAdmitted(s.h.ctx, sc.Conn()); err != nil {
+		return err
+	}
+	return s.h.checkRole(p, RaftProtocol, sc.Conn())
+}
+
+// Accept waits for the next raft stream from a member that may open one.
+// After Close it returns an error wrapping net.ErrClosed.
+func (s *StreamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.accepted:
+		return c, nil
+	case <-s.closed:
+		// net.ErrClosed is what listener users (raft) test for.
+		return nil, fmt.Errorf("p2p: raft accept: %w", net.ErrClosed)
 	}
 }
 
@@ -82,7 +126,9 @@ func (s *StreamLayer) Close() error {
 		// handler just before this one removes the protocol handler.
 		s.h.raftMu.Lock()
 		defer s.h.raftMu.Unlock()
+		close(s.closed)
 		_ = s.ln.Close()
+		<-s.loopDone
 		if s.h.raftLayer == s {
 			s.h.raftLayer = nil
 		}
@@ -114,6 +160,13 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 			return nil, fmt.Errorf("p2p: raft dial %s: %w: %w", p, ErrNotMember, err)
 		}
 		return nil, fmt.Errorf("p2p: raft dial %s: %w", p, err)
+	}
+	// Raft's messages must not reach a second process holding p's key.
+	if sc, ok := c.(interface{ Conn() network.Conn }); ok {
+		if err := s.h.connAdmitted(ctx, sc.Conn()); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("p2p: raft dial %s: %w", p, err)
+		}
 	}
 	return c, nil
 }

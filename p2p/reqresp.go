@@ -19,9 +19,10 @@ import (
 
 // Reply status bytes. They are part of the wire format: never renumber.
 const (
-	statusOK       byte = 0
-	statusError    byte = 1
-	statusTooLarge byte = 2
+	statusOK        byte = 0
+	statusError     byte = 1
+	statusTooLarge  byte = 2
+	statusForbidden byte = 3
 )
 
 // maxErrMsgBytes caps error replies independently of the caller's response
@@ -41,16 +42,24 @@ type Handler func(ctx context.Context, from peer.ID, req []byte) ([]byte, error)
 // Config.HandlerTimeout or when the host closes. Calling Handle again for the
 // same proto replaces the handler.
 //
-// Handle panics if maxReqBytes is not positive, fn is nil or proto is
-// RaftProtocol, since those are programming errors.
+// Only members whose role the protocol's row in Rules names reach fn; any
+// other member's stream is answered with a refusal (ErrForbidden on its
+// side) before its request is read.
+//
+// Handle panics if maxReqBytes is not positive, fn is nil, proto is
+// RaftProtocol or SessionProtocol, or proto has no row in the host's Rules,
+// since those are programming errors.
 func (h *Host) Handle(proto protocol.ID, maxReqBytes int, fn Handler) {
+	_, hasRule := h.rules[proto]
 	switch {
 	case maxReqBytes <= 0:
 		panic(fmt.Sprintf("p2p: Handle %s: maxReqBytes %d must be positive", proto, maxReqBytes))
 	case fn == nil:
 		panic(fmt.Sprintf("p2p: Handle %s: nil handler", proto))
-	case proto == RaftProtocol:
-		panic("p2p: Handle: " + string(RaftProtocol) + " is reserved for the raft stream layer")
+	case proto == RaftProtocol || proto == SessionProtocol:
+		panic("p2p: Handle: " + string(proto) + " is reserved for the host")
+	case !hasRule:
+		panic(fmt.Sprintf("p2p: Handle %s: no row in the protocol rules: say which roles may open it first", proto))
 	}
 	h.host.SetStreamHandler(proto, func(s network.Stream) {
 		h.serve(s, proto, maxReqBytes, fn)
@@ -81,14 +90,28 @@ func (h *Host) serve(s network.Stream, proto protocol.ID, maxReqBytes int, fn Ha
 		_ = s.Reset()
 		return
 	}
+	if err := h.connAdmitted(ctx, s.Conn()); err != nil {
+		log.Debug("stream on a connection not admitted", "err", err)
+		_ = s.Reset()
+		return
+	}
+	if err := h.checkRole(from, proto, s.Conn()); err != nil {
+		h.reply(s, log, statusForbidden, errorText(err))
+		return
+	}
 
-	req, err := readFrame(s, maxReqBytes)
+	req, reserved, err := readFrame(s, maxReqBytes, s.Scope())
+	defer s.Scope().ReleaseMemory(reserved)
 	switch {
 	case errors.Is(err, ErrFrameTooLarge):
 		log.Warn("refused oversized request", "err", err)
 		// Reply before the body has been read: the caller reads the reply
 		// concurrently with writing and resets its side once it has it.
 		h.reply(s, log, statusTooLarge, errorText(err))
+		return
+	case errors.Is(err, ErrResourceLimit):
+		log.Warn("refused request: resource limit", "err", err)
+		h.reply(s, log, statusError, errorText(err))
 		return
 	case err != nil:
 		log.Debug("read request", "err", err)
@@ -154,6 +177,12 @@ func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req [
 			return nil, fmt.Errorf("%s: set deadline: %w", prefix, err)
 		}
 	}
+	// Only over a connection whose process is settled: a request must not
+	// reach a second process holding the peer's key.
+	if err := h.connAdmitted(ctx, s.Conn()); err != nil {
+		_ = s.Reset()
+		return nil, fmt.Errorf("%s: %w", prefix, err)
+	}
 
 	// Write concurrently with reading: a handler refuses an oversized request
 	// before reading it, and a sequential writer would block on flow control
@@ -161,7 +190,8 @@ func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req [
 	written := make(chan error, 1)
 	go func() { written <- writeRequest(s, req) }()
 
-	status, payload, err := readReply(s, maxRespBytes)
+	status, payload, reserved, err := readReply(s, maxRespBytes, s.Scope())
+	defer s.Scope().ReleaseMemory(reserved)
 	if err != nil {
 		_ = s.Reset()
 		<-written
@@ -188,6 +218,8 @@ func (h *Host) Request(ctx context.Context, to peer.ID, proto protocol.ID, req [
 		return payload, nil
 	case statusTooLarge:
 		return nil, &RemoteError{Peer: to, Protocol: proto, Message: cleanText(payload), kind: ErrRequestTooLarge}
+	case statusForbidden:
+		return nil, &RemoteError{Peer: to, Protocol: proto, Message: cleanText(payload), kind: ErrForbidden}
 	default:
 		return nil, &RemoteError{Peer: to, Protocol: proto, Message: cleanText(payload), kind: ErrRemote}
 	}
@@ -208,41 +240,72 @@ func writeRequest(s network.Stream, req []byte) error {
 	return nil
 }
 
-func readReply(r io.Reader, maxRespBytes int) (byte, []byte, error) {
+// readReply reads a reply's status and payload; reserved is the memory
+// readFrame reserved in scope, which the caller releases.
+func readReply(r io.Reader, maxRespBytes int, scope network.ResourceScope) (status byte, payload []byte, reserved int, err error) {
 	var st [1]byte
 	if _, err := io.ReadFull(r, st[:]); err != nil {
-		return 0, nil, fmt.Errorf("read reply status: %w", err)
+		return 0, nil, 0, fmt.Errorf("read reply status: %w", err)
 	}
 	limit := maxRespBytes
 	switch st[0] {
 	case statusOK:
-	case statusError, statusTooLarge:
+	case statusError, statusTooLarge, statusForbidden:
 		limit = maxErrMsgBytes
 	default:
-		return 0, nil, fmt.Errorf("%w: unknown reply status %d", ErrProtocol, st[0])
+		return 0, nil, 0, fmt.Errorf("%w: unknown reply status %d", ErrProtocol, st[0])
 	}
-	payload, err := readFrame(r, limit)
+	payload, reserved, err = readFrame(r, limit, scope)
 	if err != nil {
-		return 0, nil, fmt.Errorf("read reply: %w", err)
+		return 0, nil, reserved, fmt.Errorf("read reply: %w", err)
 	}
-	return st[0], payload, nil
+	return st[0], payload, reserved, nil
 }
 
+// frameChunkBytes is the first buffer readFrame allocates; it doubles as
+// bytes arrive. A peer that claims a large length and sends nothing costs
+// at most this.
+const frameChunkBytes = 64 << 10
+
 // readFrame reads a uvarint length and that many bytes, refusing lengths
-// above limit before allocating anything.
-func readFrame(r io.Reader, limit int) ([]byte, error) {
+// above limit before reading any. The buffer grows as the bytes arrive
+// (doubling from frameChunkBytes), never ahead of them by more than its
+// size, and every byte of it is first reserved in scope (libp2p's resource
+// manager), so a frame that would pass a memory limit is refused with
+// ErrResourceLimit instead of allocated. It returns how much it reserved:
+// the caller releases that once done with the payload (closing the stream
+// releases it too).
+func readFrame(r io.Reader, limit int, scope network.ResourceScope) (payload []byte, reserved int, err error) {
 	n, err := binary.ReadUvarint(&byteReader{r: r})
 	if err != nil {
-		return nil, fmt.Errorf("read length prefix: %w", err)
+		return nil, 0, fmt.Errorf("read length prefix: %w", err)
 	}
 	if n > uint64(limit) {
-		return nil, fmt.Errorf("%w: %d bytes exceeds limit of %d", ErrFrameTooLarge, n, limit)
+		return nil, 0, fmt.Errorf("%w: %d bytes exceeds limit of %d", ErrFrameTooLarge, n, limit)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("read %d-byte payload: %w", n, err)
+	size := int(n)
+	var buf []byte // reserved == cap(buf) throughout
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			next := min(size, max(frameChunkBytes, 2*cap(buf)))
+			if err := scope.ReserveMemory(next, network.ReservationPriorityAlways); err != nil {
+				return nil, reserved, fmt.Errorf("%w: %d-byte frame: %w", ErrResourceLimit, size, err)
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			scope.ReleaseMemory(reserved)
+			buf, reserved = grown, next
+		}
+		m, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, reserved, fmt.Errorf("read %d-byte payload (%d arrived): %w", size, len(buf), err)
+		}
 	}
-	return buf, nil
+	if buf == nil {
+		buf = []byte{}
+	}
+	return buf, reserved, nil
 }
 
 // byteReader reads one byte at a time so that decoding the length prefix

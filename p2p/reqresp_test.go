@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
@@ -181,6 +182,8 @@ func TestHandlePanicsOnMisuse(t *testing.T) {
 		"zero limit":    func() { n.h.Handle(echoProto, 0, fn) },
 		"nil handler":   func() { n.h.Handle(echoProto, 1, nil) },
 		"raft protocol": func() { n.h.Handle(RaftProtocol, 1, fn) },
+		"session":       func() { n.h.Handle(SessionProtocol, 1, fn) },
+		"no rule":       func() { n.h.Handle("/dcep/unlisted/1", 1, fn) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -197,16 +200,16 @@ func TestReadFrameNeverAllocatesUncheckedLength(t *testing.T) {
 	// A prefix claiming ~2^63 bytes must fail on the limit check, not on
 	// make().
 	prefix := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
-	_, err := readFrame(bytes.NewReader(prefix), maxReq)
+	_, _, err := readFrame(bytes.NewReader(prefix), maxReq, &network.NullScope{})
 	if !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("error = %v, want ErrFrameTooLarge", err)
 	}
 	// Truncated payloads and overlong varints are errors too.
-	if _, err := readFrame(bytes.NewReader([]byte{5, 'a'}), maxReq); err == nil {
+	if _, _, err := readFrame(bytes.NewReader([]byte{5, 'a'}), maxReq, &network.NullScope{}); err == nil {
 		t.Fatal("truncated payload accepted")
 	}
 	overlong := bytes.Repeat([]byte{0x80}, 11)
-	if _, err := readFrame(bytes.NewReader(overlong), maxReq); err == nil {
+	if _, _, err := readFrame(bytes.NewReader(overlong), maxReq, &network.NullScope{}); err == nil {
 		t.Fatal("overlong varint accepted")
 	}
 }

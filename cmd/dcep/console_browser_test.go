@@ -91,6 +91,29 @@ func TestConsoleInBrowser(t *testing.T) {
 		return nil
 	})
 
+	// Every node's clock against the voters' median: known and within the
+	// bound (one machine, one clock), and no trust alarm.
+	waitPage(t, ctx, "every node's clock within the bound, no alarm", func() error {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+			`Array.from(document.querySelectorAll('tr[data-node] td[data-testid=clock] span')).map(e => e.className + ' ' + e.textContent)`))
+		if err != nil {
+			return err
+		}
+		if len(got) != len(wantNodes) {
+			return fmt.Errorf("clock cells: %q", got)
+		}
+		for _, c := range got {
+			if !strings.HasPrefix(c, "good ") || !strings.HasSuffix(c, " ms") {
+				return fmt.Errorf("clock cells: %q", got)
+			}
+		}
+		alarms, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=network-alarm]').length`))
+		if err != nil || alarms != 0 {
+			return fmt.Errorf("network alarm banner shown (%d) %v", alarms, err)
+		}
+		return nil
+	})
+
 	// The supply figure equals `dcep audit supply`'s (the console polls
 	// every few seconds; the network is quiet now).
 	var cli auditJSON

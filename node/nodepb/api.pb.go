@@ -1219,8 +1219,22 @@ type NodeStatus struct {
 	Version       string `protobuf:"bytes,16,opt,name=version,proto3" json:"version,omitempty"`
 	Ready         bool   `protobuf:"varint,17,opt,name=ready,proto3" json:"ready,omitempty"`
 	LastContactMs int64  `protobuf:"varint,18,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// clock_offset_ms is this node's clock minus the voters' median clock,
+	// the clock ledger time is stamped from (consensus/DESIGN.md, "Ledger
+	// time"), as this node estimates it from its peers' status answers;
+	// meaningful when clock_known.
+	ClockOffsetMs int64 `protobuf:"varint,19,opt,name=clock_offset_ms,json=clockOffsetMs,proto3" json:"clock_offset_ms,omitempty"`
+	ClockKnown    bool  `protobuf:"varint,20,opt,name=clock_known,json=clockKnown,proto3" json:"clock_known,omitempty"`
+	// clock_warning is set while this node's clock, or ledger time, is
+	// further than the bound from the voters' median clock
+	// (docs/operations.md, "Clocks").
+	ClockWarning string `protobuf:"bytes,21,opt,name=clock_warning,json=clockWarning,proto3" json:"clock_warning,omitempty"`
+	// duplicate_identities lists members for which this node refused a
+	// second live process holding the member's key (p2p/DESIGN.md, "One
+	// process per identity"), seen within the last hour.
+	DuplicateIdentities []*DuplicateIdentity `protobuf:"bytes,22,rep,name=duplicate_identities,json=duplicateIdentities,proto3" json:"duplicate_identities,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -1379,6 +1393,131 @@ func (x *NodeStatus) GetLastContactMs() int64 {
 	return 0
 }
 
+func (x *NodeStatus) GetClockOffsetMs() int64 {
+	if x != nil {
+		return x.ClockOffsetMs
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetClockKnown() bool {
+	if x != nil {
+		return x.ClockKnown
+	}
+	return false
+}
+
+func (x *NodeStatus) GetClockWarning() string {
+	if x != nil {
+		return x.ClockWarning
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetDuplicateIdentities() []*DuplicateIdentity {
+	if x != nil {
+		return x.DuplicateIdentities
+	}
+	return nil
+}
+
+// DuplicateIdentity: connections refused because another live process
+// already held a member's identity.
+type DuplicateIdentity struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	PeerId string                 `protobuf:"bytes,2,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	// refused counts the refused connections.
+	Refused uint64 `protobuf:"varint,3,opt,name=refused,proto3" json:"refused,omitempty"`
+	FirstMs int64  `protobuf:"varint,4,opt,name=first_ms,json=firstMs,proto3" json:"first_ms,omitempty"`
+	LastMs  int64  `protobuf:"varint,5,opt,name=last_ms,json=lastMs,proto3" json:"last_ms,omitempty"`
+	// kept_addr is the remote address of the connection kept, refused_addr
+	// that of the latest refused one.
+	KeptAddr      string `protobuf:"bytes,6,opt,name=kept_addr,json=keptAddr,proto3" json:"kept_addr,omitempty"`
+	RefusedAddr   string `protobuf:"bytes,7,opt,name=refused_addr,json=refusedAddr,proto3" json:"refused_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DuplicateIdentity) Reset() {
+	*x = DuplicateIdentity{}
+	mi := &file_node_nodepb_api_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DuplicateIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DuplicateIdentity) ProtoMessage() {}
+
+func (x *DuplicateIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DuplicateIdentity.ProtoReflect.Descriptor instead.
+func (*DuplicateIdentity) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DuplicateIdentity) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DuplicateIdentity) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *DuplicateIdentity) GetRefused() uint64 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
+func (x *DuplicateIdentity) GetFirstMs() int64 {
+	if x != nil {
+		return x.FirstMs
+	}
+	return 0
+}
+
+func (x *DuplicateIdentity) GetLastMs() int64 {
+	if x != nil {
+		return x.LastMs
+	}
+	return 0
+}
+
+func (x *DuplicateIdentity) GetKeptAddr() string {
+	if x != nil {
+		return x.KeptAddr
+	}
+	return ""
+}
+
+func (x *DuplicateIdentity) GetRefusedAddr() string {
+	if x != nil {
+		return x.RefusedAddr
+	}
+	return ""
+}
+
 // PeerStatus is what this node last heard from a peer.
 type PeerStatus struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1397,7 +1536,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_node_nodepb_api_proto_msgTypes[20]
+	mi := &file_node_nodepb_api_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1548,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[20]
+	mi := &file_node_nodepb_api_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1561,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{20}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -1484,7 +1623,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[21]
+	mi := &file_node_nodepb_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1635,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[21]
+	mi := &file_node_nodepb_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1648,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{21}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -1534,7 +1673,7 @@ type GetGenesisRequest struct {
 
 func (x *GetGenesisRequest) Reset() {
 	*x = GetGenesisRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[22]
+	mi := &file_node_nodepb_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1685,7 @@ func (x *GetGenesisRequest) String() string {
 func (*GetGenesisRequest) ProtoMessage() {}
 
 func (x *GetGenesisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[22]
+	mi := &file_node_nodepb_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1698,7 @@ func (x *GetGenesisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGenesisRequest.ProtoReflect.Descriptor instead.
 func (*GetGenesisRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{22}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{23}
 }
 
 type GetGenesisResponse struct {
@@ -1572,7 +1711,7 @@ type GetGenesisResponse struct {
 
 func (x *GetGenesisResponse) Reset() {
 	*x = GetGenesisResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[23]
+	mi := &file_node_nodepb_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1723,7 @@ func (x *GetGenesisResponse) String() string {
 func (*GetGenesisResponse) ProtoMessage() {}
 
 func (x *GetGenesisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[23]
+	mi := &file_node_nodepb_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1736,7 @@ func (x *GetGenesisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGenesisResponse.ProtoReflect.Descriptor instead.
 func (*GetGenesisResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{23}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetGenesisResponse) GetGenesis() *statepb.Genesis {
@@ -1623,7 +1762,7 @@ type StreamOutcomesRequest struct {
 
 func (x *StreamOutcomesRequest) Reset() {
 	*x = StreamOutcomesRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[24]
+	mi := &file_node_nodepb_api_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1774,7 @@ func (x *StreamOutcomesRequest) String() string {
 func (*StreamOutcomesRequest) ProtoMessage() {}
 
 func (x *StreamOutcomesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[24]
+	mi := &file_node_nodepb_api_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1787,7 @@ func (x *StreamOutcomesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOutcomesRequest.ProtoReflect.Descriptor instead.
 func (*StreamOutcomesRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{24}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StreamOutcomesRequest) GetFromIndex() uint64 {
@@ -1668,7 +1807,7 @@ type ErrorInfo struct {
 
 func (x *ErrorInfo) Reset() {
 	*x = ErrorInfo{}
-	mi := &file_node_nodepb_api_proto_msgTypes[25]
+	mi := &file_node_nodepb_api_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1819,7 @@ func (x *ErrorInfo) String() string {
 func (*ErrorInfo) ProtoMessage() {}
 
 func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[25]
+	mi := &file_node_nodepb_api_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1832,7 @@ func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorInfo.ProtoReflect.Descriptor instead.
 func (*ErrorInfo) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{25}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ErrorInfo) GetCode() string {
@@ -1713,7 +1852,7 @@ type GetPurseRequest struct {
 
 func (x *GetPurseRequest) Reset() {
 	*x = GetPurseRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[26]
+	mi := &file_node_nodepb_api_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1864,7 @@ func (x *GetPurseRequest) String() string {
 func (*GetPurseRequest) ProtoMessage() {}
 
 func (x *GetPurseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[26]
+	mi := &file_node_nodepb_api_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1877,7 @@ func (x *GetPurseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPurseRequest.ProtoReflect.Descriptor instead.
 func (*GetPurseRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{26}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetPurseRequest) GetPurseId() []byte {
@@ -1770,7 +1909,7 @@ type GetPurseResponse struct {
 
 func (x *GetPurseResponse) Reset() {
 	*x = GetPurseResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[27]
+	mi := &file_node_nodepb_api_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1921,7 @@ func (x *GetPurseResponse) String() string {
 func (*GetPurseResponse) ProtoMessage() {}
 
 func (x *GetPurseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[27]
+	mi := &file_node_nodepb_api_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1934,7 @@ func (x *GetPurseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPurseResponse.ProtoReflect.Descriptor instead.
 func (*GetPurseResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{27}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetPurseResponse) GetPurse() *statepb.PurseRecord {
@@ -1836,7 +1975,7 @@ type GetSettlementRequest struct {
 
 func (x *GetSettlementRequest) Reset() {
 	*x = GetSettlementRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[28]
+	mi := &file_node_nodepb_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +1987,7 @@ func (x *GetSettlementRequest) String() string {
 func (*GetSettlementRequest) ProtoMessage() {}
 
 func (x *GetSettlementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[28]
+	mi := &file_node_nodepb_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2000,7 @@ func (x *GetSettlementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{28}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetSettlementRequest) GetPaymentHash() []byte {
@@ -1888,7 +2027,7 @@ type GetSettlementResponse struct {
 
 func (x *GetSettlementResponse) Reset() {
 	*x = GetSettlementResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[29]
+	mi := &file_node_nodepb_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2039,7 @@ func (x *GetSettlementResponse) String() string {
 func (*GetSettlementResponse) ProtoMessage() {}
 
 func (x *GetSettlementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[29]
+	mi := &file_node_nodepb_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2052,7 @@ func (x *GetSettlementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{29}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetSettlementResponse) GetSettlement() *statepb.Settlement {
@@ -1940,7 +2079,7 @@ type GetOfflineTxRequest struct {
 
 func (x *GetOfflineTxRequest) Reset() {
 	*x = GetOfflineTxRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[30]
+	mi := &file_node_nodepb_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2091,7 @@ func (x *GetOfflineTxRequest) String() string {
 func (*GetOfflineTxRequest) ProtoMessage() {}
 
 func (x *GetOfflineTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[30]
+	mi := &file_node_nodepb_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2104,7 @@ func (x *GetOfflineTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineTxRequest.ProtoReflect.Descriptor instead.
 func (*GetOfflineTxRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{30}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetOfflineTxRequest) GetTxId() []byte {
@@ -1992,7 +2131,7 @@ type GetOfflineTxResponse struct {
 
 func (x *GetOfflineTxResponse) Reset() {
 	*x = GetOfflineTxResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[31]
+	mi := &file_node_nodepb_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2143,7 @@ func (x *GetOfflineTxResponse) String() string {
 func (*GetOfflineTxResponse) ProtoMessage() {}
 
 func (x *GetOfflineTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[31]
+	mi := &file_node_nodepb_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2156,7 @@ func (x *GetOfflineTxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineTxResponse.ProtoReflect.Descriptor instead.
 func (*GetOfflineTxResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{31}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetOfflineTxResponse) GetRecord() *statepb.OfflineTxRecord {
@@ -2046,7 +2185,7 @@ type ListIncidentsRequest struct {
 
 func (x *ListIncidentsRequest) Reset() {
 	*x = ListIncidentsRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[32]
+	mi := &file_node_nodepb_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2197,7 @@ func (x *ListIncidentsRequest) String() string {
 func (*ListIncidentsRequest) ProtoMessage() {}
 
 func (x *ListIncidentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[32]
+	mi := &file_node_nodepb_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2210,7 @@ func (x *ListIncidentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIncidentsRequest.ProtoReflect.Descriptor instead.
 func (*ListIncidentsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{32}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListIncidentsRequest) GetAfter() uint64 {
@@ -2105,7 +2244,7 @@ type ListIncidentsResponse struct {
 
 func (x *ListIncidentsResponse) Reset() {
 	*x = ListIncidentsResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[33]
+	mi := &file_node_nodepb_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2256,7 @@ func (x *ListIncidentsResponse) String() string {
 func (*ListIncidentsResponse) ProtoMessage() {}
 
 func (x *ListIncidentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[33]
+	mi := &file_node_nodepb_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2269,7 @@ func (x *ListIncidentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIncidentsResponse.ProtoReflect.Descriptor instead.
 func (*ListIncidentsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{33}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListIncidentsResponse) GetIncidents() []*statepb.Incident {
@@ -2159,7 +2298,7 @@ type ListRevocationsRequest struct {
 
 func (x *ListRevocationsRequest) Reset() {
 	*x = ListRevocationsRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[34]
+	mi := &file_node_nodepb_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2310,7 @@ func (x *ListRevocationsRequest) String() string {
 func (*ListRevocationsRequest) ProtoMessage() {}
 
 func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[34]
+	mi := &file_node_nodepb_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2323,7 @@ func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*ListRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{34}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRevocationsRequest) GetAfter() uint64 {
@@ -2220,7 +2359,7 @@ type ListRevocationsResponse struct {
 
 func (x *ListRevocationsResponse) Reset() {
 	*x = ListRevocationsResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[35]
+	mi := &file_node_nodepb_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2371,7 @@ func (x *ListRevocationsResponse) String() string {
 func (*ListRevocationsResponse) ProtoMessage() {}
 
 func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[35]
+	mi := &file_node_nodepb_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2384,7 @@ func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{35}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListRevocationsResponse) GetRevocations() []*statepb.Revocation {
@@ -2279,7 +2418,7 @@ type GetOfflineDebtRequest struct {
 
 func (x *GetOfflineDebtRequest) Reset() {
 	*x = GetOfflineDebtRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[36]
+	mi := &file_node_nodepb_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2430,7 @@ func (x *GetOfflineDebtRequest) String() string {
 func (*GetOfflineDebtRequest) ProtoMessage() {}
 
 func (x *GetOfflineDebtRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[36]
+	mi := &file_node_nodepb_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2443,7 @@ func (x *GetOfflineDebtRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineDebtRequest.ProtoReflect.Descriptor instead.
 func (*GetOfflineDebtRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{36}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetOfflineDebtRequest) GetWalletId() string {
@@ -2331,7 +2470,7 @@ type GetOfflineDebtResponse struct {
 
 func (x *GetOfflineDebtResponse) Reset() {
 	*x = GetOfflineDebtResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[37]
+	mi := &file_node_nodepb_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2482,7 @@ func (x *GetOfflineDebtResponse) String() string {
 func (*GetOfflineDebtResponse) ProtoMessage() {}
 
 func (x *GetOfflineDebtResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[37]
+	mi := &file_node_nodepb_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2495,7 @@ func (x *GetOfflineDebtResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineDebtResponse.ProtoReflect.Descriptor instead.
 func (*GetOfflineDebtResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{37}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetOfflineDebtResponse) GetDebt() *statepb.OfflineDebt {
@@ -2461,7 +2600,7 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\x05banks\x18\t \x03(\v2\x18.dcep.node.v1.BankSupplyR\x05banks\x125\n" +
 	"\tfreshness\x18\n" +
 	" \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"\x0f\n" +
-	"\rStatusRequest\"\xb1\x04\n" +
+	"\rStatusRequest\"\xf3\x05\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
@@ -2484,7 +2623,20 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\bapi_addr\x18\x0f \x01(\tR\aapiAddr\x12\x18\n" +
 	"\aversion\x18\x10 \x01(\tR\aversion\x12\x14\n" +
 	"\x05ready\x18\x11 \x01(\bR\x05ready\x12&\n" +
-	"\x0flast_contact_ms\x18\x12 \x01(\x03R\rlastContactMs\"\xe3\x01\n" +
+	"\x0flast_contact_ms\x18\x12 \x01(\x03R\rlastContactMs\x12&\n" +
+	"\x0fclock_offset_ms\x18\x13 \x01(\x03R\rclockOffsetMs\x12\x1f\n" +
+	"\vclock_known\x18\x14 \x01(\bR\n" +
+	"clockKnown\x12#\n" +
+	"\rclock_warning\x18\x15 \x01(\tR\fclockWarning\x12R\n" +
+	"\x14duplicate_identities\x18\x16 \x03(\v2\x1f.dcep.node.v1.DuplicateIdentityR\x13duplicateIdentities\"\xce\x01\n" +
+	"\x11DuplicateIdentity\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\apeer_id\x18\x02 \x01(\tR\x06peerId\x12\x18\n" +
+	"\arefused\x18\x03 \x01(\x04R\arefused\x12\x19\n" +
+	"\bfirst_ms\x18\x04 \x01(\x03R\afirstMs\x12\x17\n" +
+	"\alast_ms\x18\x05 \x01(\x03R\x06lastMs\x12\x1b\n" +
+	"\tkept_addr\x18\x06 \x01(\tR\bkeptAddr\x12!\n" +
+	"\frefused_addr\x18\a \x01(\tR\vrefusedAddr\"\xe3\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
@@ -2583,7 +2735,7 @@ func file_node_nodepb_api_proto_rawDescGZIP() []byte {
 	return file_node_nodepb_api_proto_rawDescData
 }
 
-var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_node_nodepb_api_proto_goTypes = []any{
 	(*ReadOptions)(nil),             // 0: dcep.node.v1.ReadOptions
 	(*Freshness)(nil),               // 1: dcep.node.v1.Freshness
@@ -2605,129 +2757,131 @@ var file_node_nodepb_api_proto_goTypes = []any{
 	(*SupplyResponse)(nil),          // 17: dcep.node.v1.SupplyResponse
 	(*StatusRequest)(nil),           // 18: dcep.node.v1.StatusRequest
 	(*NodeStatus)(nil),              // 19: dcep.node.v1.NodeStatus
-	(*PeerStatus)(nil),              // 20: dcep.node.v1.PeerStatus
-	(*StatusResponse)(nil),          // 21: dcep.node.v1.StatusResponse
-	(*GetGenesisRequest)(nil),       // 22: dcep.node.v1.GetGenesisRequest
-	(*GetGenesisResponse)(nil),      // 23: dcep.node.v1.GetGenesisResponse
-	(*StreamOutcomesRequest)(nil),   // 24: dcep.node.v1.StreamOutcomesRequest
-	(*ErrorInfo)(nil),               // 25: dcep.node.v1.ErrorInfo
-	(*GetPurseRequest)(nil),         // 26: dcep.node.v1.GetPurseRequest
-	(*GetPurseResponse)(nil),        // 27: dcep.node.v1.GetPurseResponse
-	(*GetSettlementRequest)(nil),    // 28: dcep.node.v1.GetSettlementRequest
-	(*GetSettlementResponse)(nil),   // 29: dcep.node.v1.GetSettlementResponse
-	(*GetOfflineTxRequest)(nil),     // 30: dcep.node.v1.GetOfflineTxRequest
-	(*GetOfflineTxResponse)(nil),    // 31: dcep.node.v1.GetOfflineTxResponse
-	(*ListIncidentsRequest)(nil),    // 32: dcep.node.v1.ListIncidentsRequest
-	(*ListIncidentsResponse)(nil),   // 33: dcep.node.v1.ListIncidentsResponse
-	(*ListRevocationsRequest)(nil),  // 34: dcep.node.v1.ListRevocationsRequest
-	(*ListRevocationsResponse)(nil), // 35: dcep.node.v1.ListRevocationsResponse
-	(*GetOfflineDebtRequest)(nil),   // 36: dcep.node.v1.GetOfflineDebtRequest
-	(*GetOfflineDebtResponse)(nil),  // 37: dcep.node.v1.GetOfflineDebtResponse
-	(*statepb.TxResult)(nil),        // 38: dcep.state.v1.TxResult
-	(*statepb.SignedTx)(nil),        // 39: dcep.state.v1.SignedTx
-	(*statepb.Tx)(nil),              // 40: dcep.state.v1.Tx
-	(*statepb.WalletRecord)(nil),    // 41: dcep.state.v1.WalletRecord
-	(*statepb.Outpoint)(nil),        // 42: dcep.state.v1.Outpoint
-	(*statepb.HistoryEntry)(nil),    // 43: dcep.state.v1.HistoryEntry
-	(*statepb.Supply)(nil),          // 44: dcep.state.v1.Supply
-	(statepb.NodeRole)(0),           // 45: dcep.state.v1.NodeRole
-	(*statepb.Genesis)(nil),         // 46: dcep.state.v1.Genesis
-	(*statepb.PurseRecord)(nil),     // 47: dcep.state.v1.PurseRecord
-	(*statepb.Settlement)(nil),      // 48: dcep.state.v1.Settlement
-	(*statepb.Revocation)(nil),      // 49: dcep.state.v1.Revocation
-	(*statepb.OfflineTxRecord)(nil), // 50: dcep.state.v1.OfflineTxRecord
-	(*statepb.Incident)(nil),        // 51: dcep.state.v1.Incident
-	(*statepb.OfflineDebt)(nil),     // 52: dcep.state.v1.OfflineDebt
-	(*statepb.BlockRecord)(nil),     // 53: dcep.state.v1.BlockRecord
+	(*DuplicateIdentity)(nil),       // 20: dcep.node.v1.DuplicateIdentity
+	(*PeerStatus)(nil),              // 21: dcep.node.v1.PeerStatus
+	(*StatusResponse)(nil),          // 22: dcep.node.v1.StatusResponse
+	(*GetGenesisRequest)(nil),       // 23: dcep.node.v1.GetGenesisRequest
+	(*GetGenesisResponse)(nil),      // 24: dcep.node.v1.GetGenesisResponse
+	(*StreamOutcomesRequest)(nil),   // 25: dcep.node.v1.StreamOutcomesRequest
+	(*ErrorInfo)(nil),               // 26: dcep.node.v1.ErrorInfo
+	(*GetPurseRequest)(nil),         // 27: dcep.node.v1.GetPurseRequest
+	(*GetPurseResponse)(nil),        // 28: dcep.node.v1.GetPurseResponse
+	(*GetSettlementRequest)(nil),    // 29: dcep.node.v1.GetSettlementRequest
+	(*GetSettlementResponse)(nil),   // 30: dcep.node.v1.GetSettlementResponse
+	(*GetOfflineTxRequest)(nil),     // 31: dcep.node.v1.GetOfflineTxRequest
+	(*GetOfflineTxResponse)(nil),    // 32: dcep.node.v1.GetOfflineTxResponse
+	(*ListIncidentsRequest)(nil),    // 33: dcep.node.v1.ListIncidentsRequest
+	(*ListIncidentsResponse)(nil),   // 34: dcep.node.v1.ListIncidentsResponse
+	(*ListRevocationsRequest)(nil),  // 35: dcep.node.v1.ListRevocationsRequest
+	(*ListRevocationsResponse)(nil), // 36: dcep.node.v1.ListRevocationsResponse
+	(*GetOfflineDebtRequest)(nil),   // 37: dcep.node.v1.GetOfflineDebtRequest
+	(*GetOfflineDebtResponse)(nil),  // 38: dcep.node.v1.GetOfflineDebtResponse
+	(*statepb.TxResult)(nil),        // 39: dcep.state.v1.TxResult
+	(*statepb.SignedTx)(nil),        // 40: dcep.state.v1.SignedTx
+	(*statepb.Tx)(nil),              // 41: dcep.state.v1.Tx
+	(*statepb.WalletRecord)(nil),    // 42: dcep.state.v1.WalletRecord
+	(*statepb.Outpoint)(nil),        // 43: dcep.state.v1.Outpoint
+	(*statepb.HistoryEntry)(nil),    // 44: dcep.state.v1.HistoryEntry
+	(*statepb.Supply)(nil),          // 45: dcep.state.v1.Supply
+	(statepb.NodeRole)(0),           // 46: dcep.state.v1.NodeRole
+	(*statepb.Genesis)(nil),         // 47: dcep.state.v1.Genesis
+	(*statepb.PurseRecord)(nil),     // 48: dcep.state.v1.PurseRecord
+	(*statepb.Settlement)(nil),      // 49: dcep.state.v1.Settlement
+	(*statepb.Revocation)(nil),      // 50: dcep.state.v1.Revocation
+	(*statepb.OfflineTxRecord)(nil), // 51: dcep.state.v1.OfflineTxRecord
+	(*statepb.Incident)(nil),        // 52: dcep.state.v1.Incident
+	(*statepb.OfflineDebt)(nil),     // 53: dcep.state.v1.OfflineDebt
+	(*statepb.BlockRecord)(nil),     // 54: dcep.state.v1.BlockRecord
 }
 var file_node_nodepb_api_proto_depIdxs = []int32{
-	38, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
+	39, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
 	0,  // 1: dcep.node.v1.GetTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	39, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
-	40, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
-	38, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
+	40, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
+	41, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
+	39, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
 	1,  // 5: dcep.node.v1.GetTxResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 6: dcep.node.v1.GetWalletRequest.read:type_name -> dcep.node.v1.ReadOptions
-	41, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
+	42, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
 	1,  // 8: dcep.node.v1.GetWalletResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 9: dcep.node.v1.ListWalletsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	41, // 10: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
+	42, // 10: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
 	1,  // 11: dcep.node.v1.ListWalletsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	42, // 12: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
+	43, // 12: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
 	0,  // 13: dcep.node.v1.ListUnspentRequest.read:type_name -> dcep.node.v1.ReadOptions
-	42, // 14: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
+	43, // 14: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
 	11, // 15: dcep.node.v1.ListUnspentResponse.unspent:type_name -> dcep.node.v1.Unspent
 	1,  // 16: dcep.node.v1.ListUnspentResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 17: dcep.node.v1.HistoryRequest.read:type_name -> dcep.node.v1.ReadOptions
-	43, // 18: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
+	44, // 18: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
 	1,  // 19: dcep.node.v1.HistoryResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 20: dcep.node.v1.SupplyRequest.read:type_name -> dcep.node.v1.ReadOptions
-	44, // 21: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
+	45, // 21: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
 	16, // 22: dcep.node.v1.SupplyResponse.banks:type_name -> dcep.node.v1.BankSupply
 	1,  // 23: dcep.node.v1.SupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
-	45, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
-	45, // 25: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
-	19, // 26: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
-	19, // 27: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
-	20, // 28: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
-	46, // 29: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
-	0,  // 30: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
-	47, // 31: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
-	48, // 32: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
-	49, // 33: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
-	1,  // 34: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 35: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
-	48, // 36: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
-	1,  // 37: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 38: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	50, // 39: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
-	1,  // 40: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 41: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	51, // 42: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
-	1,  // 43: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 44: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	49, // 45: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
-	1,  // 46: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 47: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
-	52, // 48: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
-	1,  // 49: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
-	2,  // 50: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
-	4,  // 51: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
-	6,  // 52: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
-	8,  // 53: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
-	10, // 54: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
-	13, // 55: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
-	15, // 56: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
-	18, // 57: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
-	22, // 58: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
-	24, // 59: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
-	26, // 60: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
-	28, // 61: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
-	30, // 62: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
-	32, // 63: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
-	34, // 64: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
-	36, // 65: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
-	3,  // 66: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
-	5,  // 67: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
-	7,  // 68: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
-	9,  // 69: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
-	12, // 70: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
-	14, // 71: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
-	17, // 72: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
-	21, // 73: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
-	23, // 74: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
-	53, // 75: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
-	27, // 76: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
-	29, // 77: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
-	31, // 78: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
-	33, // 79: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
-	35, // 80: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
-	37, // 81: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
-	66, // [66:82] is the sub-list for method output_type
-	50, // [50:66] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	46, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
+	20, // 25: dcep.node.v1.NodeStatus.duplicate_identities:type_name -> dcep.node.v1.DuplicateIdentity
+	46, // 26: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
+	19, // 27: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
+	19, // 28: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
+	21, // 29: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
+	47, // 30: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
+	0,  // 31: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
+	48, // 32: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
+	49, // 33: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
+	50, // 34: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
+	1,  // 35: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 36: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
+	49, // 37: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
+	1,  // 38: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 39: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
+	51, // 40: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
+	1,  // 41: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 42: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	52, // 43: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
+	1,  // 44: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 45: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	50, // 46: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
+	1,  // 47: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 48: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
+	53, // 49: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
+	1,  // 50: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
+	2,  // 51: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
+	4,  // 52: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
+	6,  // 53: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
+	8,  // 54: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
+	10, // 55: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
+	13, // 56: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
+	15, // 57: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
+	18, // 58: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
+	23, // 59: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
+	25, // 60: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
+	27, // 61: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
+	29, // 62: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
+	31, // 63: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
+	33, // 64: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
+	35, // 65: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
+	37, // 66: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
+	3,  // 67: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
+	5,  // 68: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
+	7,  // 69: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
+	9,  // 70: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
+	12, // 71: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
+	14, // 72: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
+	17, // 73: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
+	22, // 74: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
+	24, // 75: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
+	54, // 76: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
+	28, // 77: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
+	30, // 78: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
+	32, // 79: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
+	34, // 80: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
+	36, // 81: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
+	38, // 82: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
+	67, // [67:83] is the sub-list for method output_type
+	51, // [51:67] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_node_nodepb_api_proto_init() }
@@ -2741,7 +2895,7 @@ func file_node_nodepb_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_nodepb_api_proto_rawDesc), len(file_node_nodepb_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,8 +22,10 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ForwardRequest carries transactions a follower or regulator received to
-// the leader (protocol /dcep/forward/1).
+// ForwardRequest carries transactions a voter received to the leader
+// (protocol /dcep/forward/1; only voters may open it). The leader checks
+// each as the client API does (Precheck, sizes) and refuses a request of
+// more than 1,024 transactions or 4 MiB.
 type ForwardRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Txs           [][]byte               `protobuf:"bytes,1,rep,name=txs,proto3" json:"txs,omitempty"`
@@ -266,8 +268,12 @@ func (*PeerStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type PeerStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        *NodeStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *NodeStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// clock_ms is the answering node's wall clock (Unix ms) as it answered:
+	// the reading the leader stamps ledger time from, with those of the
+	// other voters (consensus/DESIGN.md, "Ledger time").
+	ClockMs       int64 `protobuf:"varint,2,opt,name=clock_ms,json=clockMs,proto3" json:"clock_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -307,6 +313,13 @@ func (x *PeerStatusResponse) GetStatus() *NodeStatus {
 		return x.Status
 	}
 	return nil
+}
+
+func (x *PeerStatusResponse) GetClockMs() int64 {
+	if x != nil {
+		return x.ClockMs
+	}
+	return 0
 }
 
 // StateHashRequest asks for the state hash after a log index
@@ -433,9 +446,10 @@ const file_node_nodepb_peer_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"\x13\n" +
-	"\x11PeerStatusRequest\"F\n" +
+	"\x11PeerStatusRequest\"a\n" +
 	"\x12PeerStatusResponse\x120\n" +
-	"\x06status\x18\x01 \x01(\v2\x18.dcep.node.v1.NodeStatusR\x06status\"(\n" +
+	"\x06status\x18\x01 \x01(\v2\x18.dcep.node.v1.NodeStatusR\x06status\x12\x19\n" +
+	"\bclock_ms\x18\x02 \x01(\x03R\aclockMs\"(\n" +
 	"\x10StateHashRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"^\n" +
 	"\x11StateHashResponse\x12\x14\n" +

@@ -60,6 +60,7 @@ function App() {
     </header>
     ${overview.error && html`<div class="banner error" role="alert">This node does not answer: ${overview.error}</div>`}
     <${DivergenceBanner} d=${divergence.data} />
+    <${NetworkAlarms} st=${st} />
     <main>
       <section class="wide">
         <h2>Network health</h2>
@@ -115,6 +116,35 @@ function DivergenceBanner({ d }) {
   </div>`
 }
 
+// NetworkAlarms: what any node says about the network's trust: a second
+// process holding a member's key (p2p/DESIGN.md, "One process per
+// identity"), a clock beyond the bound of the voters' median clock.
+function NetworkAlarms({ st }) {
+  if (!st) return null
+  const all = [st.node, ...(st.peers || []).map((p) => p.status).filter(Boolean)]
+  const dups = []
+  for (const n of all) for (const d of n.duplicateIdentities || []) dups.push({ by: n.name, ...d })
+  const clocks = all.filter((n) => n.clockWarning)
+  if (!dups.length && !clocks.length) return null
+  return html`<div class="banner error" role="alert" data-testid="network-alarm">
+    ${dups.map(
+      (d) => html`<div data-testid="duplicate-identity"><b>Duplicate identity.</b> ${d.by} refused
+        ${num(d.refused)} connection(s) from a second live process holding <b>${d.name}</b>'s key (from ${d.refusedAddr};
+        kept ${d.keptAddr}; last ${beijing(d.lastMs)}).</div>`,
+    )}
+    ${clocks.map((n) => html`<div data-testid="clock-warning"><b>Clock.</b> ${n.name}: ${n.clockWarning}</div>`)}
+  </div>`
+}
+
+// clockCell: a node's clock against the voters' median clock, which ledger
+// time is stamped from.
+function clockCell(s) {
+  if (!s.name || !s.clockKnown) return html`<span class="muted">—</span>`
+  const ms = num(s.clockOffsetMs)
+  const text = `${ms >= 0 ? '+' : '−'}${Math.abs(ms) >= 10000 ? Math.round(Math.abs(ms) / 1000) + ' s' : Math.abs(ms) + ' ms'}`
+  return s.clockWarning ? html`<span class="bad" title=${s.clockWarning}>${text}</span>` : html`<span class="good">${text}</span>`
+}
+
 function Network({ st, div }) {
   if (!st) return html`<p class="muted">loading…</p>`
   const checks = {}
@@ -138,7 +168,7 @@ function Network({ st, div }) {
       leader <b data-testid="leader">${st.node.leader || 'none'}</b>; ${ready} of ${rows.length} ready
     </p>
     <table class="nodes">
-      <thead><tr><th>node</th><th>role</th><th>operator</th><th>raft</th><th class="r">applied</th><th class="r">lag</th><th>ready</th><th>state hash</th><th class="r">heard</th></tr></thead>
+      <thead><tr><th>node</th><th>role</th><th>operator</th><th>raft</th><th class="r">applied</th><th class="r">lag</th><th>ready</th><th>state hash</th><th class="r" title="this node's clock minus the voters' median clock">clock</th><th class="r">heard</th></tr></thead>
       <tbody>
         ${rows.map((r) => {
           const s = r.s || {}
@@ -161,6 +191,7 @@ function Network({ st, div }) {
             <td class="r">${lag === null ? '—' : lag}</td>
             <td>${s.ready && !unreachable ? html`<span class="good">yes</span>` : html`<span class="bad">no</span>`}</td>
             <td>${hash}</td>
+            <td class="r" data-testid="clock">${clockCell(s)}</td>
             <td class="r">${r.self ? 'now' : r.p?.ageMs !== undefined ? (num(r.p.ageMs) / 1000).toFixed(1) + ' s' : '—'}</td>
           </tr>`
         })}

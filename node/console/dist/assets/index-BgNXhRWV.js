@@ -13,42 +13,43 @@
     </header>
     ${e.error&&$`<div class="banner error" role="alert">This node does not answer: ${e.error}</div>`}
     <${Ba} d=${a.data} />
+    <${Va} st=${l} />
     <main>
       <section class="wide">
         <h2>Network health</h2>
-        <${Va} st=${l} div=${a.data} />
+        <${Ua} st=${l} div=${a.data} />
       </section>
       <section class="wide">
         <h2>Throughput <span class="sub">transactions applied per second on ${u?.name||`this node`}, last 10 minutes</span></h2>
-        <${Ha} points=${e.data?.throughput||[]} />
+        <${Wa} points=${e.data?.throughput||[]} />
       </section>
       <section class="wide">
         <h2>Money supply</h2>
-        <${Ua} s=${t.data} error=${t.error} />
+        <${Ga} s=${t.data} error=${t.error} />
       </section>
       <section>
         <h2>Large payments <span class="sub">at or above ${Q(e.data?.largeThresholdFen||0)}, newest first</span></h2>
-        <${Ga} r=${n.data} error=${n.error} />
+        <${qa} r=${n.data} error=${n.error} />
       </section>
       <section>
         <h2>Bank activity <span class="sub">per Beijing day, payer's bank</span></h2>
-        <${Ka} r=${i.data} error=${i.error} />
+        <${Ja} r=${i.data} error=${i.error} />
       </section>
       <section>
         <h2>Frozen wallets</h2>
-        <${qa} r=${r.data} error=${r.error} />
+        <${Ya} r=${r.data} error=${r.error} />
       </section>
       <section class="wide">
         <h2>Double-spend incidents <span class="sub">offline payments (SPEC §4): proof on the ledger, who paid the payees</span></h2>
-        <${Ya} r=${o.data} error=${o.error} />
+        <${Za} r=${o.data} error=${o.error} />
       </section>
       <section class="wide">
         <h2>Red-packet campaigns</h2>
-        <${Xa} r=${c.data} error=${c.error} />
+        <${Qa} r=${c.data} error=${c.error} />
       </section>
       <section class="wide">
         <h2>Offline money <span class="sub">in purses on devices, per bank of the wallet</span></h2>
-        <${Za} r=${s.data} error=${s.error} />
+        <${$a} r=${s.data} error=${s.error} />
       </section>
     </main>
     <footer>Read-only. Served by ${u?.name||`the node`} from its own ledger; refreshes every second. Amounts in yuan; times in Beijing time (UTC+8).</footer>
@@ -57,13 +58,18 @@
     ${e.selfSuspect&&$` This node's state hash differs from most peers': its own ledger is the likely culprit.`}
     ${t.map(t=>$` <span data-testid="diverged-peer">${t.peer}</span> differs from ${e.node} since index ${t.firstIndex}
         (ours ${Ia(t.ourHash)}…, theirs ${Ia(t.theirHash)}…, first seen ${Fa(t.firstSeenMs)}).`)}
-  </div>`}function Va({st:e,div:t}){if(!e)return $`<p class="muted">loading…</p>`;let n={};for(let e of t?.peers||[])n[e.peer]=e;let r=(()=>{let t=[e.node,...(e.peers||[]).map(e=>e.status).filter(Boolean)].find(t=>t.name===e.node.leader);return Pa(t?t.appliedIndex:e.node.appliedIndex)})(),i=[{name:e.node.name,role:e.node.role,s:e.node,self:!0},...(e.peers||[]).map(e=>({name:e.name,role:e.role,s:e.status,p:e}))],a=i.filter(e=>e.role===`NODE_ROLE_VOTER`).length,o=i.filter(e=>e.role===`NODE_ROLE_REGULATOR`).length,s=i.filter(e=>e.s?.ready&&!(e.p&&e.p.error)).length;return $`
+  </div>`}function Va({st:e}){if(!e)return null;let t=[e.node,...(e.peers||[]).map(e=>e.status).filter(Boolean)],n=[];for(let e of t)for(let t of e.duplicateIdentities||[])n.push({by:e.name,...t});let r=t.filter(e=>e.clockWarning);return!n.length&&!r.length?null:$`<div class="banner error" role="alert" data-testid="network-alarm">
+    ${n.map(e=>$`<div data-testid="duplicate-identity"><b>Duplicate identity.</b> ${e.by} refused
+        ${Pa(e.refused)} connection(s) from a second live process holding <b>${e.name}</b>'s key (from ${e.refusedAddr};
+        kept ${e.keptAddr}; last ${Fa(e.lastMs)}).</div>`)}
+    ${r.map(e=>$`<div data-testid="clock-warning"><b>Clock.</b> ${e.name}: ${e.clockWarning}</div>`)}
+  </div>`}function Ha(e){if(!e.name||!e.clockKnown)return $`<span class="muted">—</span>`;let t=Pa(e.clockOffsetMs),n=`${t>=0?`+`:`−`}${Math.abs(t)>=1e4?Math.round(Math.abs(t)/1e3)+` s`:Math.abs(t)+` ms`}`;return e.clockWarning?$`<span class="bad" title=${e.clockWarning}>${n}</span>`:$`<span class="good">${n}</span>`}function Ua({st:e,div:t}){if(!e)return $`<p class="muted">loading…</p>`;let n={};for(let e of t?.peers||[])n[e.peer]=e;let r=(()=>{let t=[e.node,...(e.peers||[]).map(e=>e.status).filter(Boolean)].find(t=>t.name===e.node.leader);return Pa(t?t.appliedIndex:e.node.appliedIndex)})(),i=[{name:e.node.name,role:e.node.role,s:e.node,self:!0},...(e.peers||[]).map(e=>({name:e.name,role:e.role,s:e.status,p:e}))],a=i.filter(e=>e.role===`NODE_ROLE_VOTER`).length,o=i.filter(e=>e.role===`NODE_ROLE_REGULATOR`).length,s=i.filter(e=>e.s?.ready&&!(e.p&&e.p.error)).length;return $`
     <p class="summary">
       <span data-testid="voters">${a}</span> voters, <span data-testid="regulators">${o}</span> regulator${o===1?``:`s`};
       leader <b data-testid="leader">${e.node.leader||`none`}</b>; ${s} of ${i.length} ready
     </p>
     <table class="nodes">
-      <thead><tr><th>node</th><th>role</th><th>operator</th><th>raft</th><th class="r">applied</th><th class="r">lag</th><th>ready</th><th>state hash</th><th class="r">heard</th></tr></thead>
+      <thead><tr><th>node</th><th>role</th><th>operator</th><th>raft</th><th class="r">applied</th><th class="r">lag</th><th>ready</th><th>state hash</th><th class="r" title="this node's clock minus the voters' median clock">clock</th><th class="r">heard</th></tr></thead>
       <tbody>
         ${i.map(t=>{let i=t.s||{},a=i.name?Math.max(0,r-Pa(i.appliedIndex)):null,o=n[t.name],s=t.self?$`<span class="muted">${Ia(i.stateHash)}…</span>`:o&&!o.error?o.diverged?$`<span class="bad">DIVERGED at ${o.index}</span>`:$`<span class="good">agrees at ${o.index}</span>`:$`<span class="muted">${o?.error||`—`}</span>`,c=t.p&&t.p.error;return $`<tr data-node=${t.name} data-role=${La(t.role)} class=${c?`down`:``}>
             <td><b>${t.name}</b>${t.self?$` <span class="tag">this node</span>`:``}${i.name&&e.node.leader===t.name?$` <span class="tag lead">leader</span>`:``}</td>
@@ -74,22 +80,23 @@
             <td class="r">${a===null?`—`:a}</td>
             <td>${i.ready&&!c?$`<span class="good">yes</span>`:$`<span class="bad">no</span>`}</td>
             <td>${s}</td>
+            <td class="r" data-testid="clock">${Ha(i)}</td>
             <td class="r">${t.self?`now`:t.p?.ageMs===void 0?`—`:(Pa(t.p.ageMs)/1e3).toFixed(1)+` s`}</td>
           </tr>`})}
       </tbody>
-    </table>`}function Ha({points:e}){let t=xe(null),n=xe(null);B(()=>{let e=()=>Math.max(300,(t.current?.clientWidth||800)-8);n.current=new Z({width:e(),height:200,tzDate:e=>Z.tzDate(new Date(e*1e3),`Asia/Shanghai`),scales:{x:{time:!0},y:{range:(e,t,n)=>[0,Math.max(5,n*1.1)]}},axes:[{},{label:`tx/s`,size:60}],series:[{},{label:`tx/s`,stroke:`#c62828`,fill:`rgba(198,40,40,0.08)`,width:1.5,points:{show:!1}}],legend:{show:!0}},[[],[]],t.current);let r=()=>n.current.setSize({width:e(),height:200});return window.addEventListener(`resize`,r),()=>{window.removeEventListener(`resize`,r),n.current.destroy()}},[]),B(()=>{if(!n.current)return;let t=e.slice(0,-1),r=t.map(e=>Pa(e.timeMs)/1e3),i=t.map(e=>Pa(e.txs));n.current.setData([r,i])},[e]);let r=e.slice(0,-1),i=r.reduce((e,t)=>e+Pa(t.txs),0),a=r.slice(-10).reduce((e,t)=>e+Pa(t.txs),0)/10;return $`<div>
+    </table>`}function Wa({points:e}){let t=xe(null),n=xe(null);B(()=>{let e=()=>Math.max(300,(t.current?.clientWidth||800)-8);n.current=new Z({width:e(),height:200,tzDate:e=>Z.tzDate(new Date(e*1e3),`Asia/Shanghai`),scales:{x:{time:!0},y:{range:(e,t,n)=>[0,Math.max(5,n*1.1)]}},axes:[{},{label:`tx/s`,size:60}],series:[{},{label:`tx/s`,stroke:`#c62828`,fill:`rgba(198,40,40,0.08)`,width:1.5,points:{show:!1}}],legend:{show:!0}},[[],[]],t.current);let r=()=>n.current.setSize({width:e(),height:200});return window.addEventListener(`resize`,r),()=>{window.removeEventListener(`resize`,r),n.current.destroy()}},[]),B(()=>{if(!n.current)return;let t=e.slice(0,-1),r=t.map(e=>Pa(e.timeMs)/1e3),i=t.map(e=>Pa(e.txs));n.current.setData([r,i])},[e]);let r=e.slice(0,-1),i=r.reduce((e,t)=>e+Pa(t.txs),0),a=r.slice(-10).reduce((e,t)=>e+Pa(t.txs),0)/10;return $`<div>
     <div ref=${t} class="chart" data-testid="throughput-chart"></div>
     <p class="muted">${i} transactions in the last ${r.length} s; ${a.toFixed(1)} tx/s over the last 10 s</p>
-  </div>`}function Ua({s:e,error:t}){return e?$`
+  </div>`}function Ga({s:e,error:t}){return e?$`
     ${e.invariantHolds?$`<p class="good big" data-testid="invariant">Invariant holds: issued − returned = unspent + offline escrow + red-packet escrow</p>`:$`<p class="bad big" data-testid="invariant">INVARIANT DOES NOT HOLD: ${e.invariantError}</p>`}
     <div class="figures">
-      <${Wa} label="issued" fen=${e.issuedFen} id="supply-issued" />
-      <${Wa} label="returned" fen=${e.returnedFen} id="supply-returned" />
-      <${Wa} label="outstanding (issued − returned)" fen=${e.outstandingFen} id="supply-outstanding" strong />
-      <${Wa} label="unspent outputs" fen=${e.unspentFen} id="supply-unspent" />
-      <${Wa} label="offline escrow" fen=${e.offlineEscrowFen} id="supply-offline" />
-      <${Wa} label="red-packet escrow" fen=${e.campaignEscrowFen} id="supply-campaign" />
-      <${Wa} label="frozen wallets hold" fen=${e.frozenFen} id="supply-frozen" />
+      <${Ka} label="issued" fen=${e.issuedFen} id="supply-issued" />
+      <${Ka} label="returned" fen=${e.returnedFen} id="supply-returned" />
+      <${Ka} label="outstanding (issued − returned)" fen=${e.outstandingFen} id="supply-outstanding" strong />
+      <${Ka} label="unspent outputs" fen=${e.unspentFen} id="supply-unspent" />
+      <${Ka} label="offline escrow" fen=${e.offlineEscrowFen} id="supply-offline" />
+      <${Ka} label="red-packet escrow" fen=${e.campaignEscrowFen} id="supply-campaign" />
+      <${Ka} label="frozen wallets hold" fen=${e.frozenFen} id="supply-frozen" />
     </div>
     <p class="muted">${e.outputs||0} outputs in ${e.wallets||0} wallets; audited at index ${e.freshness?.appliedIndex||0} by ${e.freshness?.node} at ${Fa(e.computedAtMs)} (wall clock, UTC+8)</p>
     <table>
@@ -102,10 +109,10 @@
             <td class="r">${e.wallets||0}</td><td class="r">${e.frozenWallets||0}</td>
           </tr>`)}
       </tbody>
-    </table>`:$`<p class="muted">${t||`auditing…`}</p>`}function Wa({label:e,fen:t,id:n,strong:r}){return $`<div class=${`fig`+(r?` strong`:``)}>
+    </table>`:$`<p class="muted">${t||`auditing…`}</p>`}function Ka({label:e,fen:t,id:n,strong:r}){return $`<div class=${`fig`+(r?` strong`:``)}>
     <div class="v" data-testid=${n} data-fen=${Na(t).toString()}>${Q(t)}</div>
     <div class="l">${e}</div>
-  </div>`}function Ga({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.payments||[];return n.length?$`<table data-testid="large-payments">
+  </div>`}function qa({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.payments||[];return n.length?$`<table data-testid="large-payments">
     <thead><tr><th>time (UTC+8)</th><th>kind</th><th>payer</th><th>payees</th><th class="r">amount</th></tr></thead>
     <tbody>
       ${n.map(e=>$`<tr>
@@ -114,7 +121,7 @@
           <td class="r">${Q(e.amountFen)}</td>
         </tr>`)}
     </tbody>
-  </table>`:$`<p class="muted" data-testid="large-none">none yet</p>`}function Ka({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=(e.days||[]).slice().reverse();return n.length?$`<table>
+  </table>`:$`<p class="muted" data-testid="large-none">none yet</p>`}function Ja({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=(e.days||[]).slice().reverse();return n.length?$`<table>
     <thead><tr><th>date</th><th>bank</th><th class="r">transactions</th><th class="r">payments</th><th class="r">volume</th><th class="r">large</th></tr></thead>
     <tbody>
       ${n.map(e=>$`<tr>
@@ -122,7 +129,7 @@
           <td class="r">${Q(e.volumeFen)}</td><td class="r">${e.largeCount||0}</td>
         </tr>`)}
     </tbody>
-  </table>`:$`<p class="muted">no activity from ${e.fromDate} to ${e.toDate}</p>`}function qa({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.wallets||[];return n.length?$`<table data-testid="frozen-wallets">
+  </table>`:$`<p class="muted">no activity from ${e.fromDate} to ${e.toDate}</p>`}function Ya({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.wallets||[];return n.length?$`<table data-testid="frozen-wallets">
     <thead><tr><th>wallet</th><th>bank</th><th>since (UTC+8)</th><th>reason</th><th class="r">holds</th></tr></thead>
     <tbody>
       ${n.map(e=>$`<tr>
@@ -130,7 +137,7 @@
           <td>${e.frozen.reason} <span class="muted">(${e.frozen.source})</span></td><td class="r">${Q(e.balanceFen)}</td>
         </tr>`)}
     </tbody>
-  </table>`:$`<p class="muted">none</p>`}var Ja=(e,t)=>(e||``).replace(t,``).toLowerCase().replace(/_/g,` `);function Ya({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.totals||{},r=(e.incidents||[]).slice(-20).reverse();return $`
+  </table>`:$`<p class="muted">none</p>`}var Xa=(e,t)=>(e||``).replace(t,``).toLowerCase().replace(/_/g,` `);function Za({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.totals||{},r=(e.incidents||[]).slice(-20).reverse();return $`
     <p data-testid="incident-totals">
       <b>${n.incidents||0}</b> incident${Pa(n.incidents)===1?``:`s`}: ${n.settled||0} settled in full, ${n.underfunded||0} underfunded;
       claimed ${Q(n.claimFen)}, paid from purse escrow ${Q(n.fromEscrowFen)}, from payers' funds ${Q(n.fromPayerFen)},
@@ -140,28 +147,28 @@
           <thead><tr><th class="r">#</th><th>time (UTC+8)</th><th>kind</th><th>payer</th><th>payees</th><th class="r">claim</th><th class="r">escrow</th><th class="r">payer</th><th class="r">guarantee</th><th class="r">unpaid</th><th>status</th><th>proof</th></tr></thead>
           <tbody>
             ${r.map(e=>$`<tr>
-                <td class="r">${e.id}</td><td>${Fa(e.timeMs)}</td><td>${Ja(e.kind,`INCIDENT_KIND_`)}</td>
+                <td class="r">${e.id}</td><td>${Fa(e.timeMs)}</td><td>${Xa(e.kind,`INCIDENT_KIND_`)}</td>
                 <td>${e.payerWalletId} <span class="muted">${e.bankId}</span>${e.frozeWallet?$` <span class="tag lead">frozen</span>`:``}</td>
                 <td>${[e.firstPayeeWalletId,e.secondPayeeWalletId].filter(Boolean).join(`, `)}</td>
                 <td class="r">${Q(e.claimFen)}</td><td class="r">${Q(e.fromEscrowFen)}</td><td class="r">${Q(e.fromPayerFen)}</td>
                 <td class="r">${Q(e.fromGuaranteeFen)}</td><td class="r">${Q(e.unpaidFen)}</td>
-                <td>${Ja(e.status,`INCIDENT_STATUS_`)}</td>
+                <td>${Xa(e.status,`INCIDENT_STATUS_`)}</td>
                 <td class="muted">${e.firstPayment?`two signed payments`:`payment + signed close`}, device ${Ia(e.devicePublicKey,4)}…</td>
               </tr>`)}
           </tbody>
-        </table>`:$`<p class="muted">none</p>`}`}function Xa({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.campaigns||[];return n.length?$`<table data-testid="campaigns">
+        </table>`:$`<p class="muted">none</p>`}`}function Qa({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.campaigns||[];return n.length?$`<table data-testid="campaigns">
     <thead><tr><th>campaign</th><th>sponsor</th><th>status</th><th class="r">funded</th><th class="r">enrolled</th><th class="r">packets granted</th><th class="r">spent</th><th class="r">refunded</th><th class="r">reclaimed</th><th class="r">in escrow</th><th class="r">unspent</th><th>spending window (UTC+8)</th></tr></thead>
     <tbody>
       ${n.map(({campaign:e,bankId:t})=>$`<tr data-campaign=${e.id}>
         <td><b>${e.id}</b> <span class="muted">${e.title||``}</span></td><td>${e.sponsorWalletId} <span class="muted">${t}</span></td>
-        <td>${Ja(e.status,`CAMPAIGN_STATUS_`)}</td><td class="r">${Q(e.fundedFen)}</td><td class="r">${e.enrolled||0}</td>
+        <td>${Xa(e.status,`CAMPAIGN_STATUS_`)}</td><td class="r">${Q(e.fundedFen)}</td><td class="r">${e.enrolled||0}</td>
         <td class="r">${Pa(e.granted)-Pa(e.forfeited)} of ${e.packetCount||0}</td><td class="r">${Q(e.spentFen)}</td>
         <td class="r">${Q(Na(e.refundedToHolderFen)+Na(e.refundedToSponsorFen))}</td><td class="r">${Q(e.reclaimedFen)}</td>
         <td class="r">${Q(e.escrowFen)}</td><td class="r">${Q(e.liveFen)}</td>
         <td>${Fa(e.spendStartMs,!1)} – ${Fa(e.spendEndMs,!1)}</td>
       </tr>`)}
     </tbody>
-  </table>`:$`<p class="muted" data-testid="campaigns-none">none</p>`}function Za({r:e,error:t}){return e?$`<p><b data-testid="offline-outstanding" data-fen=${Na(e.escrowFen).toString()}>${Q(e.escrowFen)}</b> outstanding in purses</p>
+  </table>`:$`<p class="muted" data-testid="campaigns-none">none</p>`}function $a({r:e,error:t}){return e?$`<p><b data-testid="offline-outstanding" data-fen=${Na(e.escrowFen).toString()}>${Q(e.escrowFen)}</b> outstanding in purses</p>
     <table data-testid="offline">
       <thead><tr><th>bank</th><th class="r">open purses</th><th class="r">closed</th><th class="r">expired</th><th class="r">outstanding</th><th class="r">loaded</th><th class="r">paid out</th><th class="r">returned</th><th class="r">incidents</th><th class="r">guarantee paid</th><th class="r">debt owed</th></tr></thead>
       <tbody>
