@@ -41,10 +41,11 @@ type Config struct {
 	// default).
 	StateMemtableMB int `toml:"state_memtable_mb,omitempty"`
 
-	Raft   RaftConfig   `toml:"raft"`
-	Batch  BatchConfig  `toml:"batch"`
-	Limits LimitsConfig `toml:"limits"`
-	Log    LogConfig    `toml:"log"`
+	Raft    RaftConfig    `toml:"raft"`
+	Batch   BatchConfig   `toml:"batch"`
+	Limits  LimitsConfig  `toml:"limits"`
+	Log     LogConfig     `toml:"log"`
+	Archive ArchiveConfig `toml:"archive"`
 
 	// dir is the directory of the config file.
 	dir string
@@ -89,6 +90,17 @@ type LimitsConfig struct {
 	// MaxInflightSubmits bounds submits being processed at once (default
 	// 20,000); beyond it, Submit answers OVERLOADED.
 	MaxInflightSubmits int `toml:"max_inflight_submits"`
+}
+
+// ArchiveConfig is the archive of committed log entries
+// (consensus/DESIGN.md, "Archive"), in data_dir/archive.
+type ArchiveConfig struct {
+	// Enabled keeps the archive on a bank (voter) node; default true. A
+	// regulator, or a node not yet a member, always keeps one.
+	Enabled *bool `toml:"enabled,omitempty"`
+	// SegmentKB is how many KiB of entries a segment holds before it is
+	// closed (default 4096).
+	SegmentKB int `toml:"segment_kb"`
 }
 
 // LogConfig chooses log level ("debug", "info", "warn", "error") and format
@@ -173,6 +185,7 @@ func (c *Config) Validate() error {
 	defInt(&l.SubmitTimeoutMs, 10_000)
 	defInt(&l.MaxStreams, 256)
 	defInt(&l.MaxInflightSubmits, 20_000)
+	defInt(&c.Archive.SegmentKB, 4096)
 	if err := c.checkRanges(); err != nil {
 		return err
 	}
@@ -212,6 +225,7 @@ func (c *Config) checkRanges() error {
 		{"limits.submit_timeout_ms", int64(l.SubmitTimeoutMs), 100, 600_000},
 		{"limits.max_streams", int64(l.MaxStreams), 1, 100_000},
 		{"limits.max_inflight_submits", int64(l.MaxInflightSubmits), 1, 1_000_000},
+		{"archive.segment_kb", int64(c.Archive.SegmentKB), 4, 8192},
 	} {
 		if f.v < f.lo || f.v > f.hi {
 			return fmt.Errorf("config: %s %d is outside %d..%d", f.key, f.v, f.lo, f.hi)
