@@ -312,3 +312,25 @@ func uvarint(b []byte) (uint64, []byte, error) {
 	}
 	return v, b[n:], nil
 }
+
+// DecodeFile verifies and decodes a segment file on its own (tools, tests;
+// an Archive reuses its codec).
+func DecodeFile(file []byte, genesis [32]byte) (*Segment, error) {
+	c, err := newCodec()
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	return c.decode(file, genesis)
+}
+
+// EncodeFile builds a segment file on its own (tools, tests).
+func EncodeFile(first, last uint64, entries []Entry, stateHash, genesis [32]byte) ([]byte, error) {
+	c, err := newCodec()
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	file, _, err := c.encode(first, last, entries, stateHash, genesis)
+	return file, err
+}
