@@ -29,6 +29,8 @@ type cluster struct {
 	addrs map[string]string // node name → host:port
 	nodes map[string]*member
 	mu    sync.Mutex
+	// tweak, if set, adjusts every node's config.
+	tweak func(name, dir string, cfg *consensus.Config)
 }
 
 type member struct {
@@ -86,14 +88,18 @@ func (c *cluster) start(name string, bootstrap bool) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := consensus.New(consensus.Config{
+	cfg := consensus.Config{
 		Dir: filepath.Join(dir, "raft"), ID: name, Store: store, Transport: trans, Logger: quiet(),
 		AddressOf: func(m *statepb.Node) (raft.ServerAddress, error) {
 			return raft.ServerAddress(c.addrs[m.GetName()]), nil
 		},
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 		LeaderLeaseTimeout: 200 * time.Millisecond,
-	})
+	}
+	if c.tweak != nil {
+		c.tweak(name, dir, &cfg)
+	}
+	node, err := consensus.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
