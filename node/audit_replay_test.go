@@ -24,7 +24,8 @@ import (
 // the snapshot; every outcome is reproduced and each answer names the
 // indexes it re-executed and where they came from. A bank that keeps no
 // archive cannot replay from genesis once its log is compacted and says so
-// (HISTORY_UNAVAILABLE) instead of silently starting from its snapshot. A
+// (HISTORY_UNAVAILABLE) instead of silently starting from its snapshot; a
+// regulator keeps its archive even when its config says otherwise. A
 // replay from a snapshot on a node that has none is refused with a clear
 // error.
 func TestReplayFromGenesisAndFromSnapshot(t *testing.T) {
@@ -32,7 +33,7 @@ func TestReplayFromGenesisAndFromSnapshot(t *testing.T) {
 	c := nodetest.New(t, nodetest.Options{Voters: 3, Regulators: 1, Tweak: func(cfg *node.Config) {
 		cfg.Raft.TrailingLogs = 8
 		cfg.Archive.SegmentKB = 4 // segments close (and the log compacts) within the test
-		if cfg.Name == bare {
+		if cfg.Name == bare || cfg.Name == "regulator-1" { // a regulator keeps its archive regardless
 			off := false
 			cfg.Archive.Enabled = &off
 		}

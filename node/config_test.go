@@ -34,7 +34,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Raft.CommitMs != 10 || c.Batch.MaxTxs != 2000 || c.Batch.MaxInflight != 32 || c.Limits.Burst != 20_000 ||
-		c.Limits.SubmitTimeoutMs != 10_000 || c.Log.Level != "info" {
+		c.Limits.SubmitTimeoutMs != 10_000 || c.Log.Level != "info" || c.Archive.SegmentKB != 4096 || c.Archive.Enabled != nil {
 		t.Fatalf("defaults: raft %+v batch %+v limits %+v log %+v", c.Raft, c.Batch, c.Limits, c.Log)
 	}
 	if p := c.Path(c.DataDir); !filepath.IsAbs(p) || filepath.Base(p) != "data" {
@@ -69,6 +69,8 @@ func TestConfigRefused(t *testing.T) {
 		{"rate zero-ish", baseConfig + "[limits]\nrate_per_sec = -7\n", "limits.rate_per_sec"},
 		{"submit timeout tiny", baseConfig + "[limits]\nsubmit_timeout_ms = 5\n", "limits.submit_timeout_ms"},
 		{"streams negative", baseConfig + "[limits]\nmax_streams = -3\n", "limits.max_streams"},
+		{"archive segment too big", baseConfig + "[archive]\nsegment_kb = 65536\n", "archive.segment_kb"},
+		{"archive enabled not a bool", baseConfig + "[archive]\nenabled = \"no\"\n", "archive.enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(t, tc.text)
