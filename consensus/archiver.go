@@ -63,7 +63,7 @@ func newArchiver(n *Node) (*archiver, error) {
 	ar.reset(n.trust.get())
 	segs, bytes, end := a.Stats()
 	ar.log.Info("archive opened", "dir", n.cfg.Archive.Dir, "segments", segs, "bytes", bytes, "end_index", end,
-		"log_trusted_from", n.trust.get(), "open_segment_from", ar.first, "holes", len(n.ArchiveHoles()))
+		"log_trusted_from", n.trust.get(), "open_segment_from", ar.first, "holes", len(a.Holes(ar.first-1)))
 	return ar, nil
 }
 

@@ -335,8 +335,10 @@ func (n *Node) afterRestore(restored bool, prev uint64) {
 	if restored {
 		snaps, err := n.snapshotIndexes()
 		if err != nil {
-			n.log.Error("after restore: list snapshots; trusting the log only after the newest Raft index", "error", err)
-			snaps = []uint64{n.raft.LastIndex()}
+			// Only the restored ledger's index is known: the log is
+			// trusted after it (Raft's snapshot index, the first entry it
+			// appends after the install, is not known here).
+			n.log.Error("after restore: cannot list snapshots; trusting the log only after the restored ledger", "error", err)
 		}
 		from = afterRestore(n.cfg.Store.Meta().GetAppliedIndex(), snaps)
 	}

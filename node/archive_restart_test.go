@@ -47,23 +47,31 @@ func TestArchiveSurvivesKill(t *testing.T) {
 		return statetest.Out(id, 0)
 	}
 	icbc, abc := chain("icbc"), chain("abc")
-	write := func(bank string, reserve **statepb.Outpoint, from, to int) (uint64, error) {
-		var idx uint64
+	// sign signs registrations and exchanges chaining a bank's reserve
+	// (statetest.Net is not safe for concurrent use: sign first, submit
+	// from any goroutine).
+	sign := func(bank string, reserve **statepb.Outpoint, from, to int) [][]byte {
+		var txs [][]byte
 		for i := from; i < to; i++ {
 			w := fmt.Sprintf("%s-w%d", bank, i)
 			ex, exID := n.SignID(t, statetest.ExchangeBody(bank, []*statepb.Outpoint{*reserve}, w, 10*yuan), n.Bank(bank))
-			for _, tx := range [][]byte{n.Register(t, bank, w, statepb.WalletKind_WALLET_KIND_PERSONAL, 1, ""), ex} {
-				r, err := c.Client(leader).Submit(context.Background(), connect.NewRequest(&nodepb.SubmitRequest{Tx: tx}))
-				if err != nil || r.Msg.GetResult().GetCode() != statepb.Code_CODE_OK {
-					return 0, fmt.Errorf("%s: %v %v", w, r, err)
-				}
-				idx = r.Msg.GetResult().GetLogIndex()
-			}
+			txs = append(txs, n.Register(t, bank, w, statepb.WalletKind_WALLET_KIND_PERSONAL, 1, ""), ex)
 			*reserve = statetest.Out(exID, 1)
+		}
+		return txs
+	}
+	submit := func(txs [][]byte) (uint64, error) {
+		var idx uint64
+		for _, tx := range txs {
+			r, err := c.Client(leader).Submit(context.Background(), connect.NewRequest(&nodepb.SubmitRequest{Tx: tx}))
+			if err != nil || r.Msg.GetResult().GetCode() != statepb.Code_CODE_OK {
+				return 0, fmt.Errorf("submit: %v %v", r, err)
+			}
+			idx = r.Msg.GetResult().GetLogIndex()
 		}
 		return idx, nil
 	}
-	killedAt, err := write("icbc", &icbc, 0, 25)
+	killedAt, err := submit(sign("icbc", &icbc, 0, 25))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +81,14 @@ func TestArchiveSurvivesKill(t *testing.T) {
 		err error
 	}
 	during := make(chan result)
+	duringTxs, afterTxs := sign("abc", &abc, 0, 15), sign("icbc", &icbc, 25, 50)
 	go func() {
-		idx, err := write("abc", &abc, 0, 15)
+		idx, err := submit(duringTxs)
 		during <- result{idx, err}
 	}()
 	time.Sleep(20 * time.Millisecond)
 	c.Kill(reg)
-	last, err := write("icbc", &icbc, 25, 50)
+	last, err := submit(afterTxs)
 	if err != nil {
 		t.Fatal(err)
 	}
