@@ -55,3 +55,27 @@ func TestReplayFromSnapshotEndingInBarrier(t *testing.T) {
 	}
 	c.AuditAll()
 }
+
+// TestReplayOfNothingIsNotASuccess: a replay from a snapshot with no block
+// after it re-executes nothing. It used to answer "0 blocks, 0
+// transactions … every committed outcome reproduced" (and the CLI exited
+// 0); now it is refused with NOTHING_REPLAYED, naming the range.
+func TestReplayOfNothingIsNotASuccess(t *testing.T) {
+	c := nodetest.New(t, nodetest.Options{Voters: 1})
+	c.StartAll()
+	leader := c.WaitLeader()
+	w := c.MustOK(leader, c.Net.Issue(t, "icbc", 1_000*yuan))
+	cons := c.Node(leader).Consensus()
+	if err := cons.WaitApplied(context.Background(), w.GetLogIndex()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := auditClient(c, leader).Replay(context.Background(), connect.NewRequest(&nodepb.ReplayRequest{FromSnapshot: true}))
+	if err == nil {
+		t.Fatalf("a replay that re-executed nothing reported %v", r.Msg)
+	}
+	wantCode(t, err, connect.CodeFailedPrecondition, node.CodeNothingReplayed)
+	t.Logf("%v", err)
+}
