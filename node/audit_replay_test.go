@@ -32,8 +32,10 @@ func TestReplayFromGenesisAndFromSnapshot(t *testing.T) {
 	const bare = "abc" // a bank with archive.enabled = false
 	c := nodetest.New(t, nodetest.Options{Voters: 3, Regulators: 1, Tweak: func(cfg *node.Config) {
 		cfg.Raft.TrailingLogs = 8
-		cfg.Archive.SegmentKB = 4                          // segments close (and the log compacts) within the test
-		if cfg.Name == bare || cfg.Name == "regulator-1" { // a regulator keeps its archive regardless
+		// Segments close (and the log compacts) within the test.
+		cfg.Archive.SegmentKB = 4
+		// A regulator keeps its archive whatever its config says.
+		if cfg.Name == bare || cfg.Name == "regulator-1" {
 			off := false
 			cfg.Archive.Enabled = &off
 		}
