@@ -29,8 +29,8 @@ type cluster struct {
 	addrs map[string]string // node name → host:port
 	nodes map[string]*member
 	mu    sync.Mutex
-	// tweak, if set, adjusts each node's config before it starts.
-	tweak func(*consensus.Config)
+	// tweak, if set, adjusts every node's config.
+	tweak func(name, dir string, cfg *consensus.Config)
 }
 
 type member struct {
@@ -97,7 +97,7 @@ func (c *cluster) start(name string, bootstrap bool) *member {
 		LeaderLeaseTimeout: 200 * time.Millisecond,
 	}
 	if c.tweak != nil {
-		c.tweak(&cfg)
+		c.tweak(name, dir, &cfg)
 	}
 	node, err := consensus.New(cfg)
 	if err != nil {

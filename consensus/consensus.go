@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/dcep/dcep/consensus/archive"
 	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
 )
@@ -41,6 +42,23 @@ var (
 	// ErrTooLarge: a transaction is larger than one log entry may be
 	// (Batch.MaxBytes); it can never be proposed.
 	ErrTooLarge = errors.New("transaction larger than a log entry")
+	// ErrNoSnapshot: there is no snapshot (to start a replay from).
+	ErrNoSnapshot = errors.New("no snapshot")
+	// ErrHistoryGap: history asked for is neither in this node's archive
+	// nor in the part of its log it can trust (a *GapError says which).
+	ErrHistoryGap = errors.New("history not on this node")
+	// ErrNotArchived: this node cannot serve a segment from that index
+	// (no archive, or a hole of its own).
+	ErrNotArchived = errors.New("not in this node's archive")
+	// ErrSegmentRefused: a peer's segment is well-formed but does not fit:
+	// not where it was asked for, or a state hash this ledger recorded
+	// differently.
+	ErrSegmentRefused = errors.New("archive segment refused")
+
+	// errLogMismatch: the log store returned an entry of another index.
+	errLogMismatch = errors.New("log store returned another index")
+	// errTrustFile: the log-trust file is not one this node wrote.
+	errTrustFile = errors.New("bad log trust file")
 )
 
 // Config configures a Node. Durations are tuned for links between bank data
@@ -71,6 +89,8 @@ type Config struct {
 	SnapshotInterval  time.Duration
 
 	Batch BatchConfig
+	// Archive keeps committed entries beyond compaction (ArchiveConfig).
+	Archive ArchiveConfig
 	// Now is this node's clock; default time.Now. As a leader it is one of
 	// the voters' readings ledger time is stamped from (clock.go).
 	Now func() time.Time
@@ -141,6 +161,10 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Archive.SegmentBytes <= 0 {
+		c.Archive.SegmentBytes = 4 << 20
+	}
+	c.Archive.SegmentBytes = min(c.Archive.SegmentBytes, archive.MaxRawBytes/2)
 }
 
 // logCacheBytes bounds the memory of Raft's cache of recent log entries.
@@ -162,10 +186,14 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *fsm
 	bolt  *raftboltdb.BoltStore
+	logs  *guardedLog // what Raft, the archiver and History read the log through
 	snaps *raft.FileSnapshotStore
 	prop  *proposer
 	reads *readIndexer
 	clock *netClock
+	trust *logTrust
+	ar    *archiver // nil without an archive
+	pins  pins
 
 	// ready is true while this node is leader and has applied everything
 	// committed before its term (so ledger time and reads are current).
@@ -176,10 +204,11 @@ type Node struct {
 	reconcile chan struct{}
 }
 
-// New opens the log, stable store and snapshots in cfg.Dir and starts Raft.
-// If the ledger already holds everything up to the newest snapshot, Raft is
-// told not to restore that snapshot on start (a restart must not replay
-// what Pebble holds); otherwise it restores it, then replays the log.
+// New opens the log, stable store, snapshots and archive in cfg.Dir and
+// starts Raft. If the ledger already holds everything up to the newest
+// snapshot, Raft is told not to restore that snapshot on start (a restart
+// must not replay what Pebble holds); otherwise it restores it, then
+// replays the log.
 func New(cfg Config) (*Node, error) {
 	cfg.defaults()
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -190,34 +219,69 @@ func New(cfg Config) (*Node, error) {
 	if n.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeStores()
+		}
+	}()
 	hlog := newHCLogger(cfg.Logger)
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog.Named("snapshots")); err != nil {
-		n.bolt.Close()
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
-	logs, err := raft.NewLogCache(logCacheEntries(cfg.Batch.MaxBytes), n.bolt)
+	cache, err := raft.NewLogCache(logCacheEntries(cfg.Batch.MaxBytes), n.bolt)
 	if err != nil {
-		n.bolt.Close()
 		return nil, err
 	}
+	n.logs = &guardedLog{LogStore: cache, n: n}
 	n.fsm = newFSM(cfg.Store, n.log)
-	n.fsm.onApplied = n.onApplied
+	n.fsm.onApplied, n.fsm.beforeRestore, n.fsm.afterRestore = n.onApplied, n.beforeRestore, n.afterRestore
+	if err := n.openArchive(); err != nil {
+		return nil, err
+	}
 	rc := n.raftConfig(hlog)
 	if rc.NoSnapshotRestoreOnStart, err = n.skipRestore(); err != nil {
-		n.bolt.Close()
 		return nil, err
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.bolt, n.snaps, cfg.Transport); err != nil {
-		n.bolt.Close()
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.bolt, n.snaps, cfg.Transport); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	ok = true
 	n.prop = newProposer(n)
 	n.reads = newReadIndexer(n)
 	n.wg.Add(3)
 	go n.watchLeadership()
 	go n.prop.run()
 	go n.reconcileLoop()
+	if n.ar != nil {
+		n.wg.Add(1)
+		go n.ar.run()
+	}
 	return n, nil
+}
+
+// openArchive reads the log-trust record and, if configured, opens the
+// archive (before Raft starts: a restore on start goes through both).
+func (n *Node) openArchive() error {
+	snaps, err := n.snapshotIndexes()
+	if err != nil {
+		return err
+	}
+	if n.trust, err = openLogTrust(n.cfg.Dir, n.cfg.Store.Meta().GetAppliedIndex(), snaps); err != nil {
+		return err
+	}
+	if n.cfg.Archive.Dir == "" {
+		return nil
+	}
+	n.ar, err = newArchiver(n)
+	return err
+}
+
+func (n *Node) closeStores() {
+	if n.ar != nil {
+		n.ar.a.Close()
+	}
+	n.bolt.Close()
 }
 
 func (n *Node) raftConfig(hlog hclogLogger) *raft.Config {
@@ -236,21 +300,69 @@ func (n *Node) raftConfig(hlog hclogLogger) *raft.Config {
 	return rc
 }
 
-// skipRestore reports whether the ledger already holds the newest snapshot's
-// index, so restoring it on start would only throw work away (and replay).
-// If Pebble is behind (lost, or older than the snapshot), Raft must restore.
+// skipRestore reports whether the ledger already holds the newest
+// snapshot, so restoring it on start would only throw work away (and
+// replay). It compares the ledger's applied index with the one inside the
+// snapshot, not with Raft's index: when the snapshot's last entry is a
+// barrier or a no-op (a linearizable read, a new leader), Raft's index is
+// above anything the ledger will ever hold at that point. If Pebble is
+// behind (lost, or older than the snapshot), Raft must restore.
 func (n *Node) skipRestore() (bool, error) {
-	snaps, err := n.snaps.List()
-	if err != nil {
-		return false, fmt.Errorf("list snapshots: %w", err)
-	}
-	if len(snaps) == 0 {
+	info, err := n.LatestSnapshot()
+	if errors.Is(err, ErrNoSnapshot) {
 		return true, nil
 	}
+	if err != nil {
+		// Raft tries it (and older ones) and says why it cannot.
+		n.log.Warn("startup: cannot read the newest snapshot's header; letting Raft restore", "error", err)
+		return false, nil
+	}
 	applied := n.cfg.Store.Meta().GetAppliedIndex()
-	skip := applied >= snaps[0].Index
-	n.log.Info("startup", "ledger_applied_index", applied, "snapshot_index", snaps[0].Index, "restore_snapshot", !skip)
+	skip := applied >= info.LedgerIndex
+	n.log.Info("startup", "ledger_applied_index", applied, "snapshot_ledger_index", info.LedgerIndex, "snapshot_raft_index", info.RaftIndex, "restore_snapshot", !skip)
 	return skip, nil
+}
+
+// beforeRestore runs on the FSM goroutine before the ledger is replaced by
+// a snapshot: the archive writes out its open segment and stops, and the
+// log-trust record says "pending" (a crash during the restore is resolved
+// conservatively on the next start).
+func (n *Node) beforeRestore() (prev uint64, err error) {
+	prev = n.trust.get()
+	if n.ar != nil {
+		n.ar.pause()
+	}
+	return prev, n.trust.set(trustPending)
+}
+
+// afterRestore runs after the restore: the log is this node's own only
+// after the restored ledger and every snapshot on disk (entries below may
+// be stale, or missing); on failure the old ledger stayed and so does the
+// old record.
+func (n *Node) afterRestore(restored bool, prev uint64) {
+	from := prev
+	if restored {
+		snaps, err := n.snapshotIndexes()
+		if err != nil {
+			// Only the restored ledger's index is known: the log is
+			// trusted after it (Raft's snapshot index, the first entry it
+			// appends after the install, is not known here).
+			n.log.Error("after restore: cannot list snapshots; trusting the log only after the restored ledger", "error", err)
+		}
+		from = afterRestore(n.cfg.Store.Meta().GetAppliedIndex(), snaps)
+	}
+	if err := n.trust.set(from); err != nil {
+		// The file still says pending: the next start resolves it the
+		// same way, conservatively.
+		n.log.Error("after restore: record log trust", "error", err)
+		n.trust.mu.Lock()
+		n.trust.from = from
+		n.trust.mu.Unlock()
+	}
+	if n.ar != nil {
+		n.ar.resume(from)
+	}
+	n.log.Info("log trusted from", "index", from, "restored", restored)
 }
 
 // Bootstrap starts a brand-new network from its genesis members: voters as
@@ -405,6 +517,9 @@ func (n *Node) Shutdown() error {
 	err := n.raft.Shutdown().Error()
 	n.wg.Wait()
 	n.prop.failAll(ErrStopped)
+	if n.ar != nil {
+		n.ar.a.Close()
+	}
 	if cerr := n.bolt.Close(); err == nil {
 		err = cerr
 	}

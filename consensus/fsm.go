@@ -25,6 +25,10 @@ type fsm struct {
 	// onApplied is called (on the FSM goroutine) after each batch with what
 	// it did; it must not block.
 	onApplied func(lastIndex uint64, applied *state.Applied, elapsed time.Duration, txs int)
+	// beforeRestore and afterRestore bracket a restore (the archive and the
+	// log-trust record follow it: Node.beforeRestore).
+	beforeRestore func() (uint64, error)
+	afterRestore  func(restored bool, prev uint64)
 
 	mu sync.Mutex
 	// appliedIndex is the last log index the ledger holds: every command and
@@ -108,7 +112,14 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // up, or one too far behind for the log).
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.store.Restore(rc); err != nil {
+	prev, err := f.beforeRestore()
+	if err != nil {
+		f.afterRestore(false, prev)
+		return fmt.Errorf("before restore: %w", err)
+	}
+	err = f.store.Restore(rc)
+	f.afterRestore(err == nil, prev)
+	if err != nil {
 		return err
 	}
 	f.mu.Lock()

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/state"
 )
 
 // TestEntryNeverExceedsMaxBytes: transactions queued together are grouped
@@ -19,7 +19,7 @@ import (
 func TestEntryNeverExceedsMaxBytes(t *testing.T) {
 	const maxBytes, txBytes, n = 64 << 10, 20 << 10, 40
 	c := newCluster(t, 1, 0)
-	c.tweak = func(cfg *consensus.Config) {
+	c.tweak = func(_, _ string, cfg *consensus.Config) {
 		cfg.Batch.MaxBytes = maxBytes
 		cfg.Batch.MaxDelay = 50 * time.Millisecond
 	}
@@ -38,23 +38,21 @@ func TestEntryNeverExceedsMaxBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries, seen := 0, 0
-	for i := uint64(1); i <= last; i++ {
-		var l raft.Log
-		if err := leader.node.ReadLog(i, &l); err != nil {
-			t.Fatal(err)
-		}
-		b, ok := consensus.LogBlock(&l)
-		if !ok || len(b.Txs) == 0 {
-			continue
+	if _, err := leader.node.History(context.Background(), 1, last, func(b state.Block) error {
+		if len(b.Txs) == 0 {
+			return nil
 		}
 		size := 0
 		for _, tx := range b.Txs {
 			size += len(tx)
 		}
 		if size > maxBytes {
-			t.Fatalf("entry %d carries %d bytes (%d transactions), more than Batch.MaxBytes %d", i, size, len(b.Txs), maxBytes)
+			return fmt.Errorf("entry %d carries %d bytes (%d transactions), more than Batch.MaxBytes %d", b.Index, size, len(b.Txs), maxBytes)
 		}
 		entries, seen = entries+1, seen+len(b.Txs)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if seen != n || entries < n*txBytes/maxBytes {
 		t.Fatalf("%d transactions in %d entries, want %d in at least %d", seen, entries, n, n*txBytes/maxBytes)

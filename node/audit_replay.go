@@ -10,24 +10,30 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hashicorp/raft"
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/consensus/archive"
 	"github.com/dcep/dcep/node/nodepb"
 	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
 )
 
-// Re-validation (SPEC §6; node/DESIGN.md, "Replay"). The node re-runs its
-// Raft log through the ledger's full validation (signatures, authority,
-// every rule) into a fresh temporary ledger, from genesis when the log
-// reaches back to index 1, else from its newest snapshot, and compares
-// every block's recorded outcomes ("r:" records) and state hash ("s:") with
-// what the live ledger recorded at the same index. The live node is not
-// disturbed: the log is read through bolt read transactions beside Raft's
-// writer, the live ledger only through queries, and the temporary ledger is
-// a directory of its own, deleted afterwards.
+// Re-validation (SPEC §6; node/DESIGN.md, "Replay"). The node re-runs
+// history through the ledger's full validation (signatures, authority,
+// every rule) into a fresh temporary ledger — from genesis (its archive of
+// committed entries, holes fetched from peers first, then its own Raft
+// log: consensus.History) or, when asked, from its newest snapshot — and
+// compares every block's recorded outcomes ("r:" records) and state hash
+// ("s:") with what the live ledger recorded at the same index. The answer
+// says exactly which indexes were re-executed and where they came from; a
+// replay that would re-execute nothing is refused (NOTHING_REPLAYED), and
+// one that lacks history says which (HISTORY_UNAVAILABLE), never a
+// partial success. The live node is not disturbed: the log is read through
+// bolt read transactions beside Raft's writer, the live ledger only
+// through queries, and the temporary ledger is a directory of its own,
+// deleted afterwards.
 
 // replayBatchTxs and replayBatchBlocks bound one Apply of the replay.
 const (
@@ -45,10 +51,6 @@ func (n *Node) replay(ctx context.Context, fromSnapshot bool) (*nodepb.ReplayRes
 	start := time.Now()
 	target := n.store.Meta().GetAppliedIndex()
 	out := &nodepb.ReplayResponse{Node: n.cfg.Name, ToIndex: target}
-	first, _, err := n.cons.LogBounds()
-	if err != nil {
-		return nil, apiError(CodeInternal, "%v", err)
-	}
 	dir := filepath.Join(n.cfg.Path(n.cfg.DataDir), "replay")
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, apiError(CodeInternal, "clear %s: %v", dir, err)
@@ -64,36 +66,39 @@ func (n *Node) replay(ctx context.Context, fromSnapshot bool) (*nodepb.ReplayRes
 	}
 	defer tmp.Close()
 
-	n.log.Info("replay started", "to_index", target, "log_first_index", first, "from_snapshot", fromSnapshot)
 	r := &replayer{n: n, tmp: tmp, out: out}
-	if fromSnapshot || first > 1 {
-		if err := r.fromSnapshot(first, target); err != nil {
+	from := uint64(1)
+	if fromSnapshot {
+		if from, err = r.fromSnapshot(target); err != nil {
 			return nil, err
 		}
-	} else if err := tmp.InitGenesis(n.genesis); err != nil {
-		return nil, apiError(CodeInternal, "replay genesis: %v", err)
+	} else {
+		if err := r.fillArchive(ctx); err != nil {
+			return nil, err
+		}
+		if err := tmp.InitGenesis(n.genesis); err != nil {
+			return nil, apiError(CodeInternal, "replay genesis: %v", err)
+		}
 	}
-	if err := r.run(ctx, out.GetFromIndex()+1, target); err != nil {
+	n.log.Info("replay started", "from_index", out.GetFromIndex(), "to_index", target, "from_snapshot", fromSnapshot)
+	if err := r.run(ctx, from, target); err != nil {
 		return nil, err
 	}
-	out.ReplayedStateHash = tmp.Meta().GetStateHash()
-	if target > 0 {
-		if out.RecordedStateHash, err = n.store.StateHashAt(target); err != nil {
-			return nil, apiError(CodeInternal, "recorded state hash at %d: %v", target, err)
-		}
-	} else {
-		h := n.store.GenesisHash()
-		out.RecordedStateHash = h[:]
+	if out.GetBlocks() == 0 {
+		return nil, apiError(CodeNothingReplayed, "node %s re-executed no block: there is none after index %d up to its applied index %d, so nothing was re-validated",
+			n.cfg.Name, out.GetFromIndex(), target)
 	}
-	out.Reproduced = out.GetOutcomeMismatches() == 0 && out.GetHashMismatches() == 0 &&
-		bytes.Equal(out.GetRecordedStateHash(), out.GetReplayedStateHash())
+	if err := r.finish(target); err != nil {
+		return nil, err
+	}
 	out.ElapsedMs = time.Since(start).Milliseconds()
 	level := slog.LevelInfo
 	if !out.GetReproduced() {
 		level = slog.LevelError
 	}
 	n.log.Log(ctx, level, "replay finished", "reproduced", out.GetReproduced(), "from_index", out.GetFromIndex(), "to_index", target,
-		"blocks", out.GetBlocks(), "transactions", out.GetTransactions(), "outcome_mismatches", out.GetOutcomeMismatches(),
+		"first_block", out.GetFirstBlockIndex(), "last_block", out.GetLastBlockIndex(), "blocks", out.GetBlocks(), "transactions", out.GetTransactions(),
+		"archive_segments", out.GetArchiveSegments(), "fetched_segments", out.GetFetchedSegments(), "outcome_mismatches", out.GetOutcomeMismatches(),
 		"hash_mismatches", out.GetHashMismatches(), "first_hash_mismatch_index", out.GetFirstHashMismatchIndex(), "elapsed", time.Since(start))
 	return out, nil
 }
@@ -104,42 +109,69 @@ type replayer struct {
 	out *nodepb.ReplayResponse
 }
 
-// fromSnapshot restores the newest Raft snapshot into the temporary ledger
-// and checks its state hash against the one the live ledger recorded at
-// that index.
-func (r *replayer) fromSnapshot(first, target uint64) error {
-	index, rc, err := r.n.cons.OpenLatestSnapshot()
-	if errors.Is(err, consensus.ErrNoSnapshot) {
-		if first > 1 {
-			return apiError(CodeInternal, "the log starts at index %d and there is no snapshot to start from", first)
-		}
-		return apiError(CodeInvalidArgument, "from_snapshot: node %s has taken no snapshot yet; replay from genesis instead", r.n.cfg.Name)
+// fillArchive fetches what the archive lacks from peers before a replay
+// from genesis: a regulator that joined by snapshot has nothing before it.
+func (r *replayer) fillArchive(ctx context.Context) error {
+	if !r.n.cons.ArchiveStatus().Enabled {
+		return nil // History says what the log lacks, if anything
 	}
+	fetched, err := r.n.archive.fillHoles(ctx)
+	r.out.FetchedSegments = uint64(fetched)
 	if err != nil {
-		return apiError(CodeInternal, "%v", err)
-	}
-	defer rc.Close()
-	if index+1 < first {
-		return apiError(CodeInternal, "the newest snapshot is at index %d but the log starts at %d: entries in between are gone", index, first)
-	}
-	if index > target {
-		return apiError(CodeUnavailable, "the newest snapshot (index %d) is newer than what the ledger had applied when the replay began (%d); retry", index, target)
-	}
-	if err := r.tmp.Restore(rc); err != nil {
-		return apiError(CodeInternal, "restore snapshot %d: %v", index, err)
-	}
-	r.out.FromIndex, r.out.FromSnapshot = index, true
-	recorded, err := r.n.store.StateHashAt(index)
-	if err != nil {
-		return apiError(CodeInternal, "recorded state hash at snapshot index %d: %v", index, err)
-	}
-	if got := r.tmp.Meta().GetStateHash(); !bytes.Equal(got, recorded) {
-		r.hashMismatch(index, recorded, got)
+		return apiError(CodeHistoryUnavailable, "node %s cannot replay from genesis: its archive lacks history no member served: %v", r.n.cfg.Name, err)
 	}
 	return nil
 }
 
-// run replays indexes from..to in batches.
+// fromSnapshot restores the newest Raft snapshot into the temporary ledger
+// and checks its state hash against the one the live ledger recorded at
+// the snapshot's ledger index (not Raft's: its last entries may be
+// barriers or no-ops, which the ledger never sees). It returns the first
+// Raft index after the snapshot.
+func (r *replayer) fromSnapshot(target uint64) (uint64, error) {
+	info, rc, err := r.n.cons.OpenLatestSnapshot()
+	if errors.Is(err, consensus.ErrNoSnapshot) {
+		return 0, apiError(CodeInvalidArgument, "from_snapshot: node %s has taken no snapshot yet; replay from genesis instead", r.n.cfg.Name)
+	}
+	if err != nil {
+		return 0, apiError(CodeInternal, "%v", err)
+	}
+	defer rc.Close()
+	if info.LedgerIndex > target {
+		return 0, apiError(CodeUnavailable, "the newest snapshot (ledger index %d) is newer than what the ledger had applied when the replay began (%d); retry", info.LedgerIndex, target)
+	}
+	if err := r.tmp.Restore(rc); err != nil {
+		return 0, apiError(CodeInternal, "restore snapshot %s: %v", info.ID, err)
+	}
+	if got := r.tmp.Meta().GetAppliedIndex(); got != info.LedgerIndex {
+		return 0, apiError(CodeInternal, "snapshot %s restored at index %d, its header says %d", info.ID, got, info.LedgerIndex)
+	}
+	r.out.FromIndex, r.out.FromSnapshot, r.out.SnapshotRaftIndex = info.LedgerIndex, true, info.RaftIndex
+	recorded, err := r.recordedHash(info.LedgerIndex)
+	if err != nil {
+		return 0, err
+	}
+	if got := r.tmp.Meta().GetStateHash(); !bytes.Equal(got, recorded) {
+		r.hashMismatch(info.LedgerIndex, recorded, got)
+	}
+	return info.RaftIndex + 1, nil
+}
+
+// recordedHash is the live ledger's state hash at index i (genesis's at 0).
+func (r *replayer) recordedHash(i uint64) ([]byte, error) {
+	if i == 0 {
+		h := r.n.store.GenesisHash()
+		return h[:], nil
+	}
+	h, err := r.n.store.StateHashAt(i)
+	if err != nil {
+		return nil, apiError(CodeInternal, "recorded state hash at %d: %v", i, err)
+	}
+	return h, nil
+}
+
+// run replays indexes from..to in batches, from wherever the node has
+// them (consensus.History).
 func (r *replayer) run(ctx context.Context, from, to uint64) error {
 	var blocks []state.Block
 	txs := 0
@@ -161,32 +193,53 @@ func (r *replayer) run(ctx context.Context, from, to uint64) error {
 		blocks, txs = blocks[:0], 0
 		return nil
 	}
-	for i := from; i <= to; i++ {
-		if i%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return apiError(CodeTimeout, "replay cancelled at index %d: %v", i, err)
-			}
-		}
-		var l raft.Log
-		if err := r.n.cons.ReadLog(i, &l); err != nil {
-			if errors.Is(err, raft.ErrLogNotFound) {
-				return apiError(CodeUnavailable, "log entry %d is gone (compacted after a snapshot while the replay ran); retry", i)
-			}
-			return apiError(CodeInternal, "read log entry %d: %v", i, err)
-		}
-		b, ok := consensus.LogBlock(&l)
-		if !ok {
-			continue
-		}
+	st, err := r.n.cons.History(ctx, from, to, func(b state.Block) error {
 		blocks = append(blocks, b)
 		txs += len(b.Txs)
 		if txs >= replayBatchTxs || len(blocks) >= replayBatchBlocks {
-			if err := flush(); err != nil {
-				return err
-			}
+			return flush()
 		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
 	}
-	return flush()
+	r.out.ArchiveSegments, r.out.ArchiveFirstIndex, r.out.ArchiveLastIndex = uint64(st.Segments), st.ArchiveFirst, st.ArchiveLast
+	r.out.LogFirstIndex, r.out.LogLastIndex = st.LogFirst, st.LogLast
+	return r.historyError(err)
+}
+
+// historyError names a failure to read history for the caller.
+func (r *replayer) historyError(err error) error {
+	var ce *connect.Error
+	var gap *consensus.GapError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return ce
+	case errors.As(err, &gap):
+		return apiError(CodeHistoryUnavailable, "node %s cannot replay up to index %d: %v; replay from_snapshot, or on a regulator (its archive holds all history)", r.n.cfg.Name, r.out.GetToIndex(), gap)
+	case errors.Is(err, archive.ErrCorrupt):
+		return apiError(CodeArchiveCorrupt, "%v (set aside as .corrupt; the node fetches the range again from peers: replay again)", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return apiError(CodeTimeout, "replay cancelled: %v", err)
+	}
+	return apiError(CodeInternal, "replay: %v", err)
+}
+
+// finish compares the final state hash with the record at target.
+func (r *replayer) finish(target uint64) error {
+	out := r.out
+	out.ReplayedStateHash = r.tmp.Meta().GetStateHash()
+	recorded, err := r.recordedHash(target)
+	if err != nil {
+		return err
+	}
+	out.RecordedStateHash = recorded
+	out.Reproduced = out.GetOutcomeMismatches() == 0 && out.GetHashMismatches() == 0 &&
+		bytes.Equal(out.GetRecordedStateHash(), out.GetReplayedStateHash())
+	return nil
 }
 
 // compare checks one replayed block against the live ledger's records.
@@ -194,6 +247,10 @@ func (r *replayer) compare(b state.Block, results []*statepb.TxResult) error {
 	out := r.out
 	out.Blocks++
 	out.Transactions += uint64(len(b.Txs))
+	if out.FirstBlockIndex == 0 {
+		out.FirstBlockIndex = b.Index
+	}
+	out.LastBlockIndex = b.Index
 	recorded, err := r.n.store.BlockAt(b.Index)
 	switch {
 	case errors.Is(err, state.ErrNotFound):

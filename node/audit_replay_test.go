@@ -12,18 +12,33 @@ import (
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/nodepb"
 	"github.com/dcep/dcep/node/nodetest"
+	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
 	"github.com/dcep/dcep/state/statetest"
 )
 
-// TestReplayFromGenesisAndFromSnapshot: a regulator replays its whole log
-// while the network keeps committing (the live node keeps applying beside
-// the replay), then, once a snapshot has compacted its log, replays from
-// the snapshot; both reproduce every outcome. A replay from a snapshot on a
-// node that has none is refused with a clear error.
+// TestReplayFromGenesisAndFromSnapshot: a regulator replays its whole
+// history while the network keeps committing (the live node keeps applying
+// beside the replay); once snapshots have compacted its log, it still
+// replays from genesis (its archive, then its log) and, when asked, from
+// the snapshot; every outcome is reproduced and each answer names the
+// indexes it re-executed and where they came from. A bank that keeps no
+// archive cannot replay from genesis once its log is compacted and says so
+// (HISTORY_UNAVAILABLE) instead of silently starting from its snapshot; a
+// regulator keeps its archive even when its config says otherwise. A
+// replay from a snapshot on a node that has none is refused with a clear
+// error.
 func TestReplayFromGenesisAndFromSnapshot(t *testing.T) {
+	const bare = "abc" // a bank with archive.enabled = false
 	c := nodetest.New(t, nodetest.Options{Voters: 3, Regulators: 1, Tweak: func(cfg *node.Config) {
 		cfg.Raft.TrailingLogs = 8
+		// Segments close (and the log compacts) within the test.
+		cfg.Archive.SegmentKB = 4
+		// A regulator keeps its archive whatever its config says.
+		if cfg.Name == bare || cfg.Name == "regulator-1" {
+			off := false
+			cfg.Archive.Enabled = &off
+		}
 	}})
 	c.StartAll()
 	leader := c.WaitLeader()
@@ -74,30 +89,80 @@ func TestReplayFromGenesisAndFromSnapshot(t *testing.T) {
 	r := replay(t, c, reg, false)
 	close(stop)
 	wg.Wait()
-	if r.GetFromSnapshot() || r.GetFromIndex() != 0 || r.GetToIndex() < last.GetLogIndex() || r.GetTransactions() != recordedTxs(t, c, reg, r.GetToIndex()) {
-		t.Fatalf("replay from genesis: %v", r)
-	}
+	checkGenesisReplay(t, c, reg, r, last.GetLogIndex())
 	t.Logf("replay from genesis: %d blocks, %d transactions in %d ms; %d writes committed meanwhile",
 		r.GetBlocks(), r.GetTransactions(), r.GetElapsedMs(), during)
 
-	// A snapshot compacts the regulator's log (8 entries kept): the replay
-	// starts from the snapshot, whose state hash it checks first.
-	if err := c.Node(reg).Consensus().Snapshot(); err != nil {
-		t.Fatal(err)
-	}
-	first, _, err := c.Node(reg).Consensus().LogBounds()
-	if err != nil || first <= 1 {
-		t.Fatalf("log not compacted after the snapshot: first index %d, %v", first, err)
+	// Snapshots compact the logs (8 entries kept; on archive nodes, up to
+	// the archive's open segment).
+	for _, name := range []string{reg, bare} {
+		if err := c.Node(name).Consensus().Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		if first, _, err := c.Node(name).Consensus().LogBounds(); err != nil || first <= 1 {
+			t.Fatalf("%s: log not compacted after the snapshot: first index %d, %v", name, first, err)
+		}
 	}
 	final := c.MustOK(leader, n.Sign(t, statetest.UnfreezeBody("alice", "done"), n.Bank("icbc")))
 	c.Converge(final.GetLogIndex(), 15*time.Second)
+
+	// The regulator still replays from genesis: the archive, then its log.
 	r = replay(t, c, reg, false)
-	if !r.GetFromSnapshot() || r.GetFromIndex() < first-1 || r.GetToIndex() < final.GetLogIndex() || r.GetBlocks() == 0 {
-		t.Fatalf("replay after compaction: %v (log starts at %d)", r, first)
+	checkGenesisReplay(t, c, reg, r, final.GetLogIndex())
+	if r.GetArchiveSegments() == 0 || r.GetArchiveFirstIndex() != 1 || r.GetLogLastIndex() != r.GetToIndex() || r.GetLogFirstIndex() != r.GetArchiveLastIndex()+1 {
+		t.Fatalf("replay after compaction did not read the archive and then the log: %v", r)
 	}
-	// And on a voter, from its whole log.
-	if r := replay(t, c, leader, false); r.GetFromSnapshot() {
-		t.Fatalf("leader replayed from a snapshot: %v", r)
+	// And from its snapshot, when asked: it starts at the snapshot's ledger
+	// index and re-executes what follows.
+	snap, err := c.Node(reg).Consensus().LatestSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = replay(t, c, reg, true)
+	if !r.GetFromSnapshot() || r.GetFromIndex() != snap.LedgerIndex || r.GetSnapshotRaftIndex() != snap.RaftIndex ||
+		r.GetFirstBlockIndex() <= snap.RaftIndex || r.GetToIndex() < final.GetLogIndex() {
+		t.Fatalf("replay from the snapshot at ledger index %d (Raft %d): %v", snap.LedgerIndex, snap.RaftIndex, r)
+	}
+	// The bank without an archive cannot replay from genesis any more.
+	_, err = auditClient(c, bare).Replay(ctx, connect.NewRequest(&nodepb.ReplayRequest{}))
+	wantCode(t, err, connect.CodeFailedPrecondition, node.CodeHistoryUnavailable)
+	t.Logf("%s without an archive: %v", bare, err)
+	// A voter with its archive (and its whole log) replays from genesis.
+	if leader != bare {
+		checkGenesisReplay(t, c, leader, replay(t, c, leader, false), final.GetLogIndex())
+	}
+}
+
+// checkGenesisReplay checks a replay from genesis re-executed every block
+// from index 1 to at least atLeast, as many transactions as were recorded.
+func checkGenesisReplay(t *testing.T, c *nodetest.Cluster, name string, r *nodepb.ReplayResponse, atLeast uint64) {
+	t.Helper()
+	if r.GetFromSnapshot() || r.GetFromIndex() != 0 || r.GetFirstBlockIndex() != 1 || r.GetToIndex() < atLeast ||
+		r.GetLastBlockIndex() != r.GetToIndex() || r.GetTransactions() != recordedTxs(t, c, name, r.GetToIndex()) ||
+		r.GetBlocks() != recordedBlocks(t, c, name, r.GetToIndex()) {
+		t.Fatalf("replay from genesis on %s: %v", name, r)
+	}
+}
+
+// recordedBlocks counts the blocks a node's ledger recorded up to index.
+func recordedBlocks(t *testing.T, c *nodetest.Cluster, name string, upTo uint64) uint64 {
+	t.Helper()
+	var n uint64
+	from := uint64(0)
+	for {
+		bs, err := c.Node(name).Store().Blocks(from, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			if b.GetLogIndex() <= upTo {
+				n++
+			}
+			from = b.GetLogIndex() + 1
+		}
+		if len(bs) < state.MaxPageSize {
+			return n
+		}
 	}
 }
 

@@ -41,11 +41,12 @@ type Config struct {
 	// default).
 	StateMemtableMB int `toml:"state_memtable_mb,omitempty"`
 
-	Raft   RaftConfig   `toml:"raft"`
-	Batch  BatchConfig  `toml:"batch"`
-	Limits LimitsConfig `toml:"limits"`
-	Log    LogConfig    `toml:"log"`
-	Debug  DebugConfig  `toml:"debug,omitempty"`
+	Raft    RaftConfig    `toml:"raft"`
+	Batch   BatchConfig   `toml:"batch"`
+	Limits  LimitsConfig  `toml:"limits"`
+	Log     LogConfig     `toml:"log"`
+	Archive ArchiveConfig `toml:"archive"`
+	Debug   DebugConfig   `toml:"debug,omitempty"`
 
 	// dir is the directory of the config file.
 	dir string
@@ -102,6 +103,17 @@ type DebugConfig struct {
 	// from) by this many milliseconds, ± 100 years: how a fault campaign
 	// skews one node's clock. The node logs a warning at start when set.
 	ClockOffsetMs int64 `toml:"clock_offset_ms,omitempty"`
+}
+
+// ArchiveConfig is the archive of committed log entries
+// (consensus/DESIGN.md, "Archive"), in data_dir/archive.
+type ArchiveConfig struct {
+	// Enabled keeps the archive on a bank (voter) node; default true. A
+	// regulator, or a node not yet a member, always keeps one.
+	Enabled *bool `toml:"enabled,omitempty"`
+	// SegmentKB is how many KiB of entries a segment holds before it is
+	// closed (default 4096).
+	SegmentKB int `toml:"segment_kb"`
 }
 
 // LogConfig chooses log level ("debug", "info", "warn", "error") and format
@@ -187,6 +199,7 @@ func (c *Config) Validate() error {
 	defInt(&l.MaxStreams, 256)
 	defInt(&l.MaxStreamsPerIP, min(16, l.MaxStreams))
 	defInt(&l.MaxInflightSubmits, 20_000)
+	defInt(&c.Archive.SegmentKB, 4096)
 	if err := c.checkRanges(); err != nil {
 		return err
 	}
@@ -228,6 +241,7 @@ func (c *Config) checkRanges() error {
 		{"limits.max_streams_per_ip", int64(l.MaxStreamsPerIP), 1, int64(l.MaxStreams)},
 		{"debug.clock_offset_ms", c.Debug.ClockOffsetMs, -maxClockOffsetMs, maxClockOffsetMs},
 		{"limits.max_inflight_submits", int64(l.MaxInflightSubmits), 1, 1_000_000},
+		{"archive.segment_kb", int64(c.Archive.SegmentKB), 4, 8192},
 	} {
 		if f.v < f.lo || f.v > f.hi {
 			return fmt.Errorf("config: %s %d is outside %d..%d", f.key, f.v, f.lo, f.hi)

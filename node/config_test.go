@@ -34,7 +34,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Raft.CommitMs != 10 || c.Batch.MaxTxs != 2000 || c.Batch.MaxInflight != 32 || c.Limits.Burst != 20_000 ||
-		c.Limits.SubmitTimeoutMs != 10_000 || c.Log.Level != "info" {
+		c.Limits.SubmitTimeoutMs != 10_000 || c.Log.Level != "info" || c.Archive.SegmentKB != 4096 || c.Archive.Enabled != nil {
 		t.Fatalf("defaults: raft %+v batch %+v limits %+v log %+v", c.Raft, c.Batch, c.Limits, c.Log)
 	}
 	if p := c.Path(c.DataDir); !filepath.IsAbs(p) || filepath.Base(p) != "data" {
@@ -78,6 +78,8 @@ func TestConfigRefused(t *testing.T) {
 		{"per-ip streams over the total", baseConfig + "[limits]\nmax_streams = 8\nmax_streams_per_ip = 9\n", "limits.max_streams_per_ip"},
 		{"clock offset past a century", baseConfig + "[debug]\nclock_offset_ms = 4000000000000\n", "debug.clock_offset_ms"},
 		{"unknown debug key", baseConfig + "[debug]\nclock_skew = 5\n", "clock_skew"},
+		{"archive segment too big", baseConfig + "[archive]\nsegment_kb = 65536\n", "archive.segment_kb"},
+		{"archive enabled not a bool", baseConfig + "[archive]\nenabled = \"no\"\n", "archive.enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(t, tc.text)

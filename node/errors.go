@@ -36,6 +36,18 @@ const (
 	CodeUnavailable = "UNAVAILABLE"
 	// CodeInternal: a bug or I/O failure on the node.
 	CodeInternal = "INTERNAL"
+	// CodeHistoryUnavailable: a replay from genesis needs history this
+	// node has neither in its archive nor in its own Raft log, and no
+	// member served it; the message names the indexes.
+	CodeHistoryUnavailable = "HISTORY_UNAVAILABLE"
+	// CodeNothingReplayed: the replay would re-execute no block (nothing
+	// after the snapshot it starts from): it proves nothing, so it is not
+	// reported as a success.
+	CodeNothingReplayed = "NOTHING_REPLAYED"
+	// CodeArchiveCorrupt: an archive segment's bytes do not verify (one
+	// flipped byte is enough); the message names the file, which was set
+	// aside to be fetched again from peers.
+	CodeArchiveCorrupt = "ARCHIVE_CORRUPT"
 	// codeUnknownOutcome: between nodes only; leadership was lost mid-commit.
 	codeUnknownOutcome = "UNKNOWN_OUTCOME"
 )
@@ -52,6 +64,10 @@ var connectCodes = map[string]connect.Code{
 	CodeUnavailable:     connect.CodeUnavailable,
 	CodeInternal:        connect.CodeInternal,
 	codeUnknownOutcome:  connect.CodeUnavailable,
+
+	CodeHistoryUnavailable: connect.CodeFailedPrecondition,
+	CodeNothingReplayed:    connect.CodeFailedPrecondition,
+	CodeArchiveCorrupt:     connect.CodeDataLoss,
 }
 
 // apiError builds an RPC error with its stable code attached.

@@ -68,6 +68,9 @@ type Node struct {
 	// audit is the regulators' side: AuditService, divergence, replay
 	// (audit.go).
 	audit *auditor
+	// archive serves archive segments to members and fills this node's
+	// holes from them (archive.go).
+	archive *archiveSync
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -119,6 +122,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	// the host listens (a restart with a large ledger spends a while in
 	// startConsensus).
 	n.registerProtocols()
+	n.registerArchive()
 	n.fwd = newForwarder(n)
 	if err = n.serve(); err != nil {
 		return nil, err
@@ -179,7 +183,22 @@ func (n *Node) openState() error {
 	n.hub = newHub()
 	n.limits = newLimiter(n.cfg.Limits)
 	n.audit = newAuditor(n)
+	n.archive = newArchiveSync(n)
 	return nil
+}
+
+// archiveDir is where the node keeps its archive of committed entries, or
+// "" for none: regulators always keep one (they re-validate history), and
+// so does a node not yet a member (it may become one); a bank keeps one
+// unless its config turns it off.
+func (n *Node) archiveDir() string {
+	if e := n.cfg.Archive.Enabled; e != nil && !*e {
+		if n.role() == statepb.NodeRole_NODE_ROLE_VOTER {
+			return ""
+		}
+		n.log.Warn("archive.enabled = false ignored: only a bank (voter) node may run without an archive", "role", n.role().String())
+	}
+	return filepath.Join(n.cfg.Path(n.cfg.DataDir), "archive")
 }
 
 // self is this node's member record.
@@ -226,6 +245,7 @@ func (n *Node) startConsensus(now func() time.Time) error {
 			MaxInflight: b.MaxInflight,
 		},
 		OnApplied: n.onApplied,
+		Archive:   consensus.ArchiveConfig{Dir: n.archiveDir(), SegmentBytes: n.cfg.Archive.SegmentKB << 10},
 	})
 	if err != nil {
 		return err

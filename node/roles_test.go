@@ -3,6 +3,7 @@ package node_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -100,6 +101,9 @@ func TestNodeProtocolsByRole(t *testing.T) {
 					err = raftRPC(t, s.h, nd.PeerID())
 				case p2p.ForwardProtocol:
 					err = forwardOK(t, s.h, nd.PeerID(), reg)
+				case p2p.ArchiveProtocol:
+					// From index 1: the leader serves its log tail.
+					_, err = s.h.Request(ctxTimeout(t, 5*time.Second), nd.PeerID(), r.Protocol, binary.BigEndian.AppendUint64(nil, 1), 17<<20)
 				default:
 					_, err = s.h.Request(ctxTimeout(t, 5*time.Second), nd.PeerID(), r.Protocol, nil, 64<<10)
 				}

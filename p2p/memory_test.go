@@ -86,7 +86,7 @@ func TestLengthPrefixOnlyStreamsCostLittle(t *testing.T) {
 }
 
 // TestReadFrameRefusedByResourceManager: a frame that would take a stream
-// past its memory limit (16 MiB) is refused with ErrResourceLimit once that
+// past its memory limit (streamMemoryBytes) is refused with ErrResourceLimit once that
 // much has arrived, and what readFrame reserved goes back to the scope.
 func TestReadFrameRefusedByResourceManager(t *testing.T) {
 	rm, err := newResourceManager()
@@ -104,7 +104,7 @@ func TestReadFrameRefusedByResourceManager(t *testing.T) {
 			t.Fatal(err)
 		}
 		frame := append(binary.AppendUvarint(nil, uint64(tc.size)), make([]byte, tc.size)...)
-		payload, reserved, err := readFrame(bytes.NewReader(frame), 32<<20, scope)
+		payload, reserved, err := readFrame(bytes.NewReader(frame), 2*streamMemoryBytes, scope)
 		if !errors.Is(err, tc.want) || (err == nil && len(payload) != tc.size) {
 			t.Fatalf("%d-byte frame: %d bytes, %v; want %v", tc.size, len(payload), err, tc.want)
 		}

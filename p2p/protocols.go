@@ -59,6 +59,9 @@ const (
 	StatusProtocol protocol.ID = "/dcep/status/1"
 	// StateHashProtocol asks for the state hash at a log index.
 	StateHashProtocol protocol.ID = "/dcep/statehash/1"
+	// ArchiveProtocol fetches a segment of the archive of committed entries
+	// (consensus/DESIGN.md, "Archive").
+	ArchiveProtocol protocol.ID = "/dcep/archive/1"
 	// identifyProtocol and identifyPushProtocol are libp2p's own, run on
 	// every connection (listen addresses, supported protocols).
 	identifyProtocol     protocol.ID = identify.ID
@@ -86,6 +89,7 @@ var Rules = []Rule{
 	{ReadIndexProtocol, AnyMember, "a linearizable read on any node asks the leader; changes nothing"},
 	{StatusProtocol, AnyMember, "every node polls every peer once a second (network view, readiness, clock readings); changes nothing"},
 	{StateHashProtocol, AnyMember, "state-hash comparison (tamper evidence), regulators above all; changes nothing"},
+	{ArchiveProtocol, AnyMember, "fetches committed history (archive segments), regulators above all; changes nothing"},
 	{SessionProtocol, AnyMember, "tells two processes with the same key apart (duplicate identity); changes nothing"},
 	{identifyProtocol, AnyMember, "libp2p identify on every connection; changes nothing"},
 	{identifyPushProtocol, AnyMember, "libp2p identify push; changes nothing"},

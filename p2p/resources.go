@@ -17,8 +17,9 @@ import (
 // would pass a limit.
 const (
 	// streamMemoryBytes bounds one stream: above the largest request any
-	// handler takes (8 MiB), with room for yamux's window.
-	streamMemoryBytes = 16 << 20
+	// handler takes (8 MiB) and the largest reply any caller takes (an
+	// archive segment, 16.3 MiB), with room for yamux's window.
+	streamMemoryBytes = 32 << 20
 	// protocolPeerMemoryBytes bounds what one peer can make us hold on one
 	// protocol at once: eight maximum-size forward requests.
 	protocolPeerMemoryBytes = 64 << 20

@@ -181,7 +181,7 @@ func TestHostServesOnlyTabledProtocols(t *testing.T) {
 	}
 	defer sl.Close()
 	for _, r := range Rules {
-		if r.Protocol == ForwardProtocol || r.Protocol == ReadIndexProtocol || r.Protocol == StatusProtocol || r.Protocol == StateHashProtocol {
+		if r.Protocol == ForwardProtocol || r.Protocol == ReadIndexProtocol || r.Protocol == StatusProtocol || r.Protocol == StateHashProtocol || r.Protocol == ArchiveProtocol {
 			n.h.Handle(r.Protocol, 1, func(context.Context, peer.ID, []byte) ([]byte, error) { return nil, nil })
 		}
 	}

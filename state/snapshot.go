@@ -427,3 +427,36 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// ReadSnapshotHeader reads only the header of a snapshot stream (what
+// Snapshot.WriteTo writes first): the ledger position it holds. Raft's own
+// snapshot metadata cannot say it — Raft's index counts barrier and no-op
+// entries, which never reach the ledger — so consensus reads the ledger's
+// applied index here before deciding whether to restore on start, and a
+// replay before checking the recorded state hash. It does not verify the
+// records or the checksum (Restore does); it reads a bounded prefix.
+func ReadSnapshotHeader(r io.Reader) (*statepb.SnapshotHeader, error) {
+	hr := &hashReader{r: bufio.NewReaderSize(r, 4<<10), h: sha256.New()}
+	var magic [len(snapshotMagic) + 4]byte
+	if _, err := io.ReadFull(hr, magic[:]); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrSnapshotFormat, err)
+	}
+	if string(magic[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, fmt.Errorf("%w: not a dcep snapshot", ErrSnapshotFormat)
+	}
+	if f := binary.BigEndian.Uint32(magic[len(snapshotMagic):]); f != snapshotFormat {
+		return nil, fmt.Errorf("%w: format %d (this node reads %d)", ErrSnapshotFormat, f, snapshotFormat)
+	}
+	raw, err := readBytes(hr, maxSnapshotHeader, nil)
+	if err != nil {
+		return nil, err
+	}
+	var hdr statepb.SnapshotHeader
+	if err := proto.Unmarshal(raw, &hdr); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrSnapshotFormat, err)
+	}
+	if hdr.GetMeta() == nil {
+		return nil, fmt.Errorf("%w: header has no meta", ErrSnapshotFormat)
+	}
+	return &hdr, nil
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -22,6 +21,11 @@ import (
 const (
 	codeDivergence    = "STATE_DIVERGENCE"
 	codeNotReproduced = "REPLAY_NOT_REPRODUCED"
+	// The node's, for a replay: corrupt archive (4); nothing could be
+	// re-validated (5).
+	codeArchiveCorrupt     = "ARCHIVE_CORRUPT"
+	codeNothingReplayed    = "NOTHING_REPLAYED"
+	codeHistoryUnavailable = "HISTORY_UNAVAILABLE"
 )
 
 func (a *app) addAuditCmds(cmd *cobra.Command) {
@@ -450,111 +454,4 @@ func short(h string) string {
 		return h[:16] + "…"
 	}
 	return h
-}
-
-type replayJSON struct {
-	Node                   string         `json:"node"`
-	Reproduced             bool           `json:"reproduced"`
-	FromSnapshot           bool           `json:"from_snapshot"`
-	FromIndex              uint64         `json:"from_index"`
-	ToIndex                uint64         `json:"to_index"`
-	Blocks                 uint64         `json:"blocks"`
-	Transactions           uint64         `json:"transactions"`
-	OutcomeMismatches      uint64         `json:"outcome_mismatches"`
-	HashMismatches         uint64         `json:"hash_mismatches"`
-	FirstHashMismatchIndex uint64         `json:"first_hash_mismatch_index,omitempty"`
-	RecordedStateHash      string         `json:"recorded_state_hash"`
-	ReplayedStateHash      string         `json:"replayed_state_hash"`
-	ElapsedMs              int64          `json:"elapsed_ms"`
-	Mismatches             []mismatchJSON `json:"mismatches"`
-}
-
-type mismatchJSON struct {
-	LogIndex uint64 `json:"log_index"`
-	TxID     string `json:"tx_id,omitempty"`
-	What     string `json:"what"`
-	Recorded string `json:"recorded"`
-	Replayed string `json:"replayed"`
-}
-
-func (a *app) auditReplayCmd() *cobra.Command {
-	var fromSnapshot bool
-	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:   "replay",
-		Short: "Re-validate the whole log from scratch and check every outcome is reproduced",
-		Long: `audit replay has the regulator node re-run its Raft log through the
-ledger's full validation (signatures, authority, every rule) into a fresh
-temporary ledger: from genesis when its log reaches back to the first entry,
-else (or with --from-snapshot) from its newest snapshot. Every block's
-outcomes and state hash must equal what the node recorded when it applied
-them, and the final state hash the recorded one. The live node keeps running
-undisturbed. Exit status 4 if anything differs.`,
-		Example: `  dcep audit replay
-  dcep --json audit replay --from-snapshot`,
-		Args: args(0, ""),
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			cl, role, note, err := a.auditor(ctx)
-			if err != nil {
-				return err
-			}
-			if timeout > 0 {
-				var cancel func()
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			r, err := cl.Replay(ctx, fromSnapshot)
-			if err != nil {
-				return err
-			}
-			out := replayJSON{
-				Node: r.GetNode(), Reproduced: r.GetReproduced(), FromSnapshot: r.GetFromSnapshot(), FromIndex: r.GetFromIndex(), ToIndex: r.GetToIndex(),
-				Blocks: r.GetBlocks(), Transactions: r.GetTransactions(), OutcomeMismatches: r.GetOutcomeMismatches(), HashMismatches: r.GetHashMismatches(),
-				FirstHashMismatchIndex: r.GetFirstHashMismatchIndex(), RecordedStateHash: hex.EncodeToString(r.GetRecordedStateHash()),
-				ReplayedStateHash: hex.EncodeToString(r.GetReplayedStateHash()), ElapsedMs: r.GetElapsedMs(), Mismatches: []mismatchJSON{},
-			}
-			for _, m := range r.GetMismatches() {
-				j := mismatchJSON{LogIndex: m.GetLogIndex(), What: m.GetWhat(), Recorded: m.GetRecorded(), Replayed: m.GetReplayed()}
-				if len(m.GetTxId()) > 0 {
-					j.TxID = hex.EncodeToString(m.GetTxId())
-				}
-				out.Mismatches = append(out.Mismatches, j)
-			}
-			if err := a.emit(out, func(w io.Writer) {
-				from := "genesis"
-				if out.FromSnapshot {
-					from = fmt.Sprintf("its snapshot at index %d", out.FromIndex)
-				}
-				fmt.Fprintf(w, "replay by %s (%s) from %s to index %d: %s, %s in %v\n", out.Node, role, from, out.ToIndex,
-					plural(out.Blocks, "block"), plural(out.Transactions, "transaction"), (time.Duration(out.ElapsedMs) * time.Millisecond).Round(time.Millisecond))
-				if note != "" {
-					fmt.Fprintf(w, "note: %s\n", note)
-				}
-				if out.Reproduced {
-					fmt.Fprintf(w, "every committed outcome reproduced; state hash %s at index %d matches\n", short(out.ReplayedStateHash), out.ToIndex)
-					return
-				}
-				fmt.Fprintf(w, "NOT REPRODUCED: %d outcome mismatches, %d state-hash mismatches", out.OutcomeMismatches, out.HashMismatches)
-				if out.FirstHashMismatchIndex > 0 {
-					fmt.Fprintf(w, " (first at index %d)", out.FirstHashMismatchIndex)
-				}
-				fmt.Fprintf(w, "\nrecorded state hash %s, replayed %s\n", short(out.RecordedStateHash), short(out.ReplayedStateHash))
-				t := newTable("INDEX", "WHAT", "TX", "RECORDED", "REPLAYED").alignRight(0)
-				for _, m := range out.Mismatches {
-					t.add(fmt.Sprint(m.LogIndex), m.What, short(m.TxID), m.Recorded, m.Replayed)
-				}
-				t.write(w)
-			}); err != nil {
-				return err
-			}
-			if !out.Reproduced {
-				return fail(exitAudit, codeNotReproduced, "the replay on %s did not reproduce the recorded ledger", out.Node)
-			}
-			return nil
-		}),
-	}
-	cmd.Flags().BoolVar(&fromSnapshot, "from-snapshot", false, "start from the node's newest snapshot even if its whole log is there")
-	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up after this long")
-	return cmd
 }

@@ -21,6 +21,9 @@ const (
 	exitUsage   = 2
 	exitNetwork = 3
 	exitAudit   = 4
+	// exitInconclusive: an audit that could check nothing (a replay that
+	// re-executed no block); neither a pass nor evidence of tampering.
+	exitInconclusive = 5
 )
 
 // The CLI's own error codes, beside the ledger's (statepb.Code) and the

@@ -28,7 +28,10 @@
 //	2  usage: bad command, flag, argument or amount (nothing was sent)
 //	3  network: node unreachable, no quorum, timeout, or the outcome of a
 //	   write is unknown (check with `dcep tx ID` before trying again)
-//	4  audit: the supply invariant does not hold
+//	4  audit: the supply invariant does not hold, state diverges, a replay
+//	   did not reproduce the ledger or found an archive segment corrupt
+//	5  audit inconclusive: a replay could re-validate nothing
+//	   (NOTHING_REPLAYED, HISTORY_UNAVAILABLE)
 package main
 
 import (

@@ -1163,9 +1163,11 @@ func (x *DivergenceResponse) GetSelfSuspect() bool {
 
 type ReplayRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// from_snapshot: start from the newest Raft snapshot even if the whole
-	// log is still there. Without it the replay starts from genesis when the
-	// log reaches back to index 1, else from the newest snapshot.
+	// from_snapshot: start from the newest Raft snapshot (its state hash
+	// checked against the record) instead of from genesis. Without it the
+	// replay starts from genesis: from the node's archive of committed
+	// entries (holes fetched from peers first) and its Raft log after it; a
+	// node that has neither refuses with HISTORY_UNAVAILABLE.
 	FromSnapshot  bool `protobuf:"varint,1,opt,name=from_snapshot,json=fromSnapshot,proto3" json:"from_snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1288,8 +1290,10 @@ func (x *ReplayMismatch) GetReplayed() string {
 type ReplayResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	// from_index: the replay started after this index (0: from genesis; else
-	// a snapshot's index, whose state hash was checked against the record).
+	// The replay re-executed every block with a log index in
+	// from_index+1..to_index, no more, no fewer. from_index: 0 from genesis;
+	// else the ledger index of the snapshot it started from (whose state hash
+	// was checked against the record first).
 	FromIndex    uint64 `protobuf:"varint,2,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
 	FromSnapshot bool   `protobuf:"varint,3,opt,name=from_snapshot,json=fromSnapshot,proto3" json:"from_snapshot,omitempty"`
 	// to_index: the last index replayed (the node's applied index when the
@@ -1306,11 +1310,32 @@ type ReplayResponse struct {
 	Mismatches        []*ReplayMismatch `protobuf:"bytes,10,rep,name=mismatches,proto3" json:"mismatches,omitempty"`
 	RecordedStateHash []byte            `protobuf:"bytes,11,opt,name=recorded_state_hash,json=recordedStateHash,proto3" json:"recorded_state_hash,omitempty"`
 	ReplayedStateHash []byte            `protobuf:"bytes,12,opt,name=replayed_state_hash,json=replayedStateHash,proto3" json:"replayed_state_hash,omitempty"`
-	// reproduced: every outcome and the final state hash are identical.
-	Reproduced    bool  `protobuf:"varint,13,opt,name=reproduced,proto3" json:"reproduced,omitempty"`
-	ElapsedMs     int64 `protobuf:"varint,14,opt,name=elapsed_ms,json=elapsedMs,proto3" json:"elapsed_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// reproduced: at least one block was re-executed and every outcome and
+	// state hash, the final one included, is identical. (A replay that would
+	// re-execute nothing fails with NOTHING_REPLAYED instead.)
+	Reproduced bool  `protobuf:"varint,13,opt,name=reproduced,proto3" json:"reproduced,omitempty"`
+	ElapsedMs  int64 `protobuf:"varint,14,opt,name=elapsed_ms,json=elapsedMs,proto3" json:"elapsed_ms,omitempty"`
+	// first_block_index, last_block_index: the first and last block
+	// re-executed.
+	FirstBlockIndex uint64 `protobuf:"varint,15,opt,name=first_block_index,json=firstBlockIndex,proto3" json:"first_block_index,omitempty"`
+	LastBlockIndex  uint64 `protobuf:"varint,16,opt,name=last_block_index,json=lastBlockIndex,proto3" json:"last_block_index,omitempty"`
+	// Where the entries came from: archive segments (covering indexes
+	// archive_first_index..archive_last_index), then the node's Raft log
+	// (log_first_index..log_last_index); 0 where none.
+	ArchiveSegments   uint64 `protobuf:"varint,17,opt,name=archive_segments,json=archiveSegments,proto3" json:"archive_segments,omitempty"`
+	ArchiveFirstIndex uint64 `protobuf:"varint,18,opt,name=archive_first_index,json=archiveFirstIndex,proto3" json:"archive_first_index,omitempty"`
+	ArchiveLastIndex  uint64 `protobuf:"varint,19,opt,name=archive_last_index,json=archiveLastIndex,proto3" json:"archive_last_index,omitempty"`
+	LogFirstIndex     uint64 `protobuf:"varint,20,opt,name=log_first_index,json=logFirstIndex,proto3" json:"log_first_index,omitempty"`
+	LogLastIndex      uint64 `protobuf:"varint,21,opt,name=log_last_index,json=logLastIndex,proto3" json:"log_last_index,omitempty"`
+	// fetched_segments: segments the node fetched from peers to fill holes in
+	// its archive before this replay (a regulator that joined by snapshot).
+	FetchedSegments uint64 `protobuf:"varint,22,opt,name=fetched_segments,json=fetchedSegments,proto3" json:"fetched_segments,omitempty"`
+	// snapshot_raft_index: with from_snapshot, the snapshot's Raft index
+	// (from_index is the ledger's index in it; entries in between are Raft's
+	// own, which never reach the ledger).
+	SnapshotRaftIndex uint64 `protobuf:"varint,23,opt,name=snapshot_raft_index,json=snapshotRaftIndex,proto3" json:"snapshot_raft_index,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ReplayResponse) Reset() {
@@ -1437,6 +1462,69 @@ func (x *ReplayResponse) GetReproduced() bool {
 func (x *ReplayResponse) GetElapsedMs() int64 {
 	if x != nil {
 		return x.ElapsedMs
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetFirstBlockIndex() uint64 {
+	if x != nil {
+		return x.FirstBlockIndex
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetLastBlockIndex() uint64 {
+	if x != nil {
+		return x.LastBlockIndex
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetArchiveSegments() uint64 {
+	if x != nil {
+		return x.ArchiveSegments
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetArchiveFirstIndex() uint64 {
+	if x != nil {
+		return x.ArchiveFirstIndex
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetArchiveLastIndex() uint64 {
+	if x != nil {
+		return x.ArchiveLastIndex
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetLogFirstIndex() uint64 {
+	if x != nil {
+		return x.LogFirstIndex
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetLogLastIndex() uint64 {
+	if x != nil {
+		return x.LogLastIndex
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetFetchedSegments() uint64 {
+	if x != nil {
+		return x.FetchedSegments
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetSnapshotRaftIndex() uint64 {
+	if x != nil {
+		return x.SnapshotRaftIndex
 	}
 	return 0
 }
@@ -2583,7 +2671,7 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\x05tx_id\x18\x02 \x01(\fR\x04txId\x12\x12\n" +
 	"\x04what\x18\x03 \x01(\tR\x04what\x12\x1a\n" +
 	"\brecorded\x18\x04 \x01(\tR\brecorded\x12\x1a\n" +
-	"\breplayed\x18\x05 \x01(\tR\breplayed\"\xaf\x04\n" +
+	"\breplayed\x18\x05 \x01(\tR\breplayed\"\xb7\a\n" +
 	"\x0eReplayResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
 	"\n" +
@@ -2605,7 +2693,16 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"reproduced\x18\r \x01(\bR\n" +
 	"reproduced\x12\x1d\n" +
 	"\n" +
-	"elapsed_ms\x18\x0e \x01(\x03R\telapsedMs\"@\n" +
+	"elapsed_ms\x18\x0e \x01(\x03R\telapsedMs\x12*\n" +
+	"\x11first_block_index\x18\x0f \x01(\x04R\x0ffirstBlockIndex\x12(\n" +
+	"\x10last_block_index\x18\x10 \x01(\x04R\x0elastBlockIndex\x12)\n" +
+	"\x10archive_segments\x18\x11 \x01(\x04R\x0farchiveSegments\x12.\n" +
+	"\x13archive_first_index\x18\x12 \x01(\x04R\x11archiveFirstIndex\x12,\n" +
+	"\x12archive_last_index\x18\x13 \x01(\x04R\x10archiveLastIndex\x12&\n" +
+	"\x0flog_first_index\x18\x14 \x01(\x04R\rlogFirstIndex\x12$\n" +
+	"\x0elog_last_index\x18\x15 \x01(\x04R\flogLastIndex\x12)\n" +
+	"\x10fetched_segments\x18\x16 \x01(\x04R\x0ffetchedSegments\x12.\n" +
+	"\x13snapshot_raft_index\x18\x17 \x01(\x04R\x11snapshotRaftIndex\"@\n" +
 	"\x0fOverviewRequest\x12-\n" +
 	"\x12throughput_seconds\x18\x01 \x01(\rR\x11throughputSeconds\"y\n" +
 	"\x0fThroughputPoint\x12\x17\n" +
