@@ -122,19 +122,23 @@ func (r *replayer) fromSnapshot(first, target uint64) error {
 	if index+1 < first {
 		return apiError(CodeInternal, "the newest snapshot is at index %d but the log starts at %d: entries in between are gone", index, first)
 	}
-	if index > target {
-		return apiError(CodeUnavailable, "the newest snapshot (index %d) is newer than what the ledger had applied when the replay began (%d); retry", index, target)
-	}
 	if err := r.tmp.Restore(rc); err != nil {
 		return apiError(CodeInternal, "restore snapshot %d: %v", index, err)
 	}
+	// The snapshot's Raft index may be one of Raft's own entries (a new
+	// leader's no-op, a barrier, a configuration), which never reach the
+	// ledger: its hash is recorded at the ledger index the snapshot holds.
+	held := r.tmp.Meta().GetAppliedIndex()
+	if held > target {
+		return apiError(CodeUnavailable, "the newest snapshot (ledger index %d) is newer than what the ledger had applied when the replay began (%d); retry", held, target)
+	}
 	r.out.FromIndex, r.out.FromSnapshot = index, true
-	recorded, err := r.n.store.StateHashAt(index)
+	recorded, err := r.n.store.StateHashAt(held)
 	if err != nil {
-		return apiError(CodeInternal, "recorded state hash at snapshot index %d: %v", index, err)
+		return apiError(CodeInternal, "recorded state hash at ledger index %d (snapshot index %d): %v", held, index, err)
 	}
 	if got := r.tmp.Meta().GetStateHash(); !bytes.Equal(got, recorded) {
-		r.hashMismatch(index, recorded, got)
+		r.hashMismatch(held, recorded, got)
 	}
 	return nil
 }
