@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -138,10 +137,6 @@ func (c *Campaign) streamAll(rep *Report, applied uint64) []map[[32]byte][]appea
 // resolve looks every transfer up on every node: the ledger's record of it
 // (after healing, every node must say the same).
 func (c *Campaign) resolve(rep *Report, ops []*op) {
-	type job struct {
-		o    *op
-		node int
-	}
 	results := make([][]*statepb.TxResult, len(ops))
 	var transfers []int
 	for i, o := range ops {
@@ -478,37 +473,25 @@ func (c *Campaign) audits(rep *Report) {
 	}
 }
 
-// firstCommits fills each fault's time to the first transaction decided in
-// a later log entry than any decided before the fault.
+// firstCommits fills each fault's time from injection to the first
+// transaction submitted after it that committed (any recorded outcome).
 func firstCommits(records []*FaultRecord, ops []*op) {
-	type done struct {
-		ret   int64
-		index uint64
-	}
-	var ds []done
+	var done []*op
 	for _, o := range ops {
 		if o.kind == opTransfer && o.status == statusAcked {
-			ds = append(ds, done{o.ret, o.result.GetLogIndex()})
+			done = append(done, o)
 		}
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i].ret < ds[j].ret })
+	sort.Slice(done, func(i, j int) bool { return done[i].ret < done[j].ret })
 	for _, r := range records {
 		if r.Skipped != "" {
 			continue
 		}
-		at := int64(r.At)
-		var before uint64
-		first := int64(math.MaxInt64)
-		for _, d := range ds {
-			if d.ret <= at {
-				before = max(before, d.index)
-			} else if d.index > before {
-				first = d.ret
+		for _, o := range done {
+			if o.call >= int64(r.At) {
+				r.FirstCommit = time.Duration(o.ret - int64(r.At))
 				break
 			}
-		}
-		if first != math.MaxInt64 {
-			r.FirstCommit = time.Duration(first - at)
 		}
 	}
 }

@@ -102,6 +102,7 @@ func (c *Campaign) clockSkew(rec *FaultRecord, rng *mrand.Rand) (heal, error) {
 	offsets := []int64{-600_000, -30_000, -2_000, 2_000, 30_000, 600_000}
 	off := offsets[rng.IntN(len(offsets))]
 	rec.Targets, rec.Detail = []string{t}, fmt.Sprintf("clock offset %+d ms", off)
+	c.mark(rec)
 	restart := func(ms int64) error {
 		if err := c.net.Stop(t); err != nil {
 			return err
@@ -130,6 +131,7 @@ func (c *Campaign) diskFull(rec *FaultRecord, rng *mrand.Rand) (heal, error) {
 	t := pick(rng, c.nodes)
 	rec.Targets = []string{t}
 	ballast := filepath.Join(c.net.DataDir(t), ballastName)
+	c.mark(rec)
 	n, err := fill(ballast)
 	if err != nil {
 		return nil, err
@@ -191,6 +193,7 @@ func (c *Campaign) corrupt(k Kind, rec *FaultRecord, rng *mrand.Rand) (heal, err
 		return nil, err
 	}
 	rec.Targets = []string{t}
+	c.mark(rec)
 	if err := c.net.Kill(t); err != nil {
 		return nil, err
 	}

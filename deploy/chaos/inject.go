@@ -33,6 +33,10 @@ type FaultRecord struct {
 	ReadyAfter  time.Duration `json:"ready_after_ns"`
 }
 
+// mark sets the fault's time to now: the moment it takes effect, after its
+// targets were chosen.
+func (c *Campaign) mark(rec *FaultRecord) { rec.At = time.Duration(c.now()) }
+
 // errSkip marks a fault that cannot be played here; its message says why.
 type errSkip struct{ why string }
 
@@ -131,6 +135,7 @@ func (c *Campaign) leaderOr(rng *mrand.Rand) string {
 // kill SIGKILLs every target at once; heal starts them again.
 func (c *Campaign) kill(rec *FaultRecord, targets []string) (heal, error) {
 	rec.Targets = targets
+	c.mark(rec)
 	var wg sync.WaitGroup
 	errs := make([]error, len(targets))
 	for i, t := range targets {
@@ -157,6 +162,7 @@ func (c *Campaign) kill(rec *FaultRecord, targets []string) (heal, error) {
 
 func (c *Campaign) pause(rec *FaultRecord, t string) (heal, error) {
 	rec.Targets = []string{t}
+	c.mark(rec)
 	if err := c.net.Pause(t); err != nil {
 		return nil, err
 	}
@@ -183,6 +189,7 @@ func (c *Campaign) partition(rec *FaultRecord, groups [][]string, extra [][2]int
 	if rec.Detail == "" {
 		rec.Detail = fmt.Sprintf("groups %v", groups)
 	}
+	c.mark(rec)
 	if err := c.fabric.Block(pairs); err != nil {
 		if errors.Is(err, ErrUnsupported) {
 			return nil, errSkip{"partitions need nftables in namespaces, or nft on loopback"}
@@ -232,6 +239,7 @@ func (c *Campaign) netem(k Kind, rec *FaultRecord, rng *mrand.Rand) (heal, error
 		s = Shape{DelayMs: 20 + rng.IntN(40), ReorderPct: 10 + rng.IntN(30)}
 	}
 	rec.Targets = targets
+	c.mark(rec)
 	for _, t := range targets {
 		desc, err := c.fabric.Shape(c.index(t), s)
 		if err != nil {

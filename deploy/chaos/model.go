@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -268,6 +267,3 @@ func (m *cellModel) porcupineModel(initial []outputAt) porcupine.Model {
 		},
 	}
 }
-
-// hashID is a stable short id for logs.
-func hashID(id [32]byte) uint64 { return binary.BigEndian.Uint64(id[:8]) }

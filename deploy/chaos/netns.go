@@ -200,50 +200,52 @@ func (f *netnsFabric) Block(pairs [][2]int) error {
 
 func (f *netnsFabric) Teardown() error { return cleanupNetns() }
 
-// nsDialer dials from inside the namespace at nsPath: the dialling goroutine
-// is locked to its OS thread, the thread enters the namespace for the
-// socket and connect calls, and leaves it again. A socket belongs to the
-// namespace it was created in, so the connection works from any thread. A
-// thread that cannot return stays locked and dies with its goroutine.
+// nsDialer dials from inside the namespace at nsPath. A socket belongs to
+// the namespace it was created in, so the connection works from any thread.
 func nsDialer(nsPath string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
+	return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
+		if nerr := inNamespace(nsPath, func() { c, err = d.DialContext(ctx, network, addr) }); nerr != nil {
+			return nil, nerr
 		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			c, err, back := dialIn(ctx, nsPath, network, addr)
-			if back {
-				runtime.UnlockOSThread()
-			}
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+		return c, err
 	}
 }
 
-// dialIn runs on a locked thread; back reports whether the thread is in its
-// own namespace again.
-func dialIn(ctx context.Context, nsPath, network, addr string) (c net.Conn, err error, back bool) {
+// inNamespace runs fn on an OS thread that has entered the network
+// namespace at nsPath, on a goroutine locked to that thread; the thread
+// then returns to its own namespace. A thread that cannot return stays
+// locked and dies with its goroutine, so no other goroutine ever runs in
+// the wrong namespace. fn must not start goroutines that make sockets.
+func inNamespace(nsPath string, fn func()) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		back, err := enter(nsPath, fn)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		done <- err
+	}()
+	return <-done
+}
+
+func enter(nsPath string, fn func()) (back bool, err error) {
 	orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
-		return nil, err, true
+		return true, err
 	}
 	defer orig.Close()
 	target, err := os.Open(nsPath)
 	if err != nil {
-		return nil, err, true
+		return true, err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("setns %s: %w", nsPath, err), true
+		return true, fmt.Errorf("setns %s: %w", nsPath, err)
 	}
-	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
-	c, err = d.DialContext(ctx, network, addr)
-	return c, err, unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil
+	fn()
+	return unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil, nil
 }
 
 // Cleanup removes everything a harness run (this one or one that crashed)

@@ -270,8 +270,15 @@ func amountFor(rng *mrand.Rand, haveFen uint64) uint64 {
 
 func (w *workload) transfer(cl *cell, k int, rng *mrand.Rand) {
 	c := w.c
+	// Half the transfers go between the two tier-1 wallets, so money keeps
+	// moving (and concurrent clients collide on inputs) after the tier-4
+	// wallets have used their daily limit or filled to their balance cap.
 	from := uint8(rng.IntN(cellWallets))
 	to := uint8((int(from) + 1 + rng.IntN(cellWallets-1)) % cellWallets)
+	if rng.IntN(2) == 0 {
+		from = uint8(rng.IntN(2))
+		to = 1 - from
+	}
 	// Inputs from any node's possibly stale view: a spent one makes the
 	// ledger answer INPUT_SPENT, which the model checks like any outcome.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -313,7 +320,13 @@ func (w *workload) transfer(cl *cell, k int, rng *mrand.Rand) {
 // transaction id.
 func (w *workload) submit(o *op, rng *mrand.Rand) {
 	c := w.c
-	deadline := time.Now().Add(c.cfg.OpBudget)
+	// One client in five is impatient: it gives up after a few seconds, so
+	// some outcomes stay unknown to it and are resolved after healing.
+	budget := c.cfg.OpBudget
+	if rng.IntN(5) == 0 {
+		budget = time.Duration(1500+rng.IntN(2500)) * time.Millisecond
+	}
+	deadline := time.Now().Add(budget)
 	start := rng.IntN(len(c.voters))
 	maybeSent := false
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -374,13 +387,4 @@ func transient(code string) bool {
 		return true
 	}
 	return false
-}
-
-// walletsOf lists a cell's wallet ids (for final reads).
-func (cl *cell) walletIDs() []string {
-	ids := make([]string, cellWallets)
-	for j := range ids {
-		ids[j] = cl.wallets[j].id
-	}
-	return ids
 }
