@@ -441,8 +441,9 @@ func (c *Campaign) play() (*Report, error) {
 			c.note("duration %v reached after %d faults", c.cfg.Duration, len(c.records))
 			break
 		}
-		c.runFault(f)
-		time.Sleep(f.Gap)
+		if c.runFault(f) {
+			time.Sleep(f.Gap)
+		}
 	}
 	c.logf("faults done; healing everything and stopping the workload")
 	c.healAll()
@@ -450,8 +451,9 @@ func (c *Campaign) play() (*Report, error) {
 	return c.check(), nil
 }
 
-// runFault injects, holds, heals and waits for recovery.
-func (c *Campaign) runFault(f Fault) {
+// runFault injects, holds, heals and waits for recovery; false if the
+// fault was skipped.
+func (c *Campaign) runFault(f Fault) bool {
 	rec := &FaultRecord{Seq: f.Seq, Kind: f.Kind, FirstCommit: -1, ReadyAfter: -1}
 	c.records = append(c.records, rec)
 	rng := rngFor(c.cfg.Seed, f.Seq)
@@ -462,7 +464,7 @@ func (c *Campaign) runFault(f Fault) {
 	case errors.As(err, &skip):
 		rec.Skipped = skip.why
 		c.logf("#%d %s skipped: %s", f.Seq, f.Kind, skip.why)
-		return
+		return false
 	case err != nil:
 		rec.Findings = append(rec.Findings, fmt.Sprintf("inject: %v", err))
 		c.logf("#%d %s inject failed: %v", f.Seq, f.Kind, err)
@@ -482,6 +484,7 @@ func (c *Campaign) runFault(f Fault) {
 	rec.Ready = time.Duration(c.now())
 	rec.ReadyAfter = rec.Ready - healStart
 	c.logf("#%d %s: every node ready %.2fs after heal (recovered %v)", f.Seq, f.Kind, rec.ReadyAfter.Seconds(), rec.Recovered)
+	return true
 }
 
 // recover waits for every node to be ready, reviving any that exited.

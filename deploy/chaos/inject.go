@@ -76,7 +76,8 @@ func (c *Campaign) inject(f Fault, rec *FaultRecord, rng *mrand.Rand) (heal, err
 		return c.partition(rec, [][]string{{t}, without(c.nodes, t)}, nil)
 	case SplitMajority:
 		vs := shuffled(rng, c.voters)
-		a, b := vs[:len(vs)/2+1], vs[len(vs)/2+1:]
+		// Clones: appending the regulator to a must not overwrite b[0].
+		a, b := slices.Clone(vs[:len(vs)/2+1]), slices.Clone(vs[len(vs)/2+1:])
 		if rng.IntN(2) == 0 {
 			a = append(a, c.regulator)
 		} else {
@@ -90,7 +91,7 @@ func (c *Campaign) inject(f Fault, rec *FaultRecord, rng *mrand.Rand) (heal, err
 		all := shuffled(rng, c.nodes)
 		bridge := pick(rng, c.voters)
 		rest := without(all, bridge)
-		a, b := rest[:len(rest)/2], rest[len(rest)/2:]
+		a, b := slices.Clone(rest[:len(rest)/2]), slices.Clone(rest[len(rest)/2:])
 		rec.Targets = []string{bridge}
 		rec.Detail = fmt.Sprintf("bridge %s between %v and %v", bridge, a, b)
 		return c.partition(rec, [][]string{a, b}, nil)
