@@ -474,7 +474,8 @@ func (c *Campaign) audits(rep *Report) {
 }
 
 // firstCommits fills each fault's time from injection to the first
-// transaction submitted after it that committed (any recorded outcome).
+// transaction submitted after it that committed in a later log entry than
+// any transaction acknowledged before it.
 func firstCommits(records []*FaultRecord, ops []*op) {
 	var done []*op
 	for _, o := range ops {
@@ -487,9 +488,16 @@ func firstCommits(records []*FaultRecord, ops []*op) {
 		if r.Skipped != "" {
 			continue
 		}
+		at := int64(r.At)
+		var before uint64
 		for _, o := range done {
-			if o.call >= int64(r.At) {
-				r.FirstCommit = time.Duration(o.ret - int64(r.At))
+			if o.ret <= at {
+				before = max(before, o.result.GetLogIndex())
+			}
+		}
+		for _, o := range done {
+			if o.call >= at && o.result.GetLogIndex() > before {
+				r.FirstCommit = time.Duration(o.ret - at)
 				break
 			}
 		}
