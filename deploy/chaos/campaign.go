@@ -451,6 +451,17 @@ func (c *Campaign) play() (*Report, error) {
 	return c.check(), nil
 }
 
+// played counts the faults of kind k so far, the current one included.
+func (c *Campaign) played(k Kind) int {
+	n := 0
+	for _, r := range c.records {
+		if r.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
 // runFault injects, holds, heals and waits for recovery; false if the
 // fault was skipped.
 func (c *Campaign) runFault(f Fault) bool {
@@ -566,7 +577,7 @@ func (c *Campaign) teardown(rep *Report) error {
 		rep.Dir = c.dir
 		c.saveReport(rep)
 	}
-	if c.tmpfs && (rep == nil || rep.Failed()) {
+	if c.tmpfs && (rep == nil || rep.Failed() || len(rep.Findings) > 0) {
 		// Keep the evidence: the tmpfs data directories go with the mounts.
 		for _, n := range c.nodes {
 			dir := c.net.DataDir(n)
@@ -579,7 +590,9 @@ func (c *Campaign) teardown(rep *Report) error {
 		errs = append(errs, c.fabric.Teardown())
 	}
 	errs = append(errs, unmountAll())
-	if rep != nil && !rep.Failed() && !c.cfg.Keep && c.cfg.Dir == "" {
+	// A run with findings keeps its directory too: the logs are the
+	// evidence (panics, stacks) the report points to.
+	if rep != nil && !rep.Failed() && len(rep.Findings) == 0 && !c.cfg.Keep && c.cfg.Dir == "" {
 		errs = append(errs, os.RemoveAll(c.dir))
 		rep.Dir = ""
 	}

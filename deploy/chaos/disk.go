@@ -207,7 +207,9 @@ func (c *Campaign) corrupt(k Kind, rec *FaultRecord, rng *mrand.Rand) (heal, err
 		}
 	}
 	files := []string{file}
-	if k == CorruptSnap && rng.IntN(2) == 0 { // every snapshot kept: none to fall back to
+	// The first corrupt-snap of a campaign damages every kept snapshot, so
+	// there is none to fall back to; later ones, half the time.
+	if k == CorruptSnap && (rng.IntN(2) == 0 || c.played(CorruptSnap) == 1) {
 		files, _ = filepath.Glob(filepath.Join(c.net.DataDir(t), "raft", "snapshots", "*", "state.bin"))
 	}
 	for _, file := range files {

@@ -243,6 +243,9 @@ func (r *Report) Print(w io.Writer) {
 		}
 	} else {
 		fmt.Fprintf(w, "PASSED\n")
+		if r.Dir != "" && len(r.Findings) > 0 {
+			fmt.Fprintf(w, "run directory kept for the findings: %s\n", r.Dir)
+		}
 	}
 }
 
