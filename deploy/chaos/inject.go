@@ -190,13 +190,13 @@ func (c *Campaign) partition(rec *FaultRecord, groups [][]string, extra [][2]int
 	if rec.Detail == "" {
 		rec.Detail = fmt.Sprintf("groups %v", groups)
 	}
-	c.mark(rec)
 	if err := c.fabric.Block(pairs); err != nil {
 		if errors.Is(err, ErrUnsupported) {
 			return nil, errSkip{"partitions need nftables in namespaces, or nft on loopback"}
 		}
 		return nil, err
 	}
+	c.mark(rec) // in effect once every node's rules are loaded
 	return func() error { return c.fabric.Block(nil) }, nil
 }
 
@@ -240,7 +240,6 @@ func (c *Campaign) netem(k Kind, rec *FaultRecord, rng *mrand.Rand) (heal, error
 		s = Shape{DelayMs: 20 + rng.IntN(40), ReorderPct: 10 + rng.IntN(30)}
 	}
 	rec.Targets = targets
-	c.mark(rec)
 	for _, t := range targets {
 		desc, err := c.fabric.Shape(c.index(t), s)
 		if err != nil {
@@ -251,6 +250,7 @@ func (c *Campaign) netem(k Kind, rec *FaultRecord, rng *mrand.Rand) (heal, error
 		}
 		rec.Detail = desc
 	}
+	c.mark(rec)
 	return func() error {
 		var errs []error
 		for _, t := range targets {
