@@ -177,3 +177,42 @@ func replay(t *testing.T, c *nodetest.Cluster, name string, fromSnapshot bool) *
 	}
 	return r.Msg
 }
+
+// TestReplayFromSnapshotAtRaftOnlyEntry: a snapshot taken when the last
+// applied log entry is Raft's own (a barrier here; a new leader's no-op or
+// a configuration change in the field) has a Raft index at which the ledger
+// recorded no state hash. The replay must check the snapshot's hash at the
+// ledger index it holds, not fail with "recorded state hash ... not found"
+// (found by the chaos campaign, deploy/chaos).
+func TestReplayFromSnapshotAtRaftOnlyEntry(t *testing.T) {
+	c := nodetest.New(t, nodetest.Options{Voters: 3, Regulators: 1})
+	c.StartAll()
+	leader := c.WaitLeader()
+	reg := "regulator-1"
+	n := c.Net
+	c.MustOK(leader, n.Register(t, "icbc", "alice", statepb.WalletKind_WALLET_KIND_PERSONAL, 1, ""))
+	last := c.MustOK(leader, n.Register(t, "icbc", "bob", statepb.WalletKind_WALLET_KIND_PERSONAL, 1, ""))
+	c.Converge(last.GetLogIndex(), 15*time.Second)
+	lr := c.Node(leader).Consensus().Raft()
+	if err := lr.Barrier(10 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	barrier := lr.LastIndex()
+	rr := c.Node(reg).Consensus().Raft()
+	deadline := time.Now().Add(15 * time.Second)
+	for rr.AppliedIndex() < barrier {
+		if time.Now().After(deadline) {
+			t.Fatalf("regulator applied %d, barrier at %d", rr.AppliedIndex(), barrier)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Node(reg).Consensus().Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	final := c.MustOK(leader, n.Register(t, "icbc", "carol", statepb.WalletKind_WALLET_KIND_PERSONAL, 1, ""))
+	c.Converge(final.GetLogIndex(), 15*time.Second)
+	r := replay(t, c, reg, true)
+	if !r.GetFromSnapshot() || r.GetSnapshotRaftIndex() < barrier || !r.GetReproduced() || r.GetToIndex() < final.GetLogIndex() {
+		t.Fatalf("replay from the snapshot at %d: %v", barrier, r)
+	}
+}

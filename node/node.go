@@ -95,9 +95,11 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 		log = slog.Default()
 	}
 	n = &Node{cfg: cfg, key: opts.Key, log: log.With("node", cfg.Name), stop: make(chan struct{}), startedAt: time.Now()}
+	// The returns below set n to nil: the cleanup holds its own reference.
+	started := n
 	defer func() {
 		if err != nil {
-			n.closeAll()
+			started.closeAll()
 		}
 	}()
 	if n.genesis = opts.Genesis; n.genesis == nil {

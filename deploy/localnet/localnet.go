@@ -27,6 +27,15 @@ type Network struct {
 	Bin  string // path to the dcepd binary
 	Info *netgen.Network
 
+	// Wrap, if set, returns the command prefix a node runs under, e.g.
+	// ["ip", "netns", "exec", "ns1"] to run it in a network namespace; the
+	// prefix must exec the node in place (same pid), so that signals reach
+	// it. deploy/chaos uses it.
+	Wrap func(name string) []string
+	// HTTP is the client WaitReady uses (default http.DefaultClient); a
+	// harness whose nodes live in namespaces sets one that dials into them.
+	HTTP *http.Client
+
 	mu    sync.Mutex
 	procs map[string]*proc
 }
@@ -94,11 +103,15 @@ func (n *Network) Start(name string) error {
 	if err := os.MkdirAll(filepath.Join(n.Dir, "logs"), 0o700); err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(filepath.Join(n.Dir, "logs", name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(n.LogPath(name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(n.Bin, "run", "--config", nn.Config)
+	argv := []string{n.Bin, "run", "--config", nn.Config}
+	if n.Wrap != nil {
+		argv = append(append([]string{}, n.Wrap(name)...), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a signal to the launcher does not reach nodes
 	// unless the launcher sends it.
@@ -153,6 +166,9 @@ func (n *Network) signal(name string, sig syscall.Signal, wait time.Duration) er
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
+	// A paused (SIGSTOP) node acts on no signal but SIGKILL until it is
+	// continued.
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
 	select {
 	case <-p.done:
 		return nil
@@ -178,6 +194,56 @@ func (n *Network) StopAll() error {
 	return errors.Join(errs...)
 }
 
+// Pause stops a node's process with SIGSTOP: it holds its sockets and
+// state but runs nothing, as a node stalled by its host would.
+func (n *Network) Pause(name string) error { return n.send(name, syscall.SIGSTOP) }
+
+// Resume continues a paused node (SIGCONT).
+func (n *Network) Resume(name string) error { return n.send(name, syscall.SIGCONT) }
+
+func (n *Network) send(name string, sig syscall.Signal) error {
+	n.mu.Lock()
+	p := n.procs[name]
+	n.mu.Unlock()
+	if p == nil || p.exited() {
+		return fmt.Errorf("node %s is not running", name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("%v to %s: %w", sig, name, err)
+	}
+	return nil
+}
+
+// Pid is the running node's process id (0 if it is not running).
+func (n *Network) Pid(name string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.procs[name]; p != nil && !p.exited() {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
+
+// Exited reports whether a started node's process has ended, and how (nil:
+// exit status 0; an *exec.ExitError otherwise). A node never started has
+// not exited.
+func (n *Network) Exited(name string) (bool, error) {
+	n.mu.Lock()
+	p := n.procs[name]
+	n.mu.Unlock()
+	if p == nil || !p.exited() {
+		return false, nil
+	}
+	return true, p.err
+}
+
+// LogPath is where a node's output goes (appended across restarts).
+func (n *Network) LogPath(name string) string { return filepath.Join(n.Dir, "logs", name+".log") }
+
+// DataDir is a node's data directory (netgen's layout: data/ beside its
+// config).
+func (n *Network) DataDir(name string) string { return filepath.Join(n.Dir, "nodes", name, "data") }
+
 // Running reports whether a node's process is alive.
 func (n *Network) Running(name string) bool {
 	n.mu.Lock()
@@ -194,7 +260,11 @@ func (n *Network) WaitReady(ctx context.Context, name string) error {
 	}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, nn.API+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
+		hc := n.HTTP
+		if hc == nil {
+			hc = http.DefaultClient
+		}
+		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -202,7 +272,7 @@ func (n *Network) WaitReady(ctx context.Context, name string) error {
 			}
 		}
 		if !n.Running(name) {
-			return fmt.Errorf("node %s exited; see %s", name, filepath.Join(n.Dir, "logs", name+".log"))
+			return fmt.Errorf("node %s exited; see %s", name, n.LogPath(name))
 		}
 		select {
 		case <-ctx.Done():
