@@ -81,7 +81,7 @@ func (a *applier) bankFunds(bank *statepb.Bank) uint64 {
 func (a *applier) checkCover(w *statepb.WalletRecord, c *statepb.PurseCertBody) *statepb.Error {
 	bo := a.bankOffline(w.GetBankId())
 	if bo.GetClaimsOpenFen() > 0 {
-		return statepb.Errorf(statepb.Code_CODE_GUARANTEE_SHORT, "open_purse: bank %s owes payees %d fen on %d unpaid offline claims; it opens no purse until they are paid",
+		return statepb.Errorf(statepb.Code_CODE_GUARANTEE_SHORT, "open_purse.cert.bank_id: bank %s owes payees %d fen on %d unpaid offline claims; it opens no purse until they are paid",
 			w.GetBankId(), bo.GetClaimsOpenFen(), bo.GetClaimsOpen())
 	}
 	bps := uint64(a.s.genesis.GetOffline().GetGuaranteeCoverBps())
@@ -100,7 +100,7 @@ func (a *applier) checkCover(w *statepb.WalletRecord, c *statepb.PurseCertBody) 
 		return nil
 	}
 	return statepb.Errorf(statepb.Code_CODE_GUARANTEE_SHORT,
-		"open_purse: bank %s's guarantee wallet %q holds %d fen; its offline exposure with this purse, %d fen, needs %d fen at the genesis cover ratio of %d basis points",
+		"open_purse.cert.amount_fen: bank %s's guarantee wallet %q holds %d fen; its offline exposure with this purse, %d fen, needs %d fen at the genesis cover ratio of %d basis points",
 		w.GetBankId(), gid, held, exposure, coverNeeded(needHi, needLo), bps)
 }
 
@@ -246,8 +246,8 @@ func (a *applier) payClaim(t *decodedTx, bank *statepb.Bank, bo *statepb.BankOff
 		return taken{}, false
 	}
 	need := c.GetOwedFen() - c.GetPaidFen()
-	g := a.recover(bank.GetGuaranteeWalletId(), need, c.GetPayeeWalletId())
-	r := a.recover(bank.GetReserveWalletId(), need-g.fen, c.GetPayeeWalletId())
+	g := a.takeFrom(bank.GetGuaranteeWalletId(), need, c.GetPayeeWalletId())
+	r := a.takeFrom(bank.GetReserveWalletId(), need-g.fen, c.GetPayeeWalletId())
 	got := taken{g.fen + r.fen, g.outputs + r.outputs}
 	if got.fen == 0 {
 		return got, false

@@ -119,12 +119,12 @@ func offlineCodeCases() []offCodeCase {
 			f.c.MustOK(t, f.n.Deposit(t, "bob-phone", "bob", item))
 			return f.n.Deposit(t, "bob-phone", "bob", item)
 		}},
-		{"guarantee below the cover ratio", statepb.Code_CODE_GUARANTEE_SHORT, "open_purse: bank ccb's guarantee wallet", true, func(t *testing.T, f *offFix) []byte {
+		{"guarantee below the cover ratio", statepb.Code_CODE_GUARANTEE_SHORT, "open_purse.cert.amount_fen: bank ccb's guarantee wallet", true, func(t *testing.T, f *offFix) []byte {
 			mustAllOK(t, f.c.Apply(t, f.n.Register(t, "ccb", "gus", personal, 1, "")))
 			in := f.c.Fund(t, f.n, "ccb", "gus", 500*yuan)
 			return f.n.OpenPurse(t, "gus", ins(in), f.n.Cert(t, f.spec("p", "ccb", "gus", "gus-phone", 100*yuan)))
 		}},
-		{"bank owing unpaid claims", statepb.Code_CODE_GUARANTEE_SHORT, "open_purse: bank abc owes payees", true, func(t *testing.T, f *offFix) []byte {
+		{"bank owing unpaid claims", statepb.Code_CODE_GUARANTEE_SHORT, "open_purse.cert.bank_id: bank abc owes payees", true, func(t *testing.T, f *offFix) []byte {
 			newBankAttack(t, f, "abc", "eve", 10*yuan, 0) // abc owes carol ¥90
 			mustAllOK(t, f.c.Apply(t, f.n.Register(t, "abc", "finn", personal, 1, "")))
 			in := f.c.Fund(t, f.n, "abc", "finn", 500*yuan) // the reserve is empty again within the block

@@ -138,7 +138,7 @@ func (a *applier) collectDebt(w *statepb.WalletRecord, cause []byte) {
 	}
 	a.beginOffline(t)
 	d := a.debt(w.GetId(), false)
-	took := a.recover(w.GetId(), d.GetDebtFen(), to.GetId())
+	took := a.takeFrom(w.GetId(), d.GetDebtFen(), to.GetId())
 	if took.fen == 0 {
 		a.off = offState{} // nothing written: red packets only
 		return

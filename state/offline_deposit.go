@@ -254,11 +254,11 @@ type paidFrom struct {
 func (a *applier) payFrom(p *statepb.PurseRecord, need uint64, payee string) paidFrom {
 	var f paidFrom
 	bank := a.bank(p.GetBankId()).GetBank()
-	f.payer = a.recover(p.GetWalletId(), need, payee).fen
+	f.payer = a.takeFrom(p.GetWalletId(), need, payee).fen
 	need -= f.payer
-	f.guarantee = a.recover(bank.GetGuaranteeWalletId(), need, payee).fen
+	f.guarantee = a.takeFrom(bank.GetGuaranteeWalletId(), need, payee).fen
 	need -= f.guarantee
-	f.reserve = a.recover(bank.GetReserveWalletId(), need, payee).fen
+	f.reserve = a.takeFrom(bank.GetReserveWalletId(), need, payee).fen
 	f.unpaid = need - f.reserve
 	return f
 }
@@ -320,13 +320,13 @@ func (a *applier) settlement(hash []byte) *statepb.Settlement {
 	return s
 }
 
-// recover takes up to need from a wallet's unspent outputs for a payee:
+// takeFrom takes up to need from a wallet's unspent outputs for a payee:
 // outputs in key order (output id order), at most maxRecoveryInputs,
 // skipping red packets (they keep their conditions); the change comes back
 // to the wallet as the transaction's next output. It returns what it took
 // and how many outputs it spent. The ledger does this itself, whatever the
 // wallet's status.
-func (a *applier) recover(walletID string, need uint64, payee string) taken {
+func (a *applier) takeFrom(walletID string, need uint64, payee string) taken {
 	if walletID == "" || need == 0 || a.err != nil {
 		return taken{}
 	}

@@ -1,8 +1,11 @@
 package state_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
@@ -286,4 +289,54 @@ func TestOfflineGuaranteeCover(t *testing.T) {
 		t.Fatalf("exposure after the second deadline: %v", bo)
 	}
 	statetest.Audit(t, f.s)
+}
+
+// TestOfflineBooksAudit: the supply audit catches offline books that do not
+// add up, and a bank owing payees while it holds money with no payment of
+// its claims scheduled (the promise broken).
+func TestOfflineBooksAudit(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		tamper     func(t *testing.T, f *offFix, a *bankAttack) (string, proto.Message)
+	}{
+		{"a settlement that does not add up", "sources add up to", func(t *testing.T, f *offFix, a *bankAttack) (string, proto.Message) {
+			s, _ := f.s.Settlement(a.hCarol[:])
+			s.FromReserveFen++
+			return "o:h" + string(a.hCarol[:]), s
+		}},
+		{"a bank record disagreeing with its claims", "offline record says", func(t *testing.T, f *offFix, a *bankAttack) (string, proto.Message) {
+			bo, _ := f.s.BankOffline("abc")
+			bo.ClaimsOpenFen--
+			return "o:kabc", bo
+		}},
+		{"a bank owing payees while it holds money", "no payment of its claims is scheduled", func(t *testing.T, f *offFix, a *bankAttack) (string, proto.Message) {
+			f.c.MustOK(t, f.n.Issue(t, "abc", 1_000*yuan)) // wakes the claims job
+			bo, _ := f.s.BankOffline("abc")
+			bo.ClaimsJobScheduled = false
+			return "o:kabc", bo
+		}},
+		{"a wallet's debt disagreeing with its record", "its debt record says", func(t *testing.T, f *offFix, a *bankAttack) (string, proto.Message) {
+			w, _ := f.s.Wallet("eve")
+			w.OfflineDebtFen = 0
+			return "w:eve", w
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newOffFix(t)
+			a := newBankAttack(t, f, "abc", "eve", 10*yuan, 0)
+			statetest.Audit(t, f.s)
+			key, rec := tc.tamper(t, f, a)
+			raw, err := proto.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := state.SetRaw(f.s, key, raw); err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.s.AuditSupply()
+			if !errors.Is(err, state.ErrInvariant) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("audit: %v, want an invariant error saying %q", err, tc.want)
+			}
+		})
+	}
 }

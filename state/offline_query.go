@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
@@ -328,8 +330,8 @@ func (a *Audit) checkBankBooks(r pebbleReader, b *offBooks, exposure map[string]
 	if err = cmp.Or(err, fail); err != nil {
 		return err
 	}
-	for id := range b.claimsOpen {
-		return invariant("claims of unknown bank %q", id)
+	if len(b.claimsOpen) > 0 {
+		return invariant("claims of unknown banks %q", slices.Sorted(maps.Keys(b.claimsOpen)))
 	}
 	return nil
 }
@@ -367,8 +369,8 @@ func (a *Audit) checkDebts(r pebbleReader, b *offBooks) error {
 	if err = cmp.Or(err, fail); err != nil {
 		return err
 	}
-	for id := range b.payerUnpaid {
-		return invariant("claims on payments of %q, which has no debt record", id)
+	if len(b.payerUnpaid) > 0 {
+		return invariant("claims on payments of %q, which have no debt record", slices.Sorted(maps.Keys(b.payerUnpaid)))
 	}
 	if total != a.OfflineDebtFen {
 		return invariant("wallets owe %d for offline payments, their debt records %d", a.OfflineDebtFen, total)
