@@ -61,11 +61,15 @@ func addIncident(t *nodepb.IncidentTotals, inc *statepb.Incident) {
 		t.Settled++
 	case statepb.IncidentStatus_INCIDENT_STATUS_UNDERFUNDED:
 		t.Underfunded++
+	case statepb.IncidentStatus_INCIDENT_STATUS_PAID_LATE:
+		t.PaidLate++
 	}
 	t.ClaimFen += inc.GetClaimFen()
 	t.FromEscrowFen += inc.GetFromEscrowFen()
 	t.FromPayerFen += inc.GetFromPayerFen()
 	t.FromGuaranteeFen += inc.GetFromGuaranteeFen()
+	t.FromReserveFen += inc.GetFromReserveFen()
+	t.PaidLaterFen += inc.GetPaidLaterFen()
 	t.DebtFen += inc.GetDebtFen()
 	t.UnpaidFen += inc.GetUnpaidFen()
 	if inc.GetFrozeWallet() {
@@ -84,10 +88,16 @@ func (a auditAPI) Offline(ctx context.Context, req *connect.Request[nodepb.Offli
 	}
 	out := &nodepb.OfflineResponse{Freshness: fr}
 	for _, b := range banks {
+		i := b.Incident
 		out.Banks = append(out.Banks, &nodepb.BankOffline{
 			BankId: b.BankID, OpenPurses: b.OpenPurses, ClosedPurses: b.ClosedPurses, ExpiredPurses: b.ExpiredPurses, UnbackedPurses: b.UnbackedPurses,
-			EscrowFen: b.EscrowFen, LoadedFen: b.LoadedFen, SettledFen: b.SettledFen, ReturnedFen: b.ReturnedFen,
-			Incidents: b.Incidents, GuaranteeFen: b.GuaranteeFen, DebtFen: b.DebtFen, UnpaidFen: b.UnpaidFen,
+			EscrowFen: b.EscrowFen, LoadedFen: b.LoadedFen, SettledFen: b.ClaimedFen, ReturnedFen: b.ReturnedFen,
+			Payments: b.Payments, PaidFen: b.PaidFen, FromEscrowFen: b.FromEscrowFen, FromPayerFen: b.FromPayerFen, GuaranteeFen: b.FromGuaranteeFen,
+			FromReserveFen: b.FromReserveFen, PaidLaterFen: b.PaidLaterFen, UnpaidFen: b.UnpaidFen, ClaimsOpen: b.ClaimsOpen,
+			ExposureFen: b.ExposureFen, GuaranteeHeldFen: b.GuaranteeHeldFen, CoverNeededFen: b.CoverNeededFen,
+			Incidents: b.Incidents, DebtFen: b.DebtFen, RepaidFen: b.RepaidFen, Debtors: b.Debtors,
+			IncidentTotals: &nodepb.IncidentTotals{Incidents: b.Incidents, ClaimFen: i.ClaimFen, FromEscrowFen: i.FromEscrowFen, FromPayerFen: i.FromPayerFen,
+				FromGuaranteeFen: i.FromGuaranteeFen, FromReserveFen: i.FromReserveFen, PaidLaterFen: i.PaidLaterFen, UnpaidFen: i.UnpaidFen, DebtFen: i.DebtFen},
 		})
 		out.EscrowFen += b.EscrowFen
 	}

@@ -45,15 +45,16 @@ func skewedLeader(t *testing.T, skew time.Duration) {
 	c := nodetest.New(t, nodetest.Options{Voters: 3, Regulators: 1})
 	c.Net.EnableOffline(t, nil)
 	c.Configs[skewed].Debug.ClockOffsetMs = skew.Milliseconds()
+	// The honest nodes first, so the first leader is one of them (two of
+	// three voters are a quorum); then the skewed node, as a process.
 	for _, name := range c.Names {
-		if name == skewed {
-			c.StartProcess(name)
-		} else {
+		if name != skewed {
 			c.Start(name)
 		}
 	}
 	n, bound := c.Net, consensus.ClockBound
 	honest := c.WaitLeader()
+	c.StartProcess(skewed)
 	// Ledger time is now real time, stamped by an honest leader.
 	c.MustOK(honest, n.Register(t, "icbc", "alice", statepb.WalletKind_WALLET_KIND_PERSONAL, 1, ""))
 	moveLeadership(t, c, skewed)

@@ -149,8 +149,11 @@ type applier struct {
 	membershipChanged bool
 	// audit is the regulator indexes' per-call state (audit.go).
 	audit auditState
-	// off is the offline kinds' per-transaction state (offline.go).
-	off offState
+	// off is the offline kinds' per-transaction state (offline.go);
+	// offCredits the wallets credited that may owe offline money
+	// (offline_debt.go).
+	off        offState
+	offCredits offCredits
 	// err is the first I/O error; once set, nothing more is done and the
 	// batch is never committed.
 	err error
@@ -177,6 +180,7 @@ func (a *applier) beginBlock(b Block) {
 	a.index = b.Index
 	a.digest.Reset()
 	a.runScheduled()
+	a.settleOfflineCredits()
 }
 
 // endBlock chains the block's write digest into the state hash and records
@@ -236,10 +240,14 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	res.Code = statepb.Code_CODE_OK
 	if rej != nil {
 		res.Code, res.Message, outputs = rej.Code, rej.Message, 0
+		a.offCredits = a.offCredits[:0]
 	} else {
 		a.indexTx(t)
 	}
 	a.recordTx(t.id, &statepb.TxRecord{SignedTx: t.raw, Result: res, OutputCount: outputs})
+	// Money that reached a debtor repays its offline debt first, in a
+	// transaction the ledger records right after this one.
+	a.settleOfflineCredits()
 	return res
 }
 
@@ -302,7 +310,8 @@ func (a *applier) signers(body *statepb.Tx) ([]signer, *statepb.Error) {
 	case *statepb.Tx_RegisterWallet:
 		b, rej := a.bankSigner("register_wallet.bank_id", k.RegisterWallet.GetBankId())
 		return []signer{b}, rej
-	case *statepb.Tx_OpenPurse, *statepb.Tx_DepositOffline, *statepb.Tx_ClosePurse, *statepb.Tx_ExpirePurse:
+	case *statepb.Tx_OpenPurse, *statepb.Tx_DepositOffline, *statepb.Tx_ClosePurse, *statepb.Tx_ExpirePurse,
+		*statepb.Tx_PayOfflineClaims, *statepb.Tx_CollectOfflineDebt:
 		return a.offlineSigners(body)
 	default:
 		if keys, rej, ok := a.programmableSigners(body); ok {

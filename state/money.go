@@ -199,7 +199,7 @@ func (a *applier) outputOwner(rec *statepb.TxRecord, index uint32) string {
 		return payeesThenPayer(ids, k.Transfer.GetFromWalletId())
 	case *statepb.Tx_OpenPurse:
 		return k.OpenPurse.GetWalletId() // its only output is the change
-	case *statepb.Tx_DepositOffline, *statepb.Tx_ClosePurse, *statepb.Tx_ExpirePurse:
+	case *statepb.Tx_DepositOffline, *statepb.Tx_ClosePurse, *statepb.Tx_ExpirePurse, *statepb.Tx_PayOfflineClaims, *statepb.Tx_CollectOfflineDebt:
 		return a.offlineOutputOwner(rec, index)
 	}
 	if owner, ok := a.programmableOutputOwner(rec, body, index); ok {
@@ -320,6 +320,7 @@ func (a *applier) createOutput(t *decodedTx, index uint32, w *statepb.WalletReco
 	}
 	w.BalanceFen = sum
 	w.UnspentCount++
+	a.noteOfflineCredit(op.GetTxId(), w)
 }
 
 // issue creates money in a bank's reserve.

@@ -30,6 +30,8 @@ import (
 //	o:b<wallet id>              OfflineDebt
 //	o:t<tx id>                  OfflineTxRecord (output owners, deposit items)
 //	o:n                         counters: last incident id u64, last revocation index u64
+//	o:k<bank id>                BankOfflineRecord (exposure, claims; offline_claims.go)
+//	o:c<bank id>0x00<seq u64>   OfflineClaim (offline_claims.go)
 
 func keyOff(table byte, parts ...[]byte) []byte {
 	k := append(cat(prefixOffline, nil), table)
@@ -348,6 +350,9 @@ func (a *applier) openPurse(t *decodedTx, k *statepb.OpenPurse) (uint32, *statep
 	if rej := a.checkPursePolicy(w, c); rej != nil {
 		return 0, rej
 	}
+	if rej := a.checkCover(w, c); rej != nil {
+		return 0, rej
+	}
 	amount := c.GetAmountFen()
 	n, rej := a.moveMoney(&move{t: t, field: "open_purse", payerField: "open_purse.wallet_id", payer: w, inputs: k.GetInputs(), destroyFen: amount})
 	if rej != nil {
@@ -367,6 +372,7 @@ func (a *applier) openPurse(t *decodedTx, k *statepb.OpenPurse) (uint32, *statep
 		DeadlineMs: deadline, Status: statepb.PurseStatus_PURSE_STATUS_OPEN, EscrowFen: amount, OpenTxId: t.id[:], OpenedMs: a.timeMs,
 	})
 	a.schedule(jobPurseExpiry, deadline, c.GetPurseId(), nil)
+	a.addExposure(w.GetBankId(), amount)
 	return n, nil
 }
 
@@ -442,16 +448,16 @@ func (a *applier) closePurse(t *decodedTx, k *statepb.ClosePurse) (uint32, *stat
 	rest := p.GetEscrowFen() - min(reservedFen, p.GetEscrowFen())
 	a.returnEscrow(p, rest)
 	p.Status, p.FinalCounter, p.Reserved = statepb.PurseStatus_PURSE_STATUS_CLOSED, k.GetFinalCounter(), reserved
+	// The expiry stays scheduled even with nothing left in escrow: until the
+	// deadline a copy of the device may still pay, so the bank's exposure
+	// lasts until then.
 	p.CloseTxId, p.ClosedMs = t.id[:], a.timeMs
-	if p.GetEscrowFen() == 0 {
-		a.unschedule(jobPurseExpiry, p.GetDeadlineMs(), p.GetPurseId())
-	}
 	return a.endOffline(nil), nil
 }
 
 // returnEscrow takes fen out of a purse's escrow back to its wallet. If the
-// wallet owes its bank for offline payments the bank's guarantee made, that
-// is repaid first, to the guarantee wallet. The outputs are the current
+// wallet owes its bank for offline payments, that is repaid first, to the
+// bank's guarantee wallet (repayTo). The outputs are the current
 // transaction's next ones. No balance cap applies: it was the wallet's money.
 func (a *applier) returnEscrow(p *statepb.PurseRecord, fen uint64) {
 	if fen == 0 || a.err != nil {
@@ -475,24 +481,23 @@ func (a *applier) returnEscrow(p *statepb.PurseRecord, fen uint64) {
 	sup.OfflineEscrowFen -= fen
 	a.setSupply(sup)
 	var repay uint64
-	var guarantee *statepb.WalletRecord
+	var to *statepb.WalletRecord
 	if d := a.debt(w.GetId(), false); d.GetDebtFen() > 0 {
-		if gid := a.bank(w.GetBankId()).GetBank().GetGuaranteeWalletId(); gid != "" {
-			guarantee = a.mustWallet(gid)
-			repay = min(fen, d.GetDebtFen())
-			d.DebtFen -= repay
-			d.RepaidFen += repay
+		if to = a.repayTo(d.GetBankId()); to == nil {
+			return
 		}
+		repay = min(fen, d.GetDebtFen())
+		a.repayDebt(d, w, repay)
 	}
 	if fen > repay {
 		a.out(w, fen-repay)
 		a.addHistory(w, a.off.t, &statepb.HistoryEntry{InFen: fen - repay, Counterparty: "offline purse " + shortHex(p.GetPurseId())})
-		a.setWallet(w)
 	}
-	if repay > 0 && guarantee != nil {
-		a.out(guarantee, repay)
-		a.addHistory(guarantee, a.off.t, &statepb.HistoryEntry{InFen: repay, Counterparty: w.GetId()})
-		a.setWallet(guarantee)
+	a.setWallet(w)
+	if repay > 0 {
+		a.out(to, repay)
+		a.addHistory(to, a.off.t, &statepb.HistoryEntry{InFen: repay, Counterparty: w.GetId()})
+		a.setWallet(to)
 	}
 }
 
@@ -517,9 +522,10 @@ func (a *applier) slot(purse []byte, counter uint32) []byte {
 // --- expiry ---
 
 // runPurseExpiry runs at a purse's deadline (not_after + grace): what is
-// left in escrow returns to the wallet, and no more deposits are accepted.
-// The outputs belong to a transaction the ledger records itself,
-// expire_purse, so they can be looked up and spent like any others.
+// left in escrow returns to the wallet, no more deposits are accepted, and
+// the purse no longer counts in its bank's exposure. The outputs belong to
+// a transaction the ledger records itself, expire_purse, so they can be
+// looked up and spent like any others.
 func runPurseExpiry(a *applier, id, _ []byte, _ int) (int, bool, []byte) {
 	p := &statepb.PurseRecord{}
 	if !a.get(keyPurse(id), p) {
@@ -531,24 +537,17 @@ func runPurseExpiry(a *applier, id, _ []byte, _ int) (int, bool, []byte) {
 	default:
 		return 1, true, nil
 	}
-	body := &statepb.Tx{Version: statepb.TxVersion, ChainId: a.s.genesis.GetChainId(), Kind: &statepb.Tx_ExpirePurse{ExpirePurse: &statepb.ExpirePurse{PurseId: id}}}
-	raw, err := deterministic.Marshal(body)
-	if err != nil {
-		a.fail("marshal expiry: %v", err)
+	t := a.ledgerTx(&statepb.Tx{Version: statepb.TxVersion, ChainId: a.s.genesis.GetChainId(), Kind: &statepb.Tx_ExpirePurse{ExpirePurse: &statepb.ExpirePurse{PurseId: id}}})
+	if t == nil {
 		return 1, true, nil
 	}
-	stx, err := deterministic.Marshal(&statepb.SignedTx{Body: raw})
-	if err != nil {
-		a.fail("marshal expiry: %v", err)
-		return 1, true, nil
-	}
-	t := &decodedTx{raw: stx, id: TxID(raw), hasID: true, body: body}
 	a.beginOffline(t)
 	a.off.purses = append(a.off.purses, p)
 	a.returnEscrow(p, p.GetEscrowFen())
 	p.Status, p.Reserved = statepb.PurseStatus_PURSE_STATUS_EXPIRED, nil
+	a.releaseExposure(p.GetBankId(), p.GetAmountFen())
 	n := a.endOffline(nil)
-	a.recordTx(t.id, &statepb.TxRecord{SignedTx: stx, OutputCount: n,
+	a.recordTx(t.id, &statepb.TxRecord{SignedTx: t.raw, OutputCount: n,
 		Result: &statepb.TxResult{TxId: t.id[:], Code: statepb.Code_CODE_OK, LogIndex: a.index, TimeMs: a.timeMs}})
 	return 4, true, nil
 }
@@ -556,7 +555,16 @@ func runPurseExpiry(a *applier, id, _ []byte, _ int) (int, bool, []byte) {
 // ExpiryTxID is the id of the expire_purse transaction the ledger records
 // when the purse expires.
 func ExpiryTxID(chainID string, purseID []byte) [32]byte {
-	body := &statepb.Tx{Version: statepb.TxVersion, ChainId: chainID, Kind: &statepb.Tx_ExpirePurse{ExpirePurse: &statepb.ExpirePurse{PurseId: purseID}}}
+	return ledgerTxID(&statepb.Tx{Version: statepb.TxVersion, ChainId: chainID, Kind: &statepb.Tx_ExpirePurse{ExpirePurse: &statepb.ExpirePurse{PurseId: purseID}}})
+}
+
+// PayClaimsTxID is the id of a bank's run-th pay_offline_claims.
+func PayClaimsTxID(chainID, bankID string, run uint64) [32]byte {
+	return ledgerTxID(&statepb.Tx{Version: statepb.TxVersion, ChainId: chainID,
+		Kind: &statepb.Tx_PayOfflineClaims{PayOfflineClaims: &statepb.PayOfflineClaims{BankId: bankID, Run: run}}})
+}
+
+func ledgerTxID(body *statepb.Tx) [32]byte {
 	raw, _ := deterministic.Marshal(body)
 	return TxID(raw)
 }

@@ -119,6 +119,18 @@ func offlineCodeCases() []offCodeCase {
 			f.c.MustOK(t, f.n.Deposit(t, "bob-phone", "bob", item))
 			return f.n.Deposit(t, "bob-phone", "bob", item)
 		}},
+		{"guarantee below the cover ratio", statepb.Code_CODE_GUARANTEE_SHORT, "open_purse.cert.amount_fen: bank ccb's guarantee wallet", true, func(t *testing.T, f *offFix) []byte {
+			mustAllOK(t, f.c.Apply(t, f.n.Register(t, "ccb", "gus", personal, 1, "")))
+			in := f.c.Fund(t, f.n, "ccb", "gus", 500*yuan)
+			return f.n.OpenPurse(t, "gus", ins(in), f.n.Cert(t, f.spec("p", "ccb", "gus", "gus-phone", 100*yuan)))
+		}},
+		{"bank owing unpaid claims", statepb.Code_CODE_GUARANTEE_SHORT, "open_purse.cert.bank_id: bank abc owes payees", true, func(t *testing.T, f *offFix) []byte {
+			newBankAttack(t, f, "abc", "eve", 10*yuan, 0) // abc owes carol ¥90
+			mustAllOK(t, f.c.Apply(t, f.n.Register(t, "abc", "finn", personal, 1, "")))
+			in := f.c.Fund(t, f.n, "abc", "finn", 500*yuan) // the reserve is empty again within the block
+			f.c.Apply(t)                                    // the claims job it woke finds nothing to pay
+			return f.n.OpenPurse(t, "finn", ins(in), f.n.Cert(t, f.spec("p", "abc", "finn", "finn-phone", 10*yuan)))
+		}},
 		{"closing an unknown purse", statepb.Code_CODE_PURSE_NOT_FOUND, "close_purse.purse_id", false, func(t *testing.T, f *offFix) []byte {
 			return f.n.ClosePurse(t, "alice-phone", statetest.PurseID("nope"), 0)
 		}},

@@ -130,10 +130,12 @@ func (a *applier) depositOffline(t *decodedTx, k *statepb.DepositOffline) (uint3
 //
 // The payee is paid, in this order, from the purse's escrow (not for torn
 // payments), the payer wallet's online funds (outputs spent by the ledger
-// in key order, at most maxRecoveryInputs), the issuing bank's guarantee
-// wallet (same); what the guarantee pays becomes the payer's debt to the
-// bank; what nobody can pay is recorded as unpaid. An incident freezes the
-// payer's wallet and revokes the device (once).
+// in key order, at most maxRecoveryInputs), the certifying bank's
+// guarantee wallet, then its reserve wallet (same); what the bank pays
+// becomes the payer's debt to it; what the bank cannot pay now is unpaid: a
+// claim on the bank (offline_claims.go), paid as soon as it holds money,
+// and also the payer's debt. An incident freezes the payer's wallet and
+// revokes the device (once).
 func (a *applier) settle(payee *statepb.WalletRecord, item uint32, d *offline.Decoded) (*statepb.DepositItemResult, string) {
 	body, cert := d.Body, d.Cert
 	amount, counter, hash := body.GetAmountFen(), body.GetCounter(), d.Hash[:]
@@ -181,21 +183,9 @@ func (a *applier) settle(payee *statepb.WalletRecord, item uint32, d *offline.De
 	if useEscrow {
 		fromEscrow = min(p.GetEscrowFen(), amount)
 	}
-	need := amount - fromEscrow
-	fromPayer := a.recoverFrom(p.GetWalletId(), need, payee.GetId())
-	need -= fromPayer
-	fromGuarantee := a.recoverFrom(a.bank(p.GetBankId()).GetBank().GetGuaranteeWalletId(), need, payee.GetId())
-	unpaid := need - fromGuarantee
-
-	if fromEscrow > 0 {
-		p.EscrowFen -= fromEscrow
-		sup := a.getSupply()
-		if sup.GetOfflineEscrowFen() < fromEscrow {
-			a.fail("supply offline escrow %d < %d settled", sup.GetOfflineEscrowFen(), fromEscrow)
-			return &statepb.DepositItemResult{}, ""
-		}
-		sup.OfflineEscrowFen -= fromEscrow
-		a.setSupply(sup)
+	paid := a.payFrom(p, amount-fromEscrow, payee.GetId())
+	if !a.takeEscrow(p, fromEscrow) {
+		return &statepb.DepositItemResult{}, ""
 	}
 	if reservedAt >= 0 {
 		p.Reserved = append(p.Reserved[:reservedAt:reservedAt], p.Reserved[reservedAt+1:]...)
@@ -206,13 +196,7 @@ func (a *applier) settle(payee *statepb.WalletRecord, item uint32, d *offline.De
 		a.setRaw(keySlot(p.GetPurseId(), counter), hash)
 		p.LastSettledCounter = max(p.GetLastSettledCounter(), counter)
 	}
-	if fromGuarantee > 0 || unpaid > 0 {
-		debt := a.debt(p.GetWalletId(), true)
-		debt.BankId = p.GetBankId()
-		debt.DebtFen += fromGuarantee
-		debt.TotalFen += fromGuarantee
-		debt.UnpaidFen += unpaid
-	}
+	a.chargeDebt(p.GetWalletId(), p.GetBankId(), paid.guarantee, paid.reserve, paid.unpaid)
 	paymentRaw, err := deterministic.Marshal(d.Payment)
 	if err != nil {
 		a.fail("marshal payment: %v", err)
@@ -220,13 +204,16 @@ func (a *applier) settle(payee *statepb.WalletRecord, item uint32, d *offline.De
 	}
 	s := &statepb.Settlement{
 		PaymentHash: hash, PurseId: p.GetPurseId(), Counter: counter, AmountFen: amount, Payment: paymentRaw,
-		PayeeDeviceKey: body.GetPayeeDeviceKey(), PayeeWalletId: payee.GetId(), PayerWalletId: p.GetWalletId(),
+		PayeeDeviceKey: body.GetPayeeDeviceKey(), PayeeWalletId: payee.GetId(), PayerWalletId: p.GetWalletId(), BankId: p.GetBankId(),
 		DepositTxId: a.off.t.id[:], Item: item, LogIndex: a.index, TimeMs: a.timeMs,
-		FromEscrowFen: fromEscrow, FromPayerFen: fromPayer, FromGuaranteeFen: fromGuarantee, UnpaidFen: unpaid, Torn: torn,
+		FromEscrowFen: fromEscrow, FromPayerFen: paid.payer, FromGuaranteeFen: paid.guarantee, FromReserveFen: paid.reserve, UnpaidFen: paid.unpaid, Torn: torn,
+	}
+	if paid.unpaid > 0 {
+		s.ClaimSeq = a.reserveClaim(p.GetBankId())
 	}
 	out := &statepb.DepositItemResult{
 		Outcome: statepb.DepositItemOutcome_DEPOSIT_ITEM_OUTCOME_SETTLED, PaymentHash: hash,
-		CreditedFen: amount - unpaid, UnpaidFen: unpaid,
+		CreditedFen: amount - paid.unpaid, UnpaidFen: paid.unpaid,
 	}
 	if torn {
 		out.Outcome = statepb.DepositItemOutcome_DEPOSIT_ITEM_OUTCOME_TORN
@@ -236,11 +223,11 @@ func (a *applier) settle(payee *statepb.WalletRecord, item uint32, d *offline.De
 			Kind: kind, PurseId: p.GetPurseId(), PayerWalletId: p.GetWalletId(), BankId: p.GetBankId(), DevicePublicKey: p.GetDevicePublicKey(),
 			FirstPayment: first.GetPayment(), SecondPayment: paymentRaw, CloseTxId: closeProof,
 			FirstPayeeWalletId: first.GetPayeeWalletId(), SecondPayeeWalletId: payee.GetId(),
-			ClaimFen: amount, FromEscrowFen: fromEscrow, FromPayerFen: fromPayer, FromGuaranteeFen: fromGuarantee,
-			DebtFen: fromGuarantee, UnpaidFen: unpaid, DepositTxId: a.off.t.id[:], LogIndex: a.index, TimeMs: a.timeMs,
-			Status: statepb.IncidentStatus_INCIDENT_STATUS_SETTLED,
+			ClaimFen: amount, FromEscrowFen: fromEscrow, FromPayerFen: paid.payer, FromGuaranteeFen: paid.guarantee, FromReserveFen: paid.reserve,
+			DebtFen: paid.guarantee + paid.reserve + paid.unpaid, UnpaidFen: paid.unpaid, ClaimSeq: s.GetClaimSeq(),
+			DepositTxId: a.off.t.id[:], LogIndex: a.index, TimeMs: a.timeMs, Status: statepb.IncidentStatus_INCIDENT_STATUS_SETTLED,
 		}
-		if unpaid > 0 {
+		if paid.unpaid > 0 {
 			inc.Status = statepb.IncidentStatus_INCIDENT_STATUS_UNDERFUNDED
 		}
 		a.recordIncident(p, inc)
@@ -248,8 +235,49 @@ func (a *applier) settle(payee *statepb.WalletRecord, item uint32, d *offline.De
 		s.IncidentId = inc.GetId()
 		out.Outcome, out.IncidentId = statepb.DepositItemOutcome_DEPOSIT_ITEM_OUTCOME_INCIDENT, inc.GetId()
 	}
+	if paid.unpaid > 0 {
+		a.openClaim(s, s.GetClaimSeq())
+	}
 	a.set(keySettlement(hash), s)
 	return out, p.GetWalletId()
+}
+
+// paidFrom is where a payment's amount beyond escrow came from, in order
+// (the bank's sources are p's certifying bank's), and what is left unpaid.
+type paidFrom struct {
+	payer, guarantee, reserve, unpaid uint64
+}
+
+// payFrom takes need for payee from the payer wallet's online funds, then
+// the certifying bank's guarantee wallet, then its reserve wallet; the
+// rest is unpaid (a claim on the bank).
+func (a *applier) payFrom(p *statepb.PurseRecord, need uint64, payee string) paidFrom {
+	var f paidFrom
+	bank := a.bank(p.GetBankId()).GetBank()
+	f.payer = a.takeFrom(p.GetWalletId(), need, payee).fen
+	need -= f.payer
+	f.guarantee = a.takeFrom(bank.GetGuaranteeWalletId(), need, payee).fen
+	need -= f.guarantee
+	f.reserve = a.takeFrom(bank.GetReserveWalletId(), need, payee).fen
+	f.unpaid = need - f.reserve
+	return f
+}
+
+// takeEscrow takes fen of a purse's escrow to pay a payee (out of the
+// supply's offline escrow). false on a broken invariant.
+func (a *applier) takeEscrow(p *statepb.PurseRecord, fen uint64) bool {
+	if fen == 0 {
+		return true
+	}
+	sup := a.getSupply()
+	if sup.GetOfflineEscrowFen() < fen || p.GetEscrowFen() < fen {
+		a.fail("supply offline escrow %d, purse escrow %d < %d settled", sup.GetOfflineEscrowFen(), p.GetEscrowFen(), fen)
+		return false
+	}
+	p.EscrowFen -= fen
+	sup.OfflineEscrowFen -= fen
+	a.setSupply(sup)
+	return true
 }
 
 // recordIncident numbers and writes an incident, freezes the payer's wallet
@@ -292,24 +320,25 @@ func (a *applier) settlement(hash []byte) *statepb.Settlement {
 	return s
 }
 
-// recoverFrom takes up to need from a wallet's unspent outputs for a payee:
+// takeFrom takes up to need from a wallet's unspent outputs for a payee:
 // outputs in key order (output id order), at most maxRecoveryInputs,
 // skipping red packets (they keep their conditions); the change comes back
-// to the wallet as the transaction's next output. It returns what it took.
-// The ledger does this itself, whatever the wallet's status.
-func (a *applier) recoverFrom(walletID string, need uint64, payee string) uint64 {
+// to the wallet as the transaction's next output. It returns what it took
+// and how many outputs it spent. The ledger does this itself, whatever the
+// wallet's status.
+func (a *applier) takeFrom(walletID string, need uint64, payee string) taken {
 	if walletID == "" || need == 0 || a.err != nil {
-		return 0
+		return taken{}
 	}
 	w := a.wallet(walletID)
-	if w == nil {
-		return 0
+	if w == nil || w.GetBalanceFen() == 0 {
+		return taken{}
 	}
 	prefix := keyUnspentPrefix(walletID)
 	it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		a.err = fmt.Errorf("scan outputs of %q: %w", walletID, err)
-		return 0
+		return taken{}
 	}
 	type coin struct {
 		key []byte
@@ -333,7 +362,7 @@ func (a *applier) recoverFrom(walletID string, need uint64, payee string) uint64
 		a.err = fmt.Errorf("scan outputs of %q: %w", walletID, err)
 	}
 	if a.err != nil || total == 0 {
-		return 0
+		return taken{}
 	}
 	for _, c := range coins {
 		a.del(c.key)
@@ -346,5 +375,5 @@ func (a *applier) recoverFrom(walletID string, need uint64, payee string) uint64
 	}
 	a.addHistory(w, a.off.t, &statepb.HistoryEntry{OutFen: take, Counterparty: payee})
 	a.setWallet(w)
-	return take
+	return taken{take, len(coins)}
 }

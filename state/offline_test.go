@@ -13,11 +13,16 @@ import (
 	"github.com/dcep/dcep/state/statetest"
 )
 
-// offFix is a funded network with offline purses enabled:
+// offFix is a funded network with offline purses enabled, under a 10%
+// guarantee cover ratio (offPolicy):
 //
 //	icbc: alice (personal, tier 1), bob and carol (personal, tier 4, empty),
 //	      shop (merchant, tier 2, empty), the guarantee wallet (¥10,000)
-//	boc:  dave (personal, tier 1)
+//	boc:  dave (personal, tier 1), the guarantee wallet (¥10,000)
+//
+// Every reserve is empty (Fund exchanges all it issues), so a bank pays
+// offline shortfalls from its guarantee only unless a test funds its
+// reserve.
 //
 // Devices are named like their owners ("alice-phone", ...).
 type offFix struct {
@@ -29,7 +34,7 @@ type offFix struct {
 func newOffFix(t testing.TB) *offFix {
 	t.Helper()
 	n := statetest.NewNet(t, "offline")
-	n.EnableOffline(t, nil)
+	n.EnableOffline(t, offPolicy())
 	f := &offFix{n: n, s: n.Open(t)}
 	f.c = statetest.NewChain(f.s)
 	mustAllOK(t, f.c.Apply(t,
@@ -40,7 +45,15 @@ func newOffFix(t testing.TB) *offFix {
 		n.Register(t, "boc", "dave", personal, 1, ""),
 	))
 	f.c.Fund(t, n, "icbc", statetest.Guarantee("icbc"), 10_000*yuan)
+	f.c.Fund(t, n, "boc", statetest.Guarantee("boc"), 10_000*yuan)
 	return f
+}
+
+// offPolicy is the default test policy with a 10% guarantee cover ratio.
+func offPolicy() *statepb.OfflinePolicy {
+	p := statetest.OfflinePolicy()
+	p.GuaranteeCoverBps = 1_000
+	return p
 }
 
 // purse opens a purse of amount for wallet on device, funded by a fresh
@@ -438,19 +451,20 @@ func TestOfflineTornPaymentAtClose(t *testing.T) {
 // deposits after that are refused CERT_EXPIRED.
 func TestOfflineExpiry(t *testing.T) {
 	f := newOffFix(t)
-	// A debt first: a double spend of another purse covered by the guarantee.
+	// A purse on a second phone first, paying once.
+	cert := f.purse(t, "p2", "alice", "alice-phone2", 300*yuan, 300*yuan)
+	i1, _ := f.pay(t, "alice-phone2", cert, 1, nil, "bob-phone", 20*yuan, "x")
+	wantCode(t, f.deposit(t, "bob-phone", "bob", i1), statepb.Code_CODE_OK)
+	late, _ := f.pay(t, "alice-phone2", cert, 2, nil, "carol-phone", 5*yuan, "y")
+	// Then a debt: a double spend of another purse, alice at ¥0 online, covered
+	// by the guarantee.
 	d := newDoubleSpend(t, f, 0)
 	wantCode(t, f.deposit(t, "bob-phone", "bob", d.toBob), statepb.Code_CODE_OK)
 	wantCode(t, f.deposit(t, "carol-phone", "carol", d.toCar), statepb.Code_CODE_OK)
 	if debt, _ := f.s.OfflineDebt("alice"); debt.GetDebtFen() != 100*yuan {
 		t.Fatalf("debt: %v", debt)
 	}
-	// Alice's bank unfreezes her; she opens a purse on a new phone and pays once.
-	f.c.MustOK(t, f.n.Sign(t, statetest.UnfreezeBody("alice", "settled with the bank"), f.n.Bank("icbc")))
-	cert := f.purse(t, "p2", "alice", "alice-phone2", 300*yuan, 300*yuan)
-	i1, _ := f.pay(t, "alice-phone2", cert, 1, nil, "bob-phone", 20*yuan, "x")
-	wantCode(t, f.deposit(t, "bob-phone", "bob", i1), statepb.Code_CODE_OK)
-	late, _ := f.pay(t, "alice-phone2", cert, 2, nil, "carol-phone", 5*yuan, "y")
+	wantBalance(t, f.s, statetest.Guarantee("icbc"), 9_900*yuan)
 	p := f.purseRec(t, cert)
 	before := f.s.Meta().GetAppliedIndex()
 
@@ -471,16 +485,22 @@ func TestOfflineExpiry(t *testing.T) {
 	if debt, _ := f.s.OfflineDebt("alice"); debt.GetDebtFen() != 0 || debt.GetRepaidFen() != 100*yuan {
 		t.Fatalf("debt after repayment: %v", debt)
 	}
-	wantEscrow(t, f.s, 0)
-	if _, ok := f.s.NextDueMs(); ok {
-		t.Fatal("expiry still scheduled")
+	if w, _ := f.s.Wallet("alice"); w.GetOfflineDebtFen() != 0 {
+		t.Fatalf("alice's wallet still shows a debt: %v", w)
 	}
-	// The expiry is a recorded transaction whose outputs are alice's.
+	wantEscrow(t, f.s, 0)
+	if due, ok := f.s.NextDueMs(); !ok || due != f.purseRec(t, d.cert).GetDeadlineMs() {
+		t.Fatalf("next job due at %d (%v), want only the other purse's expiry", due, ok)
+	}
+	// The expiry is a recorded transaction whose outputs are alice's, then
+	// the guarantee's.
 	id := state.ExpiryTxID(f.n.Genesis.GetChainId(), purseIDOf(t, cert))
 	rec, err := f.s.Tx(id[:])
 	if err != nil || rec.GetResult().GetCode() != statepb.Code_CODE_OK || rec.GetResult().GetLogIndex() <= before || rec.GetOutputCount() != 2 {
 		t.Fatalf("expiry record: %v %v", rec, err)
 	}
+	// Alice is frozen (the double spend); her bank unfreezes her.
+	f.c.MustOK(t, f.n.Sign(t, statetest.UnfreezeBody("alice", "settled with the bank"), f.n.Bank("icbc")))
 	f.c.MustOK(t, f.n.Transfer(t, "alice", ins(statetest.Out(id, 0)), statetest.Pay("bob", 180*yuan)))
 	// Spending it again names the expiry's output as spent.
 	wantCode(t, f.c.Apply(t, f.n.Transfer(t, "alice", ins(statetest.Out(id, 0)), statetest.Pay("bob", yuan)))[0], statepb.Code_CODE_INPUT_SPENT)

@@ -321,6 +321,9 @@ func (a *applier) putOutput(op *statepb.Outpoint, w *statepb.WalletRecord, o *st
 	}
 	w.BalanceFen = sum
 	w.UnspentCount++
+	if o.GetCampaignId() == "" {
+		a.noteOfflineCredit(op.GetTxId(), w)
+	}
 }
 
 // dropOutput deletes an unspent output and debits its wallet; the caller

@@ -22,8 +22,9 @@ import (
 
 // JobKind names a kind of scheduled work. Each is registered once, by the
 // file that owns the records it works on. Taken: 40 offline purse expiry
-// (offline.go); 'G'..'R' (71..82) red-packet campaigns (campaign.go: 'G'
-// grants, 'R' reclaim); 250 tests only (export_test.go).
+// (offline.go); 41 paying a bank's offline claims (offline_claims.go);
+// 'G'..'R' (71..82) red-packet campaigns (campaign.go: 'G' grants, 'R'
+// reclaim); 250 tests only (export_test.go).
 type JobKind byte
 
 // JobRunner does up to budget units of a job's work (a unit is about one
@@ -62,12 +63,6 @@ func (a *applier) schedule(kind JobKind, dueMs int64, id, payload []byte) {
 		return
 	}
 	a.setRaw(keySchedule(max(dueMs, 0), kind, id), payload)
-}
-
-// unschedule removes a job that is no longer needed (e.g. a purse closed
-// before it expired).
-func (a *applier) unschedule(kind JobKind, dueMs int64, id []byte) {
-	a.del(keySchedule(max(dueMs, 0), kind, id))
 }
 
 type dueJob struct {

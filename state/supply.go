@@ -32,7 +32,13 @@ type Audit struct {
 	// they hold (checked against the frozen-wallets index, audit.go).
 	FrozenWallets uint64
 	FrozenFen     uint64
-	Banks         []BankAudit
+	// OfflineDebtFen: what wallets owe their banks for offline payments
+	// (their offline_debt_fen, checked against the debt records), and
+	// OfflineClaimsFen: what banks owe payees (open claims), both checked by
+	// checkOfflineBooks (offline_query.go).
+	OfflineDebtFen   uint64
+	OfflineClaimsFen uint64
+	Banks            []BankAudit
 }
 
 // BankAudit is one bank's share.
@@ -169,6 +175,7 @@ func (a *Audit) checkWallets(r pebbleReader) error {
 		}
 		a.Wallets++
 		total += w.GetBalanceFen()
+		a.OfflineDebtFen = satAdd(a.OfflineDebtFen, w.GetOfflineDebtFen())
 		return true
 	})
 	if err = cmp.Or(err, fail); err != nil {

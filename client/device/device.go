@@ -83,9 +83,9 @@ const (
 // Received statuses.
 const (
 	RecvPending  = "pending"  // accepted offline, not deposited yet
-	RecvSettled  = "settled"  // deposited and credited
-	RecvIncident = "incident" // deposited; it proved a double spend (still credited)
-	RecvTorn     = "torn"     // deposited; a torn payment of a closed purse (credited)
+	RecvSettled  = "settled"  // deposited and settled (Paid says how)
+	RecvIncident = "incident" // deposited; it proved a double spend (settled all the same)
+	RecvTorn     = "torn"     // deposited; a torn payment of a closed purse (settled)
 	RecvReplayed = "replayed" // settled earlier (by an earlier deposit)
 	RecvRefused  = "refused"  // the ledger refused it (Code says why)
 )
@@ -147,6 +147,37 @@ type Received struct {
 	DepositTx       []byte `json:"deposit_tx,omitempty"`
 	CreditedFen     uint64 `json:"credited_fen,omitempty"`
 	IncidentID      uint64 `json:"incident_id,omitempty"`
+	// Paid is what the ledger's settlement record says of this payment, as
+	// of the last sync: where the money came from and what the bank still
+	// owes.
+	Paid *Paid `json:"paid,omitempty"`
+}
+
+// Paid is a payment's settlement, from the ledger's record (statepb.
+// Settlement): the payee got FromEscrow + FromPayer + FromGuarantee +
+// FromReserve at deposit, PaidLater from its bank since, and the bank owes
+// it Unpaid (claim ClaimSeq). Bank is the bank that certified the payer's
+// purse: the one liable.
+type Paid struct {
+	Bank          string `json:"bank"`
+	FromEscrow    uint64 `json:"from_escrow_fen"`
+	FromPayer     uint64 `json:"from_payer_fen"`
+	FromGuarantee uint64 `json:"from_guarantee_fen"`
+	FromReserve   uint64 `json:"from_reserve_fen"`
+	PaidLater     uint64 `json:"paid_later_fen"`
+	Unpaid        uint64 `json:"unpaid_fen"`
+	ClaimSeq      uint64 `json:"claim_seq,omitempty"`
+}
+
+// PaidOf is a settlement as the device keeps it.
+func PaidOf(s *statepb.Settlement) *Paid {
+	return &Paid{Bank: s.GetBankId(), FromEscrow: s.GetFromEscrowFen(), FromPayer: s.GetFromPayerFen(), FromGuarantee: s.GetFromGuaranteeFen(),
+		FromReserve: s.GetFromReserveFen(), PaidLater: s.GetPaidLaterFen(), Unpaid: s.GetUnpaidFen(), ClaimSeq: s.GetClaimSeq()}
+}
+
+// TotalFen is what the payee has been paid so far.
+func (p *Paid) TotalFen() uint64 {
+	return p.FromEscrow + p.FromPayer + p.FromGuarantee + p.FromReserve + p.PaidLater // ≤ the amount
 }
 
 // Request is a payment request the device issued and has not been paid.

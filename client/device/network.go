@@ -133,6 +133,13 @@ type SyncReport struct {
 	Refused []*Received
 	// Incidents are the ids of incidents deposits of this sync proved.
 	Incidents []uint64
+	// Payments are the payments this sync settled, in deposit order, each
+	// with its settlement as the ledger records it (Received.Paid): how much
+	// the payee got, from where, and what its bank still owes.
+	Payments []*Received
+	// PaidLater are payments settled by earlier syncs whose bank has since
+	// paid (some of) what it owed.
+	PaidLater []*Received
 	// NewRevocations counts revocation-list entries fetched; Revoked is true
 	// if this device is among them.
 	NewRevocations int
@@ -168,6 +175,9 @@ func (d *Device) Sync(ctx context.Context, cl *client.Client) (*SyncReport, erro
 		if err := d.deposit(ctx, cl, b, batch, rep); err != nil {
 			return rep, err
 		}
+	}
+	if err := d.syncSettlements(ctx, cl, rep); err != nil {
+		return rep, err
 	}
 	if err := d.syncRevocations(ctx, cl, rep); err != nil {
 		return rep, err
@@ -259,6 +269,36 @@ func (d *Device) recordItem(ctx context.Context, cl *client.Client, r *Received,
 	}
 	rep.Settled++
 	rep.CreditedFen += r.CreditedFen
+	rep.Payments = append(rep.Payments, r)
+}
+
+// syncSettlements reads the ledger's settlement of every payment settled
+// to this device whose record it lacks (just deposited) or that its bank
+// still owes part of (it may have paid since), and records it.
+func (d *Device) syncSettlements(ctx context.Context, cl *client.Client, rep *SyncReport) error {
+	for _, r := range d.f.Received {
+		switch r.Status {
+		case RecvSettled, RecvIncident, RecvTorn:
+		default:
+			continue
+		}
+		if r.Paid != nil && r.Paid.Unpaid == 0 {
+			continue
+		}
+		s, err := cl.Settlement(ctx, r.Hash)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(s.GetPaymentHash(), r.Hash) || s.GetPayeeWalletId() != d.f.WalletID {
+			return fmt.Errorf("%w: settlement of payment %x is not this device's", client.ErrBadResponse, r.Hash[:6])
+		}
+		before := r.Paid
+		r.Paid = PaidOf(s)
+		if before != nil && r.Paid.PaidLater > before.PaidLater {
+			rep.PaidLater = append(rep.PaidLater, r)
+		}
+	}
+	return d.save()
 }
 
 // markSettled records a payment settled by an earlier deposit: if that
@@ -269,7 +309,8 @@ func (d *Device) markSettled(r *Received, s *statepb.Settlement) {
 	r.DepositTx, r.IncidentID = s.GetDepositTxId(), s.GetIncidentId()
 	r.Status, r.CreditedFen = RecvReplayed, 0
 	if bytes.Equal(s.GetPaymentHash(), r.Hash) && s.GetPayeeWalletId() == d.f.WalletID {
-		r.Status, r.CreditedFen = RecvSettled, s.GetAmountFen()-s.GetUnpaidFen()
+		r.Status, r.CreditedFen = RecvSettled, s.GetAmountFen()-s.GetUnpaidFen()-s.GetPaidLaterFen()
+		r.Paid = PaidOf(s)
 	}
 }
 

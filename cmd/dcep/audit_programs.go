@@ -36,6 +36,8 @@ type auditIncidentJSON struct {
 	FromEscrowFen    uint64 `json:"from_escrow_fen"`
 	FromPayerFen     uint64 `json:"from_payer_fen"`
 	FromGuaranteeFen uint64 `json:"from_guarantee_fen"`
+	FromReserveFen   uint64 `json:"from_reserve_fen"`
+	PaidLaterFen     uint64 `json:"paid_later_fen"`
 	DebtFen          uint64 `json:"debt_fen"`
 	UnpaidFen        uint64 `json:"unpaid_fen"`
 	Status           string `json:"status"`
@@ -54,10 +56,13 @@ type auditIncidentTotalsJSON struct {
 	Incidents        uint64 `json:"incidents"`
 	Settled          uint64 `json:"settled"`
 	Underfunded      uint64 `json:"underfunded"`
+	PaidLate         uint64 `json:"paid_late"`
 	ClaimFen         uint64 `json:"claim_fen"`
 	FromEscrowFen    uint64 `json:"from_escrow_fen"`
 	FromPayerFen     uint64 `json:"from_payer_fen"`
 	FromGuaranteeFen uint64 `json:"from_guarantee_fen"`
+	FromReserveFen   uint64 `json:"from_reserve_fen"`
+	PaidLaterFen     uint64 `json:"paid_later_fen"`
 	DebtFen          uint64 `json:"debt_fen"`
 	UnpaidFen        uint64 `json:"unpaid_fen"`
 	WalletsFrozen    uint64 `json:"wallets_frozen"`
@@ -93,8 +98,9 @@ payer, what nobody could pay, and whether the payer's wallet was frozen.`,
 				}
 				t := page.GetTotals()
 				out.Node, out.Totals = page.GetFreshness().GetNode(), auditIncidentTotalsJSON{
-					Incidents: t.GetIncidents(), Settled: t.GetSettled(), Underfunded: t.GetUnderfunded(), ClaimFen: t.GetClaimFen(),
+					Incidents: t.GetIncidents(), Settled: t.GetSettled(), Underfunded: t.GetUnderfunded(), PaidLate: t.GetPaidLate(), ClaimFen: t.GetClaimFen(),
 					FromEscrowFen: t.GetFromEscrowFen(), FromPayerFen: t.GetFromPayerFen(), FromGuaranteeFen: t.GetFromGuaranteeFen(),
+					FromReserveFen: t.GetFromReserveFen(), PaidLaterFen: t.GetPaidLaterFen(),
 					DebtFen: t.GetDebtFen(), UnpaidFen: t.GetUnpaidFen(), WalletsFrozen: t.GetWalletsFrozen(),
 				}
 				for _, i := range page.GetIncidents() {
@@ -115,17 +121,18 @@ payer, what nobody could pay, and whether the payer's wallet was frozen.`,
 					fmt.Fprintln(w, "none")
 					return
 				}
-				fmt.Fprintf(w, "%s: %d settled in full, %d underfunded; claimed %s, paid from escrow %s, from payers %s, from bank guarantees %s; debt %s, unpaid %s\n",
-					plural(t.Incidents, "incident"), t.Settled, t.Underfunded, yuan(t.ClaimFen), yuan(t.FromEscrowFen),
-					yuan(t.FromPayerFen), yuan(t.FromGuaranteeFen), yuan(t.DebtFen), yuan(t.UnpaidFen))
-				tb := newTable("ID", "TIME (UTC+8)", "KIND", "PAYER", "BANK", "PAYEES", "CLAIM", "ESCROW", "PAYER FUNDS", "GUARANTEE", "UNPAID", "STATUS").alignRight(0, 6, 7, 8, 9, 10)
+				fmt.Fprintf(w, "%s: %d settled in full, %d paid late, %d underfunded; claimed %s, paid from escrow %s, from payers %s, from bank guarantees %s, from bank reserves %s, by banks later %s; payers' debt %s, banks still owe %s\n",
+					plural(t.Incidents, "incident"), t.Settled, t.PaidLate, t.Underfunded, yuan(t.ClaimFen), yuan(t.FromEscrowFen),
+					yuan(t.FromPayerFen), yuan(t.FromGuaranteeFen), yuan(t.FromReserveFen), yuan(t.PaidLaterFen), yuan(t.DebtFen), yuan(t.UnpaidFen))
+				tb := newTable("ID", "TIME (UTC+8)", "KIND", "PAYER", "BANK", "PAYEES", "CLAIM", "ESCROW", "PAYER FUNDS", "GUARANTEE", "RESERVE", "PAID LATER", "UNPAID", "STATUS").
+					alignRight(0, 6, 7, 8, 9, 10, 11, 12)
 				for _, i := range out.Incidents {
 					payees := i.SecondPayee
 					if i.FirstPayee != "" {
 						payees = i.FirstPayee + ", " + i.SecondPayee
 					}
 					tb.add(fmt.Sprint(i.ID), when(i.ms), i.Kind, i.Payer, i.Bank, payees, yuan(i.ClaimFen), yuan(i.FromEscrowFen),
-						yuan(i.FromPayerFen), yuan(i.FromGuaranteeFen), yuan(i.UnpaidFen), i.Status)
+						yuan(i.FromPayerFen), yuan(i.FromGuaranteeFen), yuan(i.FromReserveFen), yuan(i.PaidLaterFen), yuan(i.UnpaidFen), i.Status)
 				}
 				tb.write(w)
 				fmt.Fprintln(w, "proof: both signed payments of each incident are in --json (first_payment, second_payment)")
@@ -143,6 +150,7 @@ func auditIncidentOut(i *statepb.Incident) auditIncidentJSON {
 		FirstPayee: i.GetFirstPayeeWalletId(), SecondPayee: i.GetSecondPayeeWalletId(),
 		FirstPayment: hex.EncodeToString(i.GetFirstPayment()), SecondPayment: hex.EncodeToString(i.GetSecondPayment()), CloseTxID: hex.EncodeToString(i.GetCloseTxId()),
 		ClaimFen: i.GetClaimFen(), FromEscrowFen: i.GetFromEscrowFen(), FromPayerFen: i.GetFromPayerFen(), FromGuaranteeFen: i.GetFromGuaranteeFen(),
+		FromReserveFen: i.GetFromReserveFen(), PaidLaterFen: i.GetPaidLaterFen(),
 		DebtFen: i.GetDebtFen(), UnpaidFen: i.GetUnpaidFen(), Status: enumName(i.GetStatus().String(), "INCIDENT_STATUS_"),
 		FrozeWallet: i.GetFrozeWallet(), LogIndex: i.GetLogIndex(), ms: i.GetTimeMs(),
 	}
@@ -156,23 +164,63 @@ type auditOfflineBankJSON struct {
 	UnbackedPurses uint64 `json:"unbacked_purses"`
 	EscrowFen      uint64 `json:"escrow_fen"`
 	LoadedFen      uint64 `json:"loaded_fen"`
-	SettledFen     uint64 `json:"settled_fen"`
 	ReturnedFen    uint64 `json:"returned_fen"`
-	Incidents      uint64 `json:"incidents"`
-	GuaranteeFen   uint64 `json:"guarantee_fen"`
-	DebtFen        uint64 `json:"debt_fen"`
-	UnpaidFen      uint64 `json:"unpaid_fen"`
+	// Cover: exposure (purses until their deadline), the guarantee wallet's
+	// balance, what the genesis cover ratio needs of it.
+	ExposureFen      uint64 `json:"exposure_fen"`
+	GuaranteeHeldFen uint64 `json:"guarantee_held_fen"`
+	CoverNeededFen   uint64 `json:"cover_needed_fen"`
+	// Payments settled under the bank's certificates: owed to payees
+	// (settled_fen) = paid (paid_fen) + still owed by the bank (unpaid_fen);
+	// paid = from escrow + payer + guarantee + reserve + paid later.
+	Payments         uint64 `json:"payments"`
+	SettledFen       uint64 `json:"settled_fen"`
+	PaidFen          uint64 `json:"paid_fen"`
+	FromEscrowFen    uint64 `json:"from_escrow_fen"`
+	FromPayerFen     uint64 `json:"from_payer_fen"`
+	FromGuaranteeFen uint64 `json:"from_guarantee_fen"`
+	FromReserveFen   uint64 `json:"from_reserve_fen"`
+	PaidLaterFen     uint64 `json:"paid_later_fen"`
+	UnpaidFen        uint64 `json:"unpaid_fen"`
+	ClaimsOpen       uint64 `json:"claims_open"`
+	// Incidents: double spends by the bank's wallets, and the same figures
+	// over them alone.
+	Incidents      uint64                  `json:"incidents"`
+	IncidentTotals auditIncidentTotalsJSON `json:"incident_totals"`
+	// Debts of its wallets: outstanding, repaid, how many owe.
+	DebtFen   uint64 `json:"debt_fen"`
+	RepaidFen uint64 `json:"repaid_fen"`
+	Debtors   uint64 `json:"debtors"`
+}
+
+func auditOfflineBankOut(b *nodepb.BankOffline) auditOfflineBankJSON {
+	t := b.GetIncidentTotals()
+	return auditOfflineBankJSON{Bank: b.GetBankId(), OpenPurses: b.GetOpenPurses(), ClosedPurses: b.GetClosedPurses(),
+		ExpiredPurses: b.GetExpiredPurses(), UnbackedPurses: b.GetUnbackedPurses(), EscrowFen: b.GetEscrowFen(), LoadedFen: b.GetLoadedFen(),
+		ReturnedFen: b.GetReturnedFen(), ExposureFen: b.GetExposureFen(), GuaranteeHeldFen: b.GetGuaranteeHeldFen(), CoverNeededFen: b.GetCoverNeededFen(),
+		Payments: b.GetPayments(), SettledFen: b.GetSettledFen(), PaidFen: b.GetPaidFen(), FromEscrowFen: b.GetFromEscrowFen(), FromPayerFen: b.GetFromPayerFen(),
+		FromGuaranteeFen: b.GetGuaranteeFen(), FromReserveFen: b.GetFromReserveFen(), PaidLaterFen: b.GetPaidLaterFen(), UnpaidFen: b.GetUnpaidFen(),
+		ClaimsOpen: b.GetClaimsOpen(), Incidents: b.GetIncidents(), DebtFen: b.GetDebtFen(), RepaidFen: b.GetRepaidFen(), Debtors: b.GetDebtors(),
+		IncidentTotals: auditIncidentTotalsJSON{Incidents: t.GetIncidents(), ClaimFen: t.GetClaimFen(), FromEscrowFen: t.GetFromEscrowFen(),
+			FromPayerFen: t.GetFromPayerFen(), FromGuaranteeFen: t.GetFromGuaranteeFen(), FromReserveFen: t.GetFromReserveFen(),
+			PaidLaterFen: t.GetPaidLaterFen(), DebtFen: t.GetDebtFen(), UnpaidFen: t.GetUnpaidFen()},
+	}
 }
 
 func (a *app) auditOfflineCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "offline",
-		Short: "Offline money outstanding per bank: purses, escrow, incidents, guarantees, debts",
+		Short: "Offline money and liability per bank: purses, cover, who paid the payees, what is owed",
 		Long: `audit offline shows, per bank, the offline purses of its wallets (SPEC §4):
 how many are open, closed or expired, the money still in them (offline money
-outstanding, part of the supply), what was loaded, paid out to payees and
-returned, the double-spend incidents of its wallets, what its guarantee reserve
-paid for them and what its wallets still owe it.`,
+outstanding, part of the supply), what was loaded and returned; its exposure
+(purses until their deadline), what its guarantee wallet holds and what the
+genesis cover ratio needs of it; then the payments settled under its
+certificates: what the payees were owed, what they were paid and from where
+(the purses' escrow, the payers' online funds, the bank's guarantee, its
+reserve, the bank later on a claim), what the bank still owes them (UNPAID),
+its wallets' double spends, and what its wallets owe it (DEBT). PAID OUT =
+ESCROW + PAYERS + GUARANTEE + RESERVE + LATER, and OWED = PAID OUT + UNPAID.`,
 		Example: `  dcep audit offline
   dcep --json audit offline`,
 		Args: args(0, ""),
@@ -192,20 +240,26 @@ paid for them and what its wallets still owe it.`,
 				Banks     []auditOfflineBankJSON `json:"banks"`
 			}{Node: r.GetFreshness().GetNode(), EscrowFen: r.GetEscrowFen(), Banks: []auditOfflineBankJSON{}}
 			for _, b := range r.GetBanks() {
-				out.Banks = append(out.Banks, auditOfflineBankJSON{Bank: b.GetBankId(), OpenPurses: b.GetOpenPurses(), ClosedPurses: b.GetClosedPurses(),
-					ExpiredPurses: b.GetExpiredPurses(), UnbackedPurses: b.GetUnbackedPurses(), EscrowFen: b.GetEscrowFen(), LoadedFen: b.GetLoadedFen(),
-					SettledFen: b.GetSettledFen(), ReturnedFen: b.GetReturnedFen(), Incidents: b.GetIncidents(), GuaranteeFen: b.GetGuaranteeFen(),
-					DebtFen: b.GetDebtFen(), UnpaidFen: b.GetUnpaidFen()})
+				out.Banks = append(out.Banks, auditOfflineBankOut(b))
 			}
 			return a.emit(out, func(w io.Writer) {
 				fmt.Fprintf(w, "offline money by bank, asked of %s (%s): %s outstanding in purses\n", out.Node, role, yuan(out.EscrowFen))
 				if note != "" {
 					fmt.Fprintf(w, "note: %s\n", note)
 				}
-				t := newTable("BANK", "OPEN", "CLOSED", "EXPIRED", "OUTSTANDING", "LOADED", "PAID OUT", "RETURNED", "INCIDENTS", "GUARANTEE PAID", "DEBT OWED").alignRight(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+				fmt.Fprintln(w, "\npurses and guarantee cover:")
+				t := newTable("BANK", "OPEN", "CLOSED", "EXPIRED", "OUTSTANDING", "LOADED", "RETURNED", "EXPOSURE", "GUARANTEE", "COVER NEEDED").alignRight(1, 2, 3, 4, 5, 6, 7, 8, 9)
 				for _, b := range out.Banks {
 					t.add(b.Bank, fmt.Sprint(b.OpenPurses), fmt.Sprint(b.ClosedPurses), fmt.Sprint(b.ExpiredPurses), yuan(b.EscrowFen), yuan(b.LoadedFen),
-						yuan(b.SettledFen), yuan(b.ReturnedFen), fmt.Sprint(b.Incidents), yuan(b.GuaranteeFen), yuan(b.DebtFen))
+						yuan(b.ReturnedFen), yuan(b.ExposureFen), yuan(b.GuaranteeHeldFen), yuan(b.CoverNeededFen))
+				}
+				t.write(w)
+				fmt.Fprintln(w, "\npayees of the payments it certified, and who paid them:")
+				t = newTable("BANK", "PAYMENTS", "OWED", "PAID OUT", "ESCROW", "PAYERS", "GUARANTEE", "RESERVE", "LATER", "UNPAID", "INCIDENTS", "DEBT").
+					alignRight(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+				for _, b := range out.Banks {
+					t.add(b.Bank, fmt.Sprint(b.Payments), yuan(b.SettledFen), yuan(b.PaidFen), yuan(b.FromEscrowFen), yuan(b.FromPayerFen), yuan(b.FromGuaranteeFen),
+						yuan(b.FromReserveFen), yuan(b.PaidLaterFen), yuan(b.UnpaidFen), fmt.Sprint(b.Incidents), yuan(b.DebtFen))
 				}
 				t.write(w)
 			})

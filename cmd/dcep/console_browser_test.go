@@ -157,6 +157,39 @@ func TestConsoleInBrowser(t *testing.T) {
 		return nil
 	})
 
+	// The offline panel: per bank, who paid the payees of the payments it
+	// certified, what it still owes and what its wallets owe it, as `dcep
+	// audit offline` says (an offline double spend first, so there is some).
+	consoleOfflineAttack(t, net)
+	waitPage(t, ctx, "the offline panel equals dcep audit offline", func() error {
+		var cli struct {
+			Banks []auditOfflineBankJSON `json:"banks"`
+		}
+		net.okJSON(t, &cli, "audit", "offline")
+		var want []string
+		for _, b := range cli.Banks {
+			for _, c := range []struct {
+				key string
+				fen uint64
+			}{{"escrow", b.FromEscrowFen}, {"payer", b.FromPayerFen}, {"guarantee", b.FromGuaranteeFen}, {"reserve", b.FromReserveFen},
+				{"later", b.PaidLaterFen}, {"unpaid", b.UnpaidFen}, {"paid", b.PaidFen}, {"debt", b.DebtFen}, {"exposure", b.ExposureFen}} {
+				want = append(want, fmt.Sprintf("%s-%s %d", b.Bank, c.key, c.fen))
+			}
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('[data-testid^="offline-"][data-fen]'))
+			.filter(e => /-(escrow|payer|guarantee|reserve|later|unpaid|paid|debt|exposure)$/.test(e.dataset.testid))
+			.map(e => e.dataset.testid.replace('offline-', '') + ' ' + e.dataset.fen)`))
+		if err != nil {
+			return err
+		}
+		sort.Strings(got)
+		sort.Strings(want)
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			return fmt.Errorf("console shows %q, dcep audit offline %q", got, want)
+		}
+		return nil
+	})
+
 	// Let the throughput chart show the burst, then take the picture.
 	time.Sleep(2 * time.Second)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -206,4 +239,16 @@ func waitPage(t *testing.T, ctx context.Context, what string, check func() error
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// consoleOfflineAttack plays the article's attack on ccb with the payer at
+// ¥0 online, so the console's offline panel has a guarantee payout and a
+// debt to show.
+func consoleOfflineAttack(t *testing.T, net *devNet) {
+	t.Helper()
+	dir := t.TempDir()
+	a := newAttack(t, net, dir, "console-off", "ccb")
+	a.pay(t, net, dir)
+	net.ok(t, "offline", "sync", "--device", a.carolDev)
+	wantBalance(t, net, a.carol, 10000)
 }

@@ -192,6 +192,9 @@ func (a *app) ledgerHints(e *cliError, code statepb.Code) *cliError {
 		e.hint("limits follow the wallet's KYC tier (dcep wallet show NAME); its bank can change the tier: dcep wallet update NAME --tier 2")
 	case statepb.Code_CODE_SIGNER_UNAUTHORIZED:
 		e.hint("the key in %s is not the one the ledger has for this wallet or bank", a.home)
+	case statepb.Code_CODE_GUARANTEE_SHORT:
+		e.hint("the bank funds its offline guarantee from its reserve: dcep offline guarantee --bank BANK --amount YUAN")
+		e.hint("its exposure and the cover needed: dcep audit offline")
 	}
 	return e
 }

@@ -108,6 +108,10 @@ type devNet struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	exitErr error
+	// logStart is the size of the log when the process started: its
+	// "network ready" line (printed once dcepd dev has also funded the
+	// banks' offline guarantees) is looked for after it.
+	logStart int64
 }
 
 // env is the environment of every process the tests start: HOME is the
@@ -123,9 +127,9 @@ func (d *devNet) env(extra ...string) []string {
 	return append(append(env, "HOME="+d.home), extra...)
 }
 
-// startDev starts `dcepd dev` in a new home (free ports) and waits until
-// every node is ready.
-func startDev(t testing.TB, home string) (*devNet, error) {
+// startDev starts `dcepd dev` in a new home (free ports), with the extra
+// flags given, and waits until every node is ready.
+func startDev(t testing.TB, home string, extra ...string) (*devNet, error) {
 	bin := binaries(t)
 	d := &devNet{t: t, home: home, dir: filepath.Join(home, ".dcep", "dev")}
 	var lastErr error
@@ -134,7 +138,7 @@ func startDev(t testing.TB, home string) (*devNet, error) {
 		if api == 0 || p2p == 0 {
 			continue
 		}
-		if err := d.start(bin, "--api-port", fmt.Sprint(api), "--p2p-port", fmt.Sprint(p2p)); err != nil {
+		if err := d.start(bin, append([]string{"--api-port", fmt.Sprint(api), "--p2p-port", fmt.Sprint(p2p)}, extra...)...); err != nil {
 			return nil, err
 		}
 		start := time.Now()
@@ -172,6 +176,9 @@ func (d *devNet) start(bin string, args ...string) error {
 	logf, err := os.OpenFile(d.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
+	}
+	if fi, err := logf.Stat(); err == nil {
+		d.logStart = fi.Size()
 	}
 	d.cmd = exec.Command(filepath.Join(bin, "dcepd"), append([]string{"dev"}, args...)...)
 	d.cmd.Env = d.env()
@@ -263,6 +270,9 @@ func (d *devNet) waitReady(timeout time.Duration) error {
 }
 
 func (d *devNet) readyOnce(hc *http.Client) error {
+	if raw, err := os.ReadFile(d.logPath); err != nil || int64(len(raw)) < d.logStart || !bytes.Contains(raw[d.logStart:], []byte("network ready")) {
+		return fmt.Errorf("dcepd dev has not printed \"network ready\" yet")
+	}
 	nodes, err := d.nodes()
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 )
 
 // The CLI's codes for device files (beside the ledger's offline codes,
-// 80–96, which payment refusals carry).
+// 80–97, which payment refusals carry).
 const (
 	codeNoDevice     = "DEVICE_NOT_FOUND"
 	codeDeviceExists = "DEVICE_EXISTS"
@@ -55,7 +55,7 @@ NFC. Received money becomes spendable once the payee's device syncs
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(a.offlineInitCmd(), a.offlineLoadCmd(), a.offlineRequestCmd(), a.offlinePayCmd(), a.offlineReceiveCmd(),
-		a.offlineReceiptCmd(), a.offlineSyncCmd(), a.offlineUnloadCmd(), a.offlineShowCmd())
+		a.offlineReceiptCmd(), a.offlineSyncCmd(), a.offlineUnloadCmd(), a.offlineShowCmd(), a.offlineDebtCmd(), a.offlineGuaranteeCmd())
 	return cmd
 }
 
@@ -426,10 +426,14 @@ func (a *app) offlineSyncCmd() *cobra.Command {
 		Use:   "sync --device FILE",
 		Short: "Deposit received payments, refresh the revocation list and purses",
 		Long: `sync deposits every payment the device received and has not deposited into its
-wallet (batches of up to 64, signed by the device), reports each one's outcome
-(settled, a double spend proven — still credited —, a torn payment, settled
-before, or refused with the ledger's code), then fetches the revocation list
-and the ledger's view of the device's own purses.`,
+wallet (batches of up to 64, signed by the device) and reports each one as the
+ledger's settlement records it: paid in full, paid in part or unpaid, how much
+came from where (the purse's escrow, the payer's online funds, the payer's
+bank's guarantee or reserve) and what that bank still owes (a claim the ledger
+pays as soon as the bank holds money); whether it proved a double spend, was
+a torn payment, was settled before, or was refused with the ledger's code. It
+also reports payments its bank has paid since the last sync, then fetches the
+revocation list and the ledger's view of the device's own purses.`,
 		Example: `  dcep offline sync --device bob.dev`,
 		Args:    args(0, ""),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
@@ -450,7 +454,16 @@ and the ledger's view of the device's own purses.`,
 				return err
 			}
 			out := syncJSON{Device: dev, Wallet: d.WalletID(), Settled: rep.Settled, CreditedFen: rep.CreditedFen, Credited: plain(rep.CreditedFen),
-				Replayed: rep.Replayed, Incidents: rep.Incidents, NewRevocations: rep.NewRevocations, RevocationIndex: d.RevocationList().Index, Revoked: d.Revoked()}
+				Replayed: rep.Replayed, Incidents: rep.Incidents, NewRevocations: rep.NewRevocations, RevocationIndex: d.RevocationList().Index, Revoked: d.Revoked(),
+				Payments: []settledJSON{}}
+			for _, r := range rep.Payments {
+				j := settledOut(r)
+				out.Payments = append(out.Payments, j)
+				out.OwedFen += j.UnpaidFen
+			}
+			for _, r := range rep.PaidLater {
+				out.PaidLater = append(out.PaidLater, settledOut(r))
+			}
 			for _, r := range rep.Refused {
 				out.Refused = append(out.Refused, refusedJSON{Payment: hex.EncodeToString(r.Hash), AmountFen: r.Amount, Code: r.Code, Message: r.Message})
 			}
@@ -459,18 +472,28 @@ and the ledger's view of the device's own purses.`,
 			}
 			var bal uint64
 			haveBal := false
-			if rep.CreditedFen > 0 {
+			if rep.CreditedFen > 0 || len(rep.PaidLater) > 0 {
 				bal, haveBal = a.balanceAfter(cmd.Context(), d.WalletID())
 			}
 			return a.emit(out, func(w io.Writer) {
 				switch {
 				case rep.Settled == 0 && len(rep.Refused) == 0 && rep.Replayed == 0:
 					fmt.Fprintln(w, "nothing to deposit")
-				default:
-					fmt.Fprintf(w, "deposited %s into %s (%s)\n", yuan(rep.CreditedFen), d.WalletID(), plural(uint64(rep.Settled), "payment"))
+				case rep.Settled > 0:
+					fmt.Fprintf(w, "deposited %s: %s credited to %s", plural(uint64(rep.Settled), "payment"), yuan(rep.CreditedFen), d.WalletID())
+					if out.OwedFen > 0 {
+						fmt.Fprintf(w, ", %s still owed by the payers' banks", yuan(out.OwedFen))
+					}
+					fmt.Fprintln(w)
+				}
+				for _, j := range out.Payments {
+					writeSettled(w, "", j)
+				}
+				for _, j := range out.PaidLater {
+					writeSettled(w, "since the last sync, "+j.Bank+" paid what it owed: ", j)
 				}
 				for _, id := range rep.Incidents {
-					fmt.Fprintf(w, "double spend proven: incident %d (you were paid in full; see: dcep incidents %d)\n", id, id)
+					fmt.Fprintf(w, "double spend proven: incident %d; see: dcep incidents %d\n", id, id)
 				}
 				if rep.Replayed > 0 {
 					fmt.Fprintf(w, "%s settled earlier\n", plural(uint64(rep.Replayed), "payment"))
@@ -496,11 +519,19 @@ and the ledger's view of the device's own purses.`,
 }
 
 type syncJSON struct {
-	Device          string        `json:"device"`
-	Wallet          string        `json:"wallet"`
-	Settled         int           `json:"settled"`
-	CreditedFen     uint64        `json:"credited_fen"`
-	Credited        string        `json:"credited"`
+	Device      string `json:"device"`
+	Wallet      string `json:"wallet"`
+	Settled     int    `json:"settled"`
+	CreditedFen uint64 `json:"credited_fen"`
+	Credited    string `json:"credited"`
+	// OwedFen: what the payers' banks still owe for the payments settled
+	// now (their claims).
+	OwedFen uint64 `json:"owed_fen"`
+	// Payments: each payment settled now, as the ledger's settlement
+	// records it; PaidLater: payments settled before whose bank has paid
+	// (some of) what it owed since.
+	Payments        []settledJSON `json:"payments"`
+	PaidLater       []settledJSON `json:"paid_later,omitempty"`
 	Replayed        int           `json:"replayed"`
 	Refused         []refusedJSON `json:"refused,omitempty"`
 	Incidents       []uint64      `json:"incidents,omitempty"`
@@ -508,6 +539,92 @@ type syncJSON struct {
 	RevocationIndex uint64        `json:"revocation_index"`
 	Revoked         bool          `json:"revoked"`
 	Deposits        []txJSON      `json:"deposits,omitempty"`
+}
+
+// settledJSON is one settled payment, from the ledger's settlement record.
+// Outcome: paid_in_full, paid_in_part or unpaid; then how much and from
+// where (escrow, the payer's online funds, the bank's guarantee, its
+// reserve, the bank later), and what the bank (owed_by) still owes.
+type settledJSON struct {
+	Payment          string `json:"payment"`
+	AmountFen        uint64 `json:"amount_fen"`
+	Payer            string `json:"payer_wallet"`
+	Bank             string `json:"bank"`
+	Status           string `json:"status"`
+	Incident         uint64 `json:"incident,omitempty"`
+	Outcome          string `json:"outcome"`
+	PaidFen          uint64 `json:"paid_fen"`
+	FromEscrowFen    uint64 `json:"from_escrow_fen"`
+	FromPayerFen     uint64 `json:"from_payer_fen"`
+	FromGuaranteeFen uint64 `json:"from_guarantee_fen"`
+	FromReserveFen   uint64 `json:"from_reserve_fen"`
+	PaidLaterFen     uint64 `json:"paid_later_fen"`
+	UnpaidFen        uint64 `json:"unpaid_fen"`
+	OwedBy           string `json:"owed_by,omitempty"`
+	Claim            uint64 `json:"claim,omitempty"`
+}
+
+// The outcomes of a settled payment.
+const (
+	outcomePaidInFull = "paid_in_full"
+	outcomePaidInPart = "paid_in_part"
+	outcomeUnpaid     = "unpaid"
+)
+
+func settledOut(r *device.Received) settledJSON {
+	j := settledJSON{Payment: hex.EncodeToString(r.Hash), AmountFen: r.Amount, Payer: r.PayerWallet, Status: r.Status, Incident: r.IncidentID}
+	p := r.Paid
+	if p == nil { // not synced: what the deposit credited
+		p = &device.Paid{FromEscrow: r.CreditedFen, Unpaid: r.Amount - min(r.CreditedFen, r.Amount)}
+	}
+	j.Bank, j.Claim = p.Bank, p.ClaimSeq
+	j.FromEscrowFen, j.FromPayerFen, j.FromGuaranteeFen, j.FromReserveFen, j.PaidLaterFen, j.UnpaidFen =
+		p.FromEscrow, p.FromPayer, p.FromGuarantee, p.FromReserve, p.PaidLater, p.Unpaid
+	j.PaidFen = p.TotalFen()
+	switch {
+	case j.UnpaidFen == 0:
+		j.Outcome = outcomePaidInFull
+	case j.PaidFen > 0:
+		j.Outcome, j.OwedBy = outcomePaidInPart, j.Bank
+	default:
+		j.Outcome, j.OwedBy = outcomeUnpaid, j.Bank
+	}
+	return j
+}
+
+// writeSettled says what a payee got for a payment, from the settlement:
+// "payment 1a2b… (¥100.00 from alice): paid in full: ¥100.00 from icbc's
+// guarantee", "… paid in part: ¥60.00 of ¥100.00 (…); icbc owes you
+// ¥40.00 (claim 1) …", "… unpaid: icbc owes you ¥100.00 …".
+func writeSettled(w io.Writer, prefix string, j settledJSON) {
+	what := fmt.Sprintf("%s from %s", yuan(j.AmountFen), j.Payer)
+	switch {
+	case j.Incident != 0:
+		what += fmt.Sprintf(", a double spend: incident %d", j.Incident)
+	case j.Status == device.RecvTorn:
+		what += ", a torn payment"
+	}
+	var from []string
+	for _, part := range []struct {
+		fen  uint64
+		from string
+	}{
+		{j.FromEscrowFen, "the purse's escrow"}, {j.FromPayerFen, "the payer's online funds"}, {j.FromGuaranteeFen, j.Bank + "'s guarantee"},
+		{j.FromReserveFen, j.Bank + "'s reserve"}, {j.PaidLaterFen, j.Bank + ", paid later"},
+	} {
+		if part.fen > 0 {
+			from = append(from, yuan(part.fen)+" from "+part.from)
+		}
+	}
+	owes := fmt.Sprintf("%s owes you %s (claim %d); the ledger pays it as soon as %s holds money", j.OwedBy, yuan(j.UnpaidFen), j.Claim, j.OwedBy)
+	switch j.Outcome {
+	case outcomePaidInFull:
+		fmt.Fprintf(w, "%spayment %s (%s): paid in full: %s\n", prefix, j.Payment[:12], what, strings.Join(from, ", "))
+	case outcomePaidInPart:
+		fmt.Fprintf(w, "%spayment %s (%s): paid in part: %s of %s (%s); %s\n", prefix, j.Payment[:12], what, yuan(j.PaidFen), yuan(j.AmountFen), strings.Join(from, ", "), owes)
+	default:
+		fmt.Fprintf(w, "%spayment %s (%s): unpaid: %s\n", prefix, j.Payment[:12], what, owes)
+	}
 }
 
 type refusedJSON struct {
@@ -649,6 +766,8 @@ type receivedJSON struct {
 	CreditedFen uint64 `json:"credited_fen,omitempty"`
 	Incident    uint64 `json:"incident,omitempty"`
 	Time        string `json:"time"`
+	// Settlement: what the ledger's settlement said at the last sync.
+	Settlement *settledJSON `json:"settlement,omitempty"`
 }
 
 func (a *app) offlineShowCmd() *cobra.Command {
@@ -677,8 +796,12 @@ func (a *app) offlineShowCmd() *cobra.Command {
 					Payment: hex.EncodeToString(s.Hash), Receipt: len(s.Receipt) > 0, Time: whenJSON(s.TimeMs)})
 			}
 			for _, r := range d.Received() {
-				out.Received = append(out.Received, receivedJSON{Payment: hex.EncodeToString(r.Hash), AmountFen: r.Amount, Payer: r.PayerWallet, Status: r.Status,
-					Code: r.Code, CreditedFen: r.CreditedFen, Incident: r.IncidentID, Time: whenJSON(r.TimeMs)})
+				j := receivedJSON{Payment: hex.EncodeToString(r.Hash), AmountFen: r.Amount, Payer: r.PayerWallet, Status: r.Status,
+					Code: r.Code, CreditedFen: r.CreditedFen, Incident: r.IncidentID, Time: whenJSON(r.TimeMs)}
+				if r.Paid != nil {
+					j.Settlement = ptr(settledOut(r))
+				}
+				out.Received = append(out.Received, j)
 			}
 			return a.emit(out, func(w io.Writer) {
 				fmt.Fprintf(w, "device %s (key %s…) on %s, deposits into %s\n", dev, out.DeviceKey[:16], out.ChainID, out.Wallet)
@@ -708,8 +831,8 @@ func (a *app) offlineShowCmd() *cobra.Command {
 				}
 				if len(out.Received) > 0 {
 					fmt.Fprintln(w, "\nreceived:")
-					t := newTable("PAYMENT", "FROM", "AMOUNT", "STATUS", "TIME").alignRight(2)
-					for _, r := range d.Received() {
+					t := newTable("PAYMENT", "FROM", "AMOUNT", "STATUS", "PAID", "TIME").alignRight(2)
+					for i, r := range d.Received() {
 						st := r.Status
 						if r.Code != "" {
 							st += " " + r.Code
@@ -717,7 +840,14 @@ func (a *app) offlineShowCmd() *cobra.Command {
 						if r.IncidentID != 0 {
 							st += fmt.Sprintf(" (incident %d)", r.IncidentID)
 						}
-						t.add(shortID(r.Hash), r.PayerWallet, yuan(r.Amount), st, when(r.TimeMs))
+						paid := ""
+						if j := out.Received[i].Settlement; j != nil {
+							paid = strings.ReplaceAll(j.Outcome, "_", " ")
+							if j.UnpaidFen > 0 {
+								paid += fmt.Sprintf(": %s, %s owes %s", yuan(j.PaidFen), j.OwedBy, yuan(j.UnpaidFen))
+							}
+						}
+						t.add(shortID(r.Hash), r.PayerWallet, yuan(r.Amount), st, paid, when(r.TimeMs))
 					}
 					t.write(w)
 				}
@@ -725,6 +855,119 @@ func (a *app) offlineShowCmd() *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&dev, "device", "", "device file")
+	return cmd
+}
+
+type debtJSON struct {
+	Wallet       string `json:"wallet"`
+	Bank         string `json:"bank"`
+	DebtFen      uint64 `json:"debt_fen"`
+	Debt         string `json:"debt"`
+	TotalFen     uint64 `json:"total_fen"`
+	GuaranteeFen uint64 `json:"guarantee_fen"`
+	ReserveFen   uint64 `json:"reserve_fen"`
+	ClaimedFen   uint64 `json:"claimed_fen"`
+	RepaidFen    uint64 `json:"repaid_fen"`
+	UnpaidFen    uint64 `json:"unpaid_fen"`
+	Collections  uint64 `json:"collections"`
+}
+
+func (a *app) offlineDebtCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "debt NAME|ID",
+		Short: "What a wallet owes its bank for offline payments its own money did not cover",
+		Long: `debt shows what a wallet owes its bank for offline payments (double spends of
+its devices, torn payments) that the bank paid for it — from its guarantee or
+its reserve — or still owes the payees (claims): what was charged, what was
+repaid, and what the payees are still owed. Money reaching the wallet repays the
+debt first: returned escrow, and any credit (the ledger then records a
+collect_offline_debt moving it to the bank's guarantee).`,
+		Example: `  dcep offline debt alice
+  dcep --json offline debt alice`,
+		Args: args(1, "a wallet name or id"),
+		RunE: runE(func(cmd *cobra.Command, argv []string) error {
+			ctx := cmd.Context()
+			w, err := a.lookupWallet(ctx, argv[0], codeWalletNotFound)
+			if err != nil {
+				return err
+			}
+			cl, err := a.client()
+			if err != nil {
+				return err
+			}
+			d, err := cl.OfflineDebt(ctx, w.ID, a.reads()...)
+			if err != nil {
+				return err
+			}
+			bank := d.GetBankId()
+			if bank == "" {
+				bank = w.Rec.GetBankId()
+			}
+			out := debtJSON{Wallet: w.ID, Bank: bank, DebtFen: d.GetDebtFen(), Debt: plain(d.GetDebtFen()), TotalFen: d.GetTotalFen(),
+				GuaranteeFen: d.GetGuaranteeFen(), ReserveFen: d.GetReserveFen(), ClaimedFen: d.GetClaimedFen(), RepaidFen: d.GetRepaidFen(),
+				UnpaidFen: d.GetUnpaidFen(), Collections: d.GetCollections()}
+			return a.emit(out, func(wr io.Writer) {
+				if out.TotalFen == 0 {
+					fmt.Fprintf(wr, "%s owes %s nothing for offline payments\n", w.ID, bank)
+					return
+				}
+				fmt.Fprintf(wr, "%s owes %s %s for offline payments\n", w.ID, bank, yuan(out.DebtFen))
+				fmt.Fprintf(wr, "  charged %s: %s paid by %s's guarantee, %s by its reserve, %s owed to payees as claims on %s\n",
+					yuan(out.TotalFen), yuan(out.GuaranteeFen), bank, yuan(out.ReserveFen), yuan(out.ClaimedFen), bank)
+				fmt.Fprintf(wr, "  repaid %s; %s still owes its payees %s\n", yuan(out.RepaidFen), bank, yuan(out.UnpaidFen))
+				if out.DebtFen > 0 {
+					fmt.Fprintf(wr, "  money reaching %s repays the debt first, to %s's guarantee\n", w.ID, bank)
+				}
+			})
+		}),
+	}
+}
+
+func (a *app) offlineGuaranteeCmd() *cobra.Command {
+	var bank, amt string
+	cmd := &cobra.Command{
+		Use:   "guarantee --bank BANK --amount YUAN",
+		Short: "Bank: fund its offline guarantee wallet from its reserve",
+		Long: `guarantee moves e-CNY from a bank's reserve into its guarantee wallet (an
+exchange signed with the bank's key from the keystore). The guarantee pays the
+payees of its wallets' offline double spends and torn payments beyond escrow
+and the payers' online funds (its reserve pays what the guarantee lacks), and
+under the genesis cover ratio a purse opens only while the guarantee covers
+the bank's offline exposure (GUARANTEE_SHORT otherwise). Money in a guarantee
+wallet can only pay offline payees. See: dcep audit offline (EXPOSURE, COVER
+NEEDED), docs/offline.md.`,
+		Example: `  dcep issue --bank icbc --amount 100000
+  dcep offline guarantee --bank icbc --amount 100000`,
+		Args: args(0, ""),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if err := required(cmd, "bank", "amount"); err != nil {
+				return err
+			}
+			fen, err := parseAmount("amount", amt)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			bk, bkey, err := a.bankKey(ctx, bank)
+			if err != nil {
+				return err
+			}
+			if bk.GetGuaranteeWalletId() == "" {
+				return fail(exitRefused, statepb.Code_CODE_WALLET_NOT_FOUND.Short(), "bank %s has no guarantee wallet in genesis", bank)
+			}
+			cl, _ := a.client()
+			r, err := cl.Exchange(ctx, bkey.Private, bank, bk.GetGuaranteeWalletId(), fen)
+			if err != nil {
+				return err
+			}
+			bal, ok := a.balanceAfter(ctx, bk.GetGuaranteeWalletId())
+			return a.moneyOut(r, "exchange", bk.GetReserveWalletId(), bk.GetGuaranteeWalletId(), fen, "", bk.GetGuaranteeWalletId(), bal, ok,
+				fmt.Sprintf("moved %s from %s to its offline guarantee %s", yuan(fen), bk.GetReserveWalletId(), bk.GetGuaranteeWalletId()))
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&bank, "bank", "", "bank id")
+	f.StringVar(&amt, "amount", "", "amount in yuan")
 	return cmd
 }
 
@@ -744,8 +987,11 @@ type incidentJSON struct {
 	FromEscrowFen uint64 `json:"from_escrow_fen"`
 	FromPayerFen  uint64 `json:"from_payer_fen"`
 	FromGuarFen   uint64 `json:"from_guarantee_fen"`
+	FromReserve   uint64 `json:"from_reserve_fen"`
+	PaidLaterFen  uint64 `json:"paid_later_fen"`
 	DebtFen       uint64 `json:"debt_fen"`
 	UnpaidFen     uint64 `json:"unpaid_fen"`
+	Claim         uint64 `json:"claim,omitempty"`
 	FirstPayment  string `json:"first_payment,omitempty"`
 	SecondPayment string `json:"second_payment"`
 	CloseTx       string `json:"close_tx,omitempty"`
@@ -767,7 +1013,8 @@ func incidentOut(i *statepb.Incident) incidentJSON {
 		ID: i.GetId(), Kind: strings.ToLower(strings.TrimPrefix(i.GetKind().String(), "INCIDENT_KIND_")), Status: strings.ToLower(strings.TrimPrefix(i.GetStatus().String(), "INCIDENT_STATUS_")),
 		Payer: i.GetPayerWalletId(), Bank: i.GetBankId(), Device: hex.EncodeToString(i.GetDevicePublicKey()), Purse: hex.EncodeToString(i.GetPurseId()),
 		FirstPayee: i.GetFirstPayeeWalletId(), SecondPayee: i.GetSecondPayeeWalletId(), ClaimFen: i.GetClaimFen(),
-		FromEscrowFen: i.GetFromEscrowFen(), FromPayerFen: i.GetFromPayerFen(), FromGuarFen: i.GetFromGuaranteeFen(), DebtFen: i.GetDebtFen(), UnpaidFen: i.GetUnpaidFen(),
+		FromEscrowFen: i.GetFromEscrowFen(), FromPayerFen: i.GetFromPayerFen(), FromGuarFen: i.GetFromGuaranteeFen(), FromReserve: i.GetFromReserveFen(),
+		PaidLaterFen: i.GetPaidLaterFen(), DebtFen: i.GetDebtFen(), UnpaidFen: i.GetUnpaidFen(), Claim: i.GetClaimSeq(),
 		FirstPayment: b64(i.GetFirstPayment()), SecondPayment: b64(i.GetSecondPayment()), CloseTx: hex.EncodeToString(i.GetCloseTxId()),
 		DepositTx: hex.EncodeToString(i.GetDepositTxId()), LogIndex: i.GetLogIndex(), Time: whenJSON(i.GetTimeMs()),
 		FrozeWallet: i.GetFrozeWallet(), Revocation: i.GetRevocationIndex(),
@@ -782,8 +1029,9 @@ func (a *app) incidentsCmd() *cobra.Command {
 with one purse and counter, payments beyond a purse's amount, a payment above a
 closed purse's final counter, or under a certificate whose purse was never
 opened): the payer, the device, both payments, and where the honest payee's
-money came from (escrow, the payer's online funds, the bank's guarantee) and
-what the payer owes. With ID, one incident in full, the signed payments
+money came from (escrow, the payer's online funds, the payer's bank's
+guarantee and reserve, the bank later), what the bank still owes the payee and
+what the payer owes the bank. With ID, one incident in full, the signed payments
 included (base64).`,
 		Example: `  dcep incidents
   dcep incidents 1
@@ -829,13 +1077,15 @@ included (base64).`,
 					fmt.Fprintln(w, "no double-spend incidents")
 					return
 				}
-				t := newTable("ID", "KIND", "PAYER", "DEVICE", "PAYEES", "CLAIM", "ESCROW", "PAYER PAID", "GUARANTEE", "UNPAID", "TIME").alignRight(5, 6, 7, 8, 9)
+				t := newTable("ID", "KIND", "PAYER", "BANK", "PAYEES", "CLAIM", "ESCROW", "PAYER PAID", "GUARANTEE", "RESERVE", "PAID LATER", "UNPAID", "STATUS", "TIME").
+					alignRight(5, 6, 7, 8, 9, 10, 11)
 				for _, j := range out {
 					payees := j.SecondPayee
 					if j.FirstPayee != "" {
 						payees = j.FirstPayee + ", " + j.SecondPayee
 					}
-					t.add(fmt.Sprint(j.ID), j.Kind, j.Payer, j.Device[:12], payees, yuan(j.ClaimFen), yuan(j.FromEscrowFen), yuan(j.FromPayerFen), yuan(j.FromGuarFen), yuan(j.UnpaidFen), j.Time)
+					t.add(fmt.Sprint(j.ID), j.Kind, j.Payer, j.Bank, payees, yuan(j.ClaimFen), yuan(j.FromEscrowFen), yuan(j.FromPayerFen), yuan(j.FromGuarFen),
+						yuan(j.FromReserve), yuan(j.PaidLaterFen), yuan(j.UnpaidFen), strings.ReplaceAll(j.Status, "_", " "), j.Time)
 				}
 				t.write(w)
 			})
@@ -851,9 +1101,9 @@ func writeIncident(w io.Writer, j incidentJSON, full bool) {
 	} else {
 		fmt.Fprintf(w, "  payment to %s, %s (other half of the proof: the purse's signed close %s)\n", j.SecondPayee, yuan(j.ClaimFen), j.CloseTx)
 	}
-	fmt.Fprintf(w, "  paid from escrow %s, from the payer's funds %s, from the bank's guarantee %s; unpaid %s\n",
-		yuan(j.FromEscrowFen), yuan(j.FromPayerFen), yuan(j.FromGuarFen), yuan(j.UnpaidFen))
-	fmt.Fprintf(w, "  payer owes the bank %s; wallet frozen by this incident: %v; device revocation %d\n", yuan(j.DebtFen), j.FrozeWallet, j.Revocation)
+	fmt.Fprintf(w, "  paid from escrow %s, from the payer's funds %s, from %s's guarantee %s, from its reserve %s, by %s later %s; %s still owes the payee %s\n",
+		yuan(j.FromEscrowFen), yuan(j.FromPayerFen), j.Bank, yuan(j.FromGuarFen), yuan(j.FromReserve), j.Bank, yuan(j.PaidLaterFen), j.Bank, yuan(j.UnpaidFen))
+	fmt.Fprintf(w, "  payer owes %s %s for it; wallet frozen by this incident: %v; device revocation %d\n", j.Bank, yuan(j.DebtFen), j.FrozeWallet, j.Revocation)
 	fmt.Fprintf(w, "  deposit %s at index %d, %s\n", j.DepositTx, j.LogIndex, j.Time)
 	if full {
 		if j.FirstPayment != "" {

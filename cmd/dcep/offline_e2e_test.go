@@ -70,11 +70,13 @@ func TestOfflineReportedCaseCLI(t *testing.T) {
 	net.refused(t, exitRefused, "PAYMENT_REPLAYED", []string{"offline", "receive", "--device", bob, toBob}, "received already")
 
 	// Carol deposits first, then bob: both credited ¥100.
-	if s := net.ok(t, "offline", "sync", "--device", carol); !strings.Contains(s.stdout, "deposited ¥100.00 into off-carol") {
+	if s := net.ok(t, "offline", "sync", "--device", carol); !strings.Contains(s.stdout, "deposited 1 payment: ¥100.00 credited to off-carol") ||
+		!strings.Contains(s.stdout, "paid in full: ¥100.00 from the purse's escrow") {
 		t.Fatalf("carol's sync: %v", s)
 	}
 	s := net.ok(t, "offline", "sync", "--device", bob)
-	if !strings.Contains(s.stdout, "deposited ¥100.00 into off-bob") || !strings.Contains(s.stdout, "double spend proven: incident") {
+	if !strings.Contains(s.stdout, "deposited 1 payment: ¥100.00 credited to off-bob") || !strings.Contains(s.stdout, "double spend proven: incident") ||
+		!strings.Contains(s.stdout, "paid in full: ¥100.00 from the payer's online funds") {
 		t.Fatalf("bob's sync: %v", s)
 	}
 	wantBalance(t, net, "off-bob", 10000)

@@ -256,7 +256,10 @@ func (a *app) walletShowCmd() *cobra.Command {
 				Created       string   `json:"created"`
 				Node          string   `json:"node"`
 				AppliedIndex  uint64   `json:"applied_index"`
-			}{walletOut(w.ID, w.Key, rec, keyFile), c, day, year, rec.GetUnspentCount(), rec.GetHistoryLen(), whenJSON(rec.GetCreatedMs()), w.At.Node, w.At.AppliedIndex}
+				// OfflineDebtFen: owed to the bank for offline payments (dcep offline debt).
+				OfflineDebtFen uint64 `json:"offline_debt_fen"`
+			}{walletOut(w.ID, w.Key, rec, keyFile), c, day, year, rec.GetUnspentCount(), rec.GetHistoryLen(), whenJSON(rec.GetCreatedMs()), w.At.Node, w.At.AppliedIndex,
+				rec.GetOfflineDebtFen()}
 			return a.emit(out, func(wr io.Writer) {
 				status := statusName(rec.GetStatus())
 				switch {
@@ -271,6 +274,9 @@ func (a *app) walletShowCmd() *cobra.Command {
 					{"status", status}, {"balance", fmt.Sprintf("%s in %s", yuan(rec.GetBalanceFen()), plural(rec.GetUnspentCount(), "output"))},
 					{"limits", c.text()},
 					{"spent", fmt.Sprintf("%s today, %s this year (Beijing time)", yuan(day), yuan(year))},
+				}
+				if d := rec.GetOfflineDebtFen(); d > 0 {
+					rows = append(rows, [2]string{"offline debt", fmt.Sprintf("%s owed to %s for offline payments, repaid first from money it receives (dcep offline debt %s)", yuan(d), rec.GetBankId(), w.ID)})
 				}
 				if rec.GetRegionCode() != "" {
 					rows = append(rows, [2]string{"region", rec.GetRegionCode()})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
+	"github.com/dcep/dcep/state"
 )
 
 // devChainID names the development network.
@@ -19,6 +20,7 @@ const devChainID = "dcep-dev"
 func devCmd() *cobra.Command {
 	var dir string
 	var p2pPort, apiPort int
+	var guaranteeYuan uint64
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole network on this machine with development keys",
@@ -28,20 +30,25 @@ voters and one regulator (read-only) node, all in this process on loopback.
 The first run writes development keys, genesis and configs under --dir;
 later runs start the same network again with its state. The keys go into
 --dir/keys, which is where the dcep CLI looks by default, so dcep status
-and dcep issue work with no flags. Ctrl-C stops the network.`,
+and dcep issue work with no flags. Each bank's offline guarantee wallet that
+was never funded gets --guarantee yuan (issued to the bank's reserve, then
+moved into the guarantee), so the banks can certify offline purses under the
+genesis cover ratio (10% of their exposure) and pay honest payees of double
+spends (docs/offline.md). Ctrl-C stops the network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(dir, p2pPort, apiPort)
+			return runDev(dir, p2pPort, apiPort, guaranteeYuan*100)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", defaultDevDir(), "where the dev network lives ($DCEP_DEV_DIR)")
 	f.IntVar(&p2pPort, "p2p-port", 7101, "first libp2p port (used on first run only)")
 	f.IntVar(&apiPort, "api-port", 8101, "first API port (used on first run only)")
+	f.Uint64Var(&guaranteeYuan, "guarantee", netgen.DevGuaranteeFen/100, "yuan put into each bank's offline guarantee wallet if it was never funded (0: none)")
 	return cmd
 }
 
-func runDev(dir string, p2pPort, apiPort int) error {
+func runDev(dir string, p2pPort, apiPort int, guaranteeFen uint64) error {
 	fresh := !netgen.Exists(dir)
 	if fresh {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -69,6 +76,9 @@ func runDev(dir string, p2pPort, apiPort int) error {
 	}
 	printDevBanner(dir, net, fresh)
 	waitReady(nodes)
+	if guaranteeFen > 0 {
+		fundDevGuarantees(dir, net, guaranteeFen)
+	}
 	fmt.Println("network ready. Ctrl-C stops it; its state stays in", dir)
 	waitSignal()
 	fmt.Println("stopping...")
@@ -127,6 +137,29 @@ next, in another terminal:
   go run ./cmd/dcep exchange --bank icbc --to alice --amount 500
   curl -s http://%s/status
 `, filepath.Join(dir, "keys"), filepath.Join(dir, "logs"), trimScheme(net.Nodes[0].API))
+}
+
+// fundDevGuarantees puts fen into each bank's offline guarantee wallet that
+// was never funded (the first run; a run interrupted before it), so the
+// banks can certify offline purses under the genesis cover ratio and pay
+// the honest payees of their wallets' double spends.
+func fundDevGuarantees(dir string, net *netgen.Network, fen uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	funded, err := netgen.FundGuarantees(ctx, dir, net.Nodes[0].API, fen)
+	if err != nil {
+		fmt.Println("warning: funding the banks' offline guarantees:", err)
+		return
+	}
+	n := 0
+	for _, f := range funded {
+		if f.Fen > 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Printf("funded the offline guarantee of %d banks with %s each (issued to the reserve, moved to BANK.guarantee)\n", n, state.Fen(fen))
+	}
 }
 
 func trimScheme(u string) string {

@@ -41,6 +41,12 @@ var Banks = []struct{ ID, Name string }{
 // CentralBankID is the issuer's id.
 const CentralBankID = "pboc"
 
+// GuaranteeCoverBps is the generated networks' offline guarantee cover
+// ratio: a bank's guarantee wallet must hold 10% of its offline exposure
+// for its wallets to open purses (docs/offline.md, "Who pays"). Fund it
+// with FundGuarantees or `dcep offline guarantee`.
+const GuaranteeCoverBps = 1_000
+
 // Options describe a network to generate.
 type Options struct {
 	ChainID string
@@ -154,6 +160,7 @@ func genesis(keys *keystore.Store, o Options) (*statepb.Genesis, error) {
 		Offline: &statepb.OfflinePolicy{
 			MaxPurseFen: 5_000 * state.Yuan, MaxPaymentFen: 2_000 * state.Yuan, MaxPayments: 100,
 			MaxValidityMs: 30 * 24 * 3600 * 1000, GraceMs: 7 * 24 * 3600 * 1000,
+			GuaranteeCoverBps: GuaranteeCoverBps,
 		},
 	}
 	for _, b := range Banks {

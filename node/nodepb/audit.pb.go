@@ -1798,12 +1798,13 @@ type IncidentTotals struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Incidents uint64                 `protobuf:"varint,1,opt,name=incidents,proto3" json:"incidents,omitempty"`
 	// settled: the payee got everything; underfunded: escrow, the payer's
-	// funds and the guarantee fell short.
+	// funds and the bank's guarantee and reserve fell short, and the bank
+	// still owes unpaid_fen.
 	Settled     uint64 `protobuf:"varint,2,opt,name=settled,proto3" json:"settled,omitempty"`
 	Underfunded uint64 `protobuf:"varint,3,opt,name=underfunded,proto3" json:"underfunded,omitempty"`
 	// claim_fen: what the double-spent payments claimed; from_*: what paid
-	// it; debt_fen: what payers were charged as debt to their banks (the
-	// guarantee part); unpaid_fen: what nobody could pay.
+	// it; debt_fen: what payers were charged as debt to their banks
+	// (everything their banks paid or owe); unpaid_fen: what banks still owe.
 	ClaimFen         uint64 `protobuf:"varint,4,opt,name=claim_fen,json=claimFen,proto3" json:"claim_fen,omitempty"`
 	FromEscrowFen    uint64 `protobuf:"varint,5,opt,name=from_escrow_fen,json=fromEscrowFen,proto3" json:"from_escrow_fen,omitempty"`
 	FromPayerFen     uint64 `protobuf:"varint,6,opt,name=from_payer_fen,json=fromPayerFen,proto3" json:"from_payer_fen,omitempty"`
@@ -1811,7 +1812,12 @@ type IncidentTotals struct {
 	DebtFen          uint64 `protobuf:"varint,8,opt,name=debt_fen,json=debtFen,proto3" json:"debt_fen,omitempty"`
 	UnpaidFen        uint64 `protobuf:"varint,9,opt,name=unpaid_fen,json=unpaidFen,proto3" json:"unpaid_fen,omitempty"`
 	// wallets_frozen: incidents that froze their payer's wallet.
-	WalletsFrozen uint64 `protobuf:"varint,10,opt,name=wallets_frozen,json=walletsFrozen,proto3" json:"wallets_frozen,omitempty"`
+	WalletsFrozen  uint64 `protobuf:"varint,10,opt,name=wallets_frozen,json=walletsFrozen,proto3" json:"wallets_frozen,omitempty"`
+	FromReserveFen uint64 `protobuf:"varint,11,opt,name=from_reserve_fen,json=fromReserveFen,proto3" json:"from_reserve_fen,omitempty"`
+	// paid_later_fen: paid by banks after settlement, on their claims;
+	// paid_late counts the incidents so settled.
+	PaidLaterFen  uint64 `protobuf:"varint,12,opt,name=paid_later_fen,json=paidLaterFen,proto3" json:"paid_later_fen,omitempty"`
+	PaidLate      uint64 `protobuf:"varint,13,opt,name=paid_late,json=paidLate,proto3" json:"paid_late,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1912,6 +1918,27 @@ func (x *IncidentTotals) GetUnpaidFen() uint64 {
 func (x *IncidentTotals) GetWalletsFrozen() uint64 {
 	if x != nil {
 		return x.WalletsFrozen
+	}
+	return 0
+}
+
+func (x *IncidentTotals) GetFromReserveFen() uint64 {
+	if x != nil {
+		return x.FromReserveFen
+	}
+	return 0
+}
+
+func (x *IncidentTotals) GetPaidLaterFen() uint64 {
+	if x != nil {
+		return x.PaidLaterFen
+	}
+	return 0
+}
+
+func (x *IncidentTotals) GetPaidLate() uint64 {
+	if x != nil {
+		return x.PaidLate
 	}
 	return 0
 }
@@ -2029,7 +2056,8 @@ func (x *OfflineRequest) GetRead() *ReadOptions {
 	return nil
 }
 
-// BankOffline is one bank's offline money (its wallets' purses).
+// BankOffline is one bank's offline money (its wallets' purses) and its
+// liability for the payments it certified (docs/offline.md, "Who pays").
 type BankOffline struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	BankId         string                 `protobuf:"bytes,1,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
@@ -2038,18 +2066,39 @@ type BankOffline struct {
 	ExpiredPurses  uint64                 `protobuf:"varint,4,opt,name=expired_purses,json=expiredPurses,proto3" json:"expired_purses,omitempty"`
 	UnbackedPurses uint64                 `protobuf:"varint,5,opt,name=unbacked_purses,json=unbackedPurses,proto3" json:"unbacked_purses,omitempty"`
 	// escrow_fen: offline money outstanding (still in purses).
-	EscrowFen   uint64 `protobuf:"varint,6,opt,name=escrow_fen,json=escrowFen,proto3" json:"escrow_fen,omitempty"`
-	LoadedFen   uint64 `protobuf:"varint,7,opt,name=loaded_fen,json=loadedFen,proto3" json:"loaded_fen,omitempty"`
+	EscrowFen uint64 `protobuf:"varint,6,opt,name=escrow_fen,json=escrowFen,proto3" json:"escrow_fen,omitempty"`
+	LoadedFen uint64 `protobuf:"varint,7,opt,name=loaded_fen,json=loadedFen,proto3" json:"loaded_fen,omitempty"`
+	// settled_fen: what the payees of the payments settled under its
+	// certificates were owed (= paid_fen + unpaid_fen).
 	SettledFen  uint64 `protobuf:"varint,8,opt,name=settled_fen,json=settledFen,proto3" json:"settled_fen,omitempty"`
 	ReturnedFen uint64 `protobuf:"varint,9,opt,name=returned_fen,json=returnedFen,proto3" json:"returned_fen,omitempty"`
 	Incidents   uint64 `protobuf:"varint,10,opt,name=incidents,proto3" json:"incidents,omitempty"`
-	// guarantee_fen: paid by the bank's guarantee reserve for double spends
-	// of its wallets; debt_fen: what its wallets still owe it for them.
-	GuaranteeFen  uint64 `protobuf:"varint,11,opt,name=guarantee_fen,json=guaranteeFen,proto3" json:"guarantee_fen,omitempty"`
-	DebtFen       uint64 `protobuf:"varint,12,opt,name=debt_fen,json=debtFen,proto3" json:"debt_fen,omitempty"`
-	UnpaidFen     uint64 `protobuf:"varint,13,opt,name=unpaid_fen,json=unpaidFen,proto3" json:"unpaid_fen,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Where the payees' money came from (paid_fen = from_escrow + from_payer
+	// + guarantee + from_reserve + paid_later): guarantee_fen is what its
+	// guarantee wallet paid.
+	GuaranteeFen uint64 `protobuf:"varint,11,opt,name=guarantee_fen,json=guaranteeFen,proto3" json:"guarantee_fen,omitempty"`
+	// debt_fen: what its wallets still owe it for offline payments.
+	DebtFen uint64 `protobuf:"varint,12,opt,name=debt_fen,json=debtFen,proto3" json:"debt_fen,omitempty"`
+	// unpaid_fen: what it still owes payees (its open claims).
+	UnpaidFen      uint64 `protobuf:"varint,13,opt,name=unpaid_fen,json=unpaidFen,proto3" json:"unpaid_fen,omitempty"`
+	Payments       uint64 `protobuf:"varint,14,opt,name=payments,proto3" json:"payments,omitempty"`
+	PaidFen        uint64 `protobuf:"varint,15,opt,name=paid_fen,json=paidFen,proto3" json:"paid_fen,omitempty"`
+	FromEscrowFen  uint64 `protobuf:"varint,16,opt,name=from_escrow_fen,json=fromEscrowFen,proto3" json:"from_escrow_fen,omitempty"`
+	FromPayerFen   uint64 `protobuf:"varint,17,opt,name=from_payer_fen,json=fromPayerFen,proto3" json:"from_payer_fen,omitempty"`
+	FromReserveFen uint64 `protobuf:"varint,18,opt,name=from_reserve_fen,json=fromReserveFen,proto3" json:"from_reserve_fen,omitempty"`
+	PaidLaterFen   uint64 `protobuf:"varint,19,opt,name=paid_later_fen,json=paidLaterFen,proto3" json:"paid_later_fen,omitempty"`
+	ClaimsOpen     uint64 `protobuf:"varint,20,opt,name=claims_open,json=claimsOpen,proto3" json:"claims_open,omitempty"`
+	// Cover: its exposure (purses until their deadline), what its guarantee
+	// wallet holds, what the genesis cover ratio needs for that exposure.
+	ExposureFen      uint64 `protobuf:"varint,21,opt,name=exposure_fen,json=exposureFen,proto3" json:"exposure_fen,omitempty"`
+	GuaranteeHeldFen uint64 `protobuf:"varint,22,opt,name=guarantee_held_fen,json=guaranteeHeldFen,proto3" json:"guarantee_held_fen,omitempty"`
+	CoverNeededFen   uint64 `protobuf:"varint,23,opt,name=cover_needed_fen,json=coverNeededFen,proto3" json:"cover_needed_fen,omitempty"`
+	RepaidFen        uint64 `protobuf:"varint,24,opt,name=repaid_fen,json=repaidFen,proto3" json:"repaid_fen,omitempty"`
+	Debtors          uint64 `protobuf:"varint,25,opt,name=debtors,proto3" json:"debtors,omitempty"`
+	// incident_totals: the same figures over its double spends alone.
+	IncidentTotals *IncidentTotals `protobuf:"bytes,26,opt,name=incident_totals,json=incidentTotals,proto3" json:"incident_totals,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *BankOffline) Reset() {
@@ -2171,6 +2220,97 @@ func (x *BankOffline) GetUnpaidFen() uint64 {
 		return x.UnpaidFen
 	}
 	return 0
+}
+
+func (x *BankOffline) GetPayments() uint64 {
+	if x != nil {
+		return x.Payments
+	}
+	return 0
+}
+
+func (x *BankOffline) GetPaidFen() uint64 {
+	if x != nil {
+		return x.PaidFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetFromEscrowFen() uint64 {
+	if x != nil {
+		return x.FromEscrowFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetFromPayerFen() uint64 {
+	if x != nil {
+		return x.FromPayerFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetFromReserveFen() uint64 {
+	if x != nil {
+		return x.FromReserveFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetPaidLaterFen() uint64 {
+	if x != nil {
+		return x.PaidLaterFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetClaimsOpen() uint64 {
+	if x != nil {
+		return x.ClaimsOpen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetExposureFen() uint64 {
+	if x != nil {
+		return x.ExposureFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetGuaranteeHeldFen() uint64 {
+	if x != nil {
+		return x.GuaranteeHeldFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetCoverNeededFen() uint64 {
+	if x != nil {
+		return x.CoverNeededFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetRepaidFen() uint64 {
+	if x != nil {
+		return x.RepaidFen
+	}
+	return 0
+}
+
+func (x *BankOffline) GetDebtors() uint64 {
+	if x != nil {
+		return x.Debtors
+	}
+	return 0
+}
+
+func (x *BankOffline) GetIncidentTotals() *IncidentTotals {
+	if x != nil {
+		return x.IncidentTotals
+	}
+	return nil
 }
 
 type OfflineResponse struct {
@@ -2722,7 +2862,7 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\x05after\x18\x01 \x01(\x04R\x05after\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x12\n" +
 	"\x04bank\x18\x03 \x01(\tR\x04bank\x12-\n" +
-	"\x04read\x18\x04 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\xe4\x02\n" +
+	"\x04read\x18\x04 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\xd1\x03\n" +
 	"\x0eIncidentTotals\x12\x1c\n" +
 	"\tincidents\x18\x01 \x01(\x04R\tincidents\x12\x18\n" +
 	"\asettled\x18\x02 \x01(\x04R\asettled\x12 \n" +
@@ -2735,7 +2875,10 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\n" +
 	"unpaid_fen\x18\t \x01(\x04R\tunpaidFen\x12%\n" +
 	"\x0ewallets_frozen\x18\n" +
-	" \x01(\x04R\rwalletsFrozen\"\xd6\x01\n" +
+	" \x01(\x04R\rwalletsFrozen\x12(\n" +
+	"\x10from_reserve_fen\x18\v \x01(\x04R\x0efromReserveFen\x12$\n" +
+	"\x0epaid_later_fen\x18\f \x01(\x04R\fpaidLaterFen\x12\x1b\n" +
+	"\tpaid_late\x18\r \x01(\x04R\bpaidLate\"\xd6\x01\n" +
 	"\x11IncidentsResponse\x125\n" +
 	"\tincidents\x18\x01 \x03(\v2\x17.dcep.state.v1.IncidentR\tincidents\x12\x1d\n" +
 	"\n" +
@@ -2743,7 +2886,7 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\x06totals\x18\x03 \x01(\v2\x1c.dcep.node.v1.IncidentTotalsR\x06totals\x125\n" +
 	"\tfreshness\x18\x04 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"?\n" +
 	"\x0eOfflineRequest\x12-\n" +
-	"\x04read\x18\x01 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\xbb\x03\n" +
+	"\x04read\x18\x01 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\xac\a\n" +
 	"\vBankOffline\x12\x17\n" +
 	"\abank_id\x18\x01 \x01(\tR\x06bankId\x12\x1f\n" +
 	"\vopen_purses\x18\x02 \x01(\x04R\n" +
@@ -2763,7 +2906,22 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\rguarantee_fen\x18\v \x01(\x04R\fguaranteeFen\x12\x19\n" +
 	"\bdebt_fen\x18\f \x01(\x04R\adebtFen\x12\x1d\n" +
 	"\n" +
-	"unpaid_fen\x18\r \x01(\x04R\tunpaidFen\"\x98\x01\n" +
+	"unpaid_fen\x18\r \x01(\x04R\tunpaidFen\x12\x1a\n" +
+	"\bpayments\x18\x0e \x01(\x04R\bpayments\x12\x19\n" +
+	"\bpaid_fen\x18\x0f \x01(\x04R\apaidFen\x12&\n" +
+	"\x0ffrom_escrow_fen\x18\x10 \x01(\x04R\rfromEscrowFen\x12$\n" +
+	"\x0efrom_payer_fen\x18\x11 \x01(\x04R\ffromPayerFen\x12(\n" +
+	"\x10from_reserve_fen\x18\x12 \x01(\x04R\x0efromReserveFen\x12$\n" +
+	"\x0epaid_later_fen\x18\x13 \x01(\x04R\fpaidLaterFen\x12\x1f\n" +
+	"\vclaims_open\x18\x14 \x01(\x04R\n" +
+	"claimsOpen\x12!\n" +
+	"\fexposure_fen\x18\x15 \x01(\x04R\vexposureFen\x12,\n" +
+	"\x12guarantee_held_fen\x18\x16 \x01(\x04R\x10guaranteeHeldFen\x12(\n" +
+	"\x10cover_needed_fen\x18\x17 \x01(\x04R\x0ecoverNeededFen\x12\x1d\n" +
+	"\n" +
+	"repaid_fen\x18\x18 \x01(\x04R\trepaidFen\x12\x18\n" +
+	"\adebtors\x18\x19 \x01(\x04R\adebtors\x12E\n" +
+	"\x0fincident_totals\x18\x1a \x01(\v2\x1c.dcep.node.v1.IncidentTotalsR\x0eincidentTotals\"\x98\x01\n" +
 	"\x0fOfflineResponse\x12/\n" +
 	"\x05banks\x18\x01 \x03(\v2\x19.dcep.node.v1.BankOfflineR\x05banks\x12\x1d\n" +
 	"\n" +
@@ -2891,38 +3049,39 @@ var file_node_nodepb_audit_proto_depIdxs = []int32{
 	21, // 21: dcep.node.v1.IncidentsResponse.totals:type_name -> dcep.node.v1.IncidentTotals
 	31, // 22: dcep.node.v1.IncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
 	30, // 23: dcep.node.v1.OfflineRequest.read:type_name -> dcep.node.v1.ReadOptions
-	24, // 24: dcep.node.v1.OfflineResponse.banks:type_name -> dcep.node.v1.BankOffline
-	31, // 25: dcep.node.v1.OfflineResponse.freshness:type_name -> dcep.node.v1.Freshness
-	30, // 26: dcep.node.v1.CampaignsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	38, // 27: dcep.node.v1.CampaignEntry.campaign:type_name -> dcep.state.v1.CampaignRecord
-	27, // 28: dcep.node.v1.CampaignsResponse.campaigns:type_name -> dcep.node.v1.CampaignEntry
-	28, // 29: dcep.node.v1.CampaignsResponse.totals:type_name -> dcep.node.v1.CampaignTotals
-	31, // 30: dcep.node.v1.CampaignsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 31: dcep.node.v1.AuditService.Supply:input_type -> dcep.node.v1.AuditSupplyRequest
-	3,  // 32: dcep.node.v1.AuditService.LargePayments:input_type -> dcep.node.v1.LargePaymentsRequest
-	5,  // 33: dcep.node.v1.AuditService.BankActivity:input_type -> dcep.node.v1.BankActivityRequest
-	7,  // 34: dcep.node.v1.AuditService.FrozenWallets:input_type -> dcep.node.v1.FrozenWalletsRequest
-	20, // 35: dcep.node.v1.AuditService.Incidents:input_type -> dcep.node.v1.IncidentsRequest
-	23, // 36: dcep.node.v1.AuditService.Offline:input_type -> dcep.node.v1.OfflineRequest
-	26, // 37: dcep.node.v1.AuditService.Campaigns:input_type -> dcep.node.v1.CampaignsRequest
-	10, // 38: dcep.node.v1.AuditService.Divergence:input_type -> dcep.node.v1.DivergenceRequest
-	14, // 39: dcep.node.v1.AuditService.Replay:input_type -> dcep.node.v1.ReplayRequest
-	17, // 40: dcep.node.v1.AuditService.Overview:input_type -> dcep.node.v1.OverviewRequest
-	2,  // 41: dcep.node.v1.AuditService.Supply:output_type -> dcep.node.v1.AuditSupplyResponse
-	4,  // 42: dcep.node.v1.AuditService.LargePayments:output_type -> dcep.node.v1.LargePaymentsResponse
-	6,  // 43: dcep.node.v1.AuditService.BankActivity:output_type -> dcep.node.v1.BankActivityResponse
-	9,  // 44: dcep.node.v1.AuditService.FrozenWallets:output_type -> dcep.node.v1.FrozenWalletsResponse
-	22, // 45: dcep.node.v1.AuditService.Incidents:output_type -> dcep.node.v1.IncidentsResponse
-	25, // 46: dcep.node.v1.AuditService.Offline:output_type -> dcep.node.v1.OfflineResponse
-	29, // 47: dcep.node.v1.AuditService.Campaigns:output_type -> dcep.node.v1.CampaignsResponse
-	13, // 48: dcep.node.v1.AuditService.Divergence:output_type -> dcep.node.v1.DivergenceResponse
-	16, // 49: dcep.node.v1.AuditService.Replay:output_type -> dcep.node.v1.ReplayResponse
-	19, // 50: dcep.node.v1.AuditService.Overview:output_type -> dcep.node.v1.OverviewResponse
-	41, // [41:51] is the sub-list for method output_type
-	31, // [31:41] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	21, // 24: dcep.node.v1.BankOffline.incident_totals:type_name -> dcep.node.v1.IncidentTotals
+	24, // 25: dcep.node.v1.OfflineResponse.banks:type_name -> dcep.node.v1.BankOffline
+	31, // 26: dcep.node.v1.OfflineResponse.freshness:type_name -> dcep.node.v1.Freshness
+	30, // 27: dcep.node.v1.CampaignsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	38, // 28: dcep.node.v1.CampaignEntry.campaign:type_name -> dcep.state.v1.CampaignRecord
+	27, // 29: dcep.node.v1.CampaignsResponse.campaigns:type_name -> dcep.node.v1.CampaignEntry
+	28, // 30: dcep.node.v1.CampaignsResponse.totals:type_name -> dcep.node.v1.CampaignTotals
+	31, // 31: dcep.node.v1.CampaignsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 32: dcep.node.v1.AuditService.Supply:input_type -> dcep.node.v1.AuditSupplyRequest
+	3,  // 33: dcep.node.v1.AuditService.LargePayments:input_type -> dcep.node.v1.LargePaymentsRequest
+	5,  // 34: dcep.node.v1.AuditService.BankActivity:input_type -> dcep.node.v1.BankActivityRequest
+	7,  // 35: dcep.node.v1.AuditService.FrozenWallets:input_type -> dcep.node.v1.FrozenWalletsRequest
+	20, // 36: dcep.node.v1.AuditService.Incidents:input_type -> dcep.node.v1.IncidentsRequest
+	23, // 37: dcep.node.v1.AuditService.Offline:input_type -> dcep.node.v1.OfflineRequest
+	26, // 38: dcep.node.v1.AuditService.Campaigns:input_type -> dcep.node.v1.CampaignsRequest
+	10, // 39: dcep.node.v1.AuditService.Divergence:input_type -> dcep.node.v1.DivergenceRequest
+	14, // 40: dcep.node.v1.AuditService.Replay:input_type -> dcep.node.v1.ReplayRequest
+	17, // 41: dcep.node.v1.AuditService.Overview:input_type -> dcep.node.v1.OverviewRequest
+	2,  // 42: dcep.node.v1.AuditService.Supply:output_type -> dcep.node.v1.AuditSupplyResponse
+	4,  // 43: dcep.node.v1.AuditService.LargePayments:output_type -> dcep.node.v1.LargePaymentsResponse
+	6,  // 44: dcep.node.v1.AuditService.BankActivity:output_type -> dcep.node.v1.BankActivityResponse
+	9,  // 45: dcep.node.v1.AuditService.FrozenWallets:output_type -> dcep.node.v1.FrozenWalletsResponse
+	22, // 46: dcep.node.v1.AuditService.Incidents:output_type -> dcep.node.v1.IncidentsResponse
+	25, // 47: dcep.node.v1.AuditService.Offline:output_type -> dcep.node.v1.OfflineResponse
+	29, // 48: dcep.node.v1.AuditService.Campaigns:output_type -> dcep.node.v1.CampaignsResponse
+	13, // 49: dcep.node.v1.AuditService.Divergence:output_type -> dcep.node.v1.DivergenceResponse
+	16, // 50: dcep.node.v1.AuditService.Replay:output_type -> dcep.node.v1.ReplayResponse
+	19, // 51: dcep.node.v1.AuditService.Overview:output_type -> dcep.node.v1.OverviewResponse
+	42, // [42:52] is the sub-list for method output_type
+	32, // [32:42] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_node_nodepb_audit_proto_init() }

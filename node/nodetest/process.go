@@ -104,6 +104,18 @@ func (c *Cluster) StartProcess(name string) {
 	c.mu.Lock()
 	c.procs[name] = p
 	c.mu.Unlock()
+	logPath := logf.Name()
+	c.T.Cleanup(func() {
+		// A failed test shows what its child processes said: their logs
+		// live in the test's temporary directory, which is removed.
+		if !c.T.Failed() {
+			return
+		}
+		if b, err := os.ReadFile(logPath); err == nil {
+			const tail = 8 << 10
+			c.T.Logf("log of process %s (last %d bytes):\n%s", name, min(len(b), tail), b[max(0, len(b)-tail):])
+		}
+	})
 }
 
 // Kill sends SIGKILL to a node started with StartProcess and waits for it

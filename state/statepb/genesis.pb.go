@@ -504,9 +504,15 @@ type OfflinePolicy struct {
 	MaxValidityMs int64 `protobuf:"varint,4,opt,name=max_validity_ms,json=maxValidityMs,proto3" json:"max_validity_ms,omitempty"`
 	// grace_ms: after not_after + grace_ms the purse expires and its rest
 	// returns to the wallet automatically.
-	GraceMs       int64 `protobuf:"varint,5,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GraceMs int64 `protobuf:"varint,5,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	// guarantee_cover_bps is the cover ratio, in basis points: a purse opens
+	// only if the bank's guarantee wallet holds at least this share of the
+	// bank's offline exposure (the amounts of its wallets' purses not past
+	// their deadline, this one included). 0: no cover required. See
+	// docs/offline.md, "Who pays".
+	GuaranteeCoverBps uint32 `protobuf:"varint,6,opt,name=guarantee_cover_bps,json=guaranteeCoverBps,proto3" json:"guarantee_cover_bps,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *OfflinePolicy) Reset() {
@@ -574,6 +580,13 @@ func (x *OfflinePolicy) GetGraceMs() int64 {
 	return 0
 }
 
+func (x *OfflinePolicy) GetGuaranteeCoverBps() uint32 {
+	if x != nil {
+		return x.GuaranteeCoverBps
+	}
+	return 0
+}
+
 var File_state_statepb_genesis_proto protoreflect.FileDescriptor
 
 const file_state_statepb_genesis_proto_rawDesc = "" +
@@ -613,13 +626,14 @@ const file_state_statepb_genesis_proto_rawDesc = "" +
 	"\n" +
 	"public_key\x18\x03 \x01(\fR\tpublicKey\x12\x14\n" +
 	"\x05addrs\x18\x04 \x03(\tR\x05addrs\x12\x1a\n" +
-	"\boperator\x18\x05 \x01(\tR\boperator\"\xc1\x01\n" +
+	"\boperator\x18\x05 \x01(\tR\boperator\"\xf1\x01\n" +
 	"\rOfflinePolicy\x12\"\n" +
 	"\rmax_purse_fen\x18\x01 \x01(\x04R\vmaxPurseFen\x12&\n" +
 	"\x0fmax_payment_fen\x18\x02 \x01(\x04R\rmaxPaymentFen\x12!\n" +
 	"\fmax_payments\x18\x03 \x01(\rR\vmaxPayments\x12&\n" +
 	"\x0fmax_validity_ms\x18\x04 \x01(\x03R\rmaxValidityMs\x12\x19\n" +
-	"\bgrace_ms\x18\x05 \x01(\x03R\agraceMs*S\n" +
+	"\bgrace_ms\x18\x05 \x01(\x03R\agraceMs\x12.\n" +
+	"\x13guarantee_cover_bps\x18\x06 \x01(\rR\x11guaranteeCoverBps*S\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fNODE_ROLE_VOTER\x10\x01\x12\x17\n" +

@@ -157,8 +157,12 @@ const (
 	// INCIDENT_STATUS_SETTLED: the payee got the full amount.
 	IncidentStatus_INCIDENT_STATUS_SETTLED IncidentStatus = 1
 	// INCIDENT_STATUS_UNDERFUNDED: escrow, the payer's funds and the bank's
-	// guarantee together fell short by unpaid_fen.
+	// guarantee and reserve together fell short; the bank still owes
+	// unpaid_fen (an open claim).
 	IncidentStatus_INCIDENT_STATUS_UNDERFUNDED IncidentStatus = 2
+	// INCIDENT_STATUS_PAID_LATE: it was underfunded, and the bank has since
+	// paid the rest (paid_later_fen).
+	IncidentStatus_INCIDENT_STATUS_PAID_LATE IncidentStatus = 3
 )
 
 // Enum value maps for IncidentStatus.
@@ -167,11 +171,13 @@ var (
 		0: "INCIDENT_STATUS_UNSPECIFIED",
 		1: "INCIDENT_STATUS_SETTLED",
 		2: "INCIDENT_STATUS_UNDERFUNDED",
+		3: "INCIDENT_STATUS_PAID_LATE",
 	}
 	IncidentStatus_value = map[string]int32{
 		"INCIDENT_STATUS_UNSPECIFIED": 0,
 		"INCIDENT_STATUS_SETTLED":     1,
 		"INCIDENT_STATUS_UNDERFUNDED": 2,
+		"INCIDENT_STATUS_PAID_LATE":   3,
 	}
 )
 
@@ -1161,18 +1167,31 @@ type Settlement struct {
 	Item           uint32 `protobuf:"varint,10,opt,name=item,proto3" json:"item,omitempty"`
 	LogIndex       uint64 `protobuf:"varint,11,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	TimeMs         int64  `protobuf:"varint,12,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
-	// Where the payee's money came from, in this order.
+	// Where the payee's money came from, in this order (docs/offline.md,
+	// "Who pays"): the purse's escrow, the payer wallet's online funds, the
+	// issuing bank's guarantee wallet, the bank's reserve wallet; then, what
+	// the bank paid later (paid_later_fen). Always: from_escrow + from_payer +
+	// from_guarantee + from_reserve + paid_later + unpaid = amount.
 	FromEscrowFen    uint64 `protobuf:"varint,13,opt,name=from_escrow_fen,json=fromEscrowFen,proto3" json:"from_escrow_fen,omitempty"`
 	FromPayerFen     uint64 `protobuf:"varint,14,opt,name=from_payer_fen,json=fromPayerFen,proto3" json:"from_payer_fen,omitempty"`
 	FromGuaranteeFen uint64 `protobuf:"varint,15,opt,name=from_guarantee_fen,json=fromGuaranteeFen,proto3" json:"from_guarantee_fen,omitempty"`
-	// unpaid_fen: what nobody could pay (the bank's guarantee ran dry); owed
-	// to the payee by the bank (docs/offline.md).
+	// unpaid_fen: what the bank still owes the payee (its guarantee and
+	// reserve held too little at settlement): an open claim (claim_seq) the
+	// ledger pays as soon as the bank holds money. It only goes down.
 	UnpaidFen uint64 `protobuf:"varint,16,opt,name=unpaid_fen,json=unpaidFen,proto3" json:"unpaid_fen,omitempty"`
 	// incident_id is set if this payment proved a double spend.
 	IncidentId uint64 `protobuf:"varint,17,opt,name=incident_id,json=incidentId,proto3" json:"incident_id,omitempty"`
 	// torn: a payment of a closed purse that the device sent without getting
 	// a receipt; its amount had gone back to the payer at close.
-	Torn          bool `protobuf:"varint,18,opt,name=torn,proto3" json:"torn,omitempty"`
+	Torn           bool   `protobuf:"varint,18,opt,name=torn,proto3" json:"torn,omitempty"`
+	FromReserveFen uint64 `protobuf:"varint,19,opt,name=from_reserve_fen,json=fromReserveFen,proto3" json:"from_reserve_fen,omitempty"`
+	// paid_later_fen: paid by the bank after settlement, on its claim.
+	PaidLaterFen uint64 `protobuf:"varint,20,opt,name=paid_later_fen,json=paidLaterFen,proto3" json:"paid_later_fen,omitempty"`
+	// bank_id is the bank that certified the purse: the one liable.
+	BankId string `protobuf:"bytes,21,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// claim_seq numbers the bank's claim for the unpaid part (OfflineClaim);
+	// 0 if the payee was paid in full at settlement.
+	ClaimSeq      uint64 `protobuf:"varint,22,opt,name=claim_seq,json=claimSeq,proto3" json:"claim_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1333,6 +1352,34 @@ func (x *Settlement) GetTorn() bool {
 	return false
 }
 
+func (x *Settlement) GetFromReserveFen() uint64 {
+	if x != nil {
+		return x.FromReserveFen
+	}
+	return 0
+}
+
+func (x *Settlement) GetPaidLaterFen() uint64 {
+	if x != nil {
+		return x.PaidLaterFen
+	}
+	return 0
+}
+
+func (x *Settlement) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *Settlement) GetClaimSeq() uint64 {
+	if x != nil {
+		return x.ClaimSeq
+	}
+	return 0
+}
+
 // Incident is a proven double spend ("o:i" + id), with its proof and what
 // was recovered. Regulators read these (SPEC §6).
 type Incident struct {
@@ -1351,12 +1398,18 @@ type Incident struct {
 	CloseTxId           []byte `protobuf:"bytes,9,opt,name=close_tx_id,json=closeTxId,proto3" json:"close_tx_id,omitempty"`
 	FirstPayeeWalletId  string `protobuf:"bytes,10,opt,name=first_payee_wallet_id,json=firstPayeeWalletId,proto3" json:"first_payee_wallet_id,omitempty"`
 	SecondPayeeWalletId string `protobuf:"bytes,11,opt,name=second_payee_wallet_id,json=secondPayeeWalletId,proto3" json:"second_payee_wallet_id,omitempty"`
-	// claim_fen is the second payment's amount, paid to its payee from:
+	// claim_fen is the second payment's amount, paid to its payee from
+	// escrow, the payer, the guarantee, the reserve, the bank later
+	// (paid_later_fen), with unpaid_fen still owed; they add up to claim_fen,
+	// as in the payment's Settlement.
 	FromEscrowFen    uint64 `protobuf:"varint,12,opt,name=from_escrow_fen,json=fromEscrowFen,proto3" json:"from_escrow_fen,omitempty"`
 	FromPayerFen     uint64 `protobuf:"varint,13,opt,name=from_payer_fen,json=fromPayerFen,proto3" json:"from_payer_fen,omitempty"`
 	FromGuaranteeFen uint64 `protobuf:"varint,14,opt,name=from_guarantee_fen,json=fromGuaranteeFen,proto3" json:"from_guarantee_fen,omitempty"`
-	// debt_fen is what the payer owes the bank for it (= from_guarantee_fen).
-	DebtFen     uint64         `protobuf:"varint,15,opt,name=debt_fen,json=debtFen,proto3" json:"debt_fen,omitempty"`
+	// debt_fen is what the payer owes the bank for it: everything the bank
+	// paid or owes for it (from_guarantee + from_reserve + the unpaid part at
+	// settlement).
+	DebtFen uint64 `protobuf:"varint,15,opt,name=debt_fen,json=debtFen,proto3" json:"debt_fen,omitempty"`
+	// unpaid_fen: what the bank still owes the payee (it only goes down).
 	UnpaidFen   uint64         `protobuf:"varint,16,opt,name=unpaid_fen,json=unpaidFen,proto3" json:"unpaid_fen,omitempty"`
 	ClaimFen    uint64         `protobuf:"varint,17,opt,name=claim_fen,json=claimFen,proto3" json:"claim_fen,omitempty"`
 	DepositTxId []byte         `protobuf:"bytes,18,opt,name=deposit_tx_id,json=depositTxId,proto3" json:"deposit_tx_id,omitempty"`
@@ -1369,8 +1422,12 @@ type Incident struct {
 	// revocation_index is the device's revocation (this incident's, or the
 	// earlier one if the device was revoked already).
 	RevocationIndex uint64 `protobuf:"varint,23,opt,name=revocation_index,json=revocationIndex,proto3" json:"revocation_index,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	FromReserveFen  uint64 `protobuf:"varint,24,opt,name=from_reserve_fen,json=fromReserveFen,proto3" json:"from_reserve_fen,omitempty"`
+	PaidLaterFen    uint64 `protobuf:"varint,25,opt,name=paid_later_fen,json=paidLaterFen,proto3" json:"paid_later_fen,omitempty"`
+	// claim_seq: the bank's claim for the unpaid part (0: none).
+	ClaimSeq      uint64 `protobuf:"varint,26,opt,name=claim_seq,json=claimSeq,proto3" json:"claim_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Incident) Reset() {
@@ -1564,6 +1621,27 @@ func (x *Incident) GetRevocationIndex() uint64 {
 	return 0
 }
 
+func (x *Incident) GetFromReserveFen() uint64 {
+	if x != nil {
+		return x.FromReserveFen
+	}
+	return 0
+}
+
+func (x *Incident) GetPaidLaterFen() uint64 {
+	if x != nil {
+		return x.PaidLaterFen
+	}
+	return 0
+}
+
+func (x *Incident) GetClaimSeq() uint64 {
+	if x != nil {
+		return x.ClaimSeq
+	}
+	return 0
+}
+
 // Revocation is one entry of the device revocation list ("o:r" + index;
 // also "o:v" + device key). Devices sync the list and refuse payments from
 // revoked devices.
@@ -1653,18 +1731,30 @@ func (x *Revocation) GetReason() string {
 }
 
 // OfflineDebt is what a wallet holder owes its bank for offline payments the
-// bank's guarantee paid for them ("o:b" + wallet id).
+// bank paid, or owes, for it ("o:b" + wallet id): double spends and torn
+// payments its own funds did not cover. Money reaching the wallet repays it
+// first (returned escrow, and any credit: collect_offline_debt), to the
+// bank's guarantee wallet. The wallet record mirrors debt_fen
+// (WalletRecord.offline_debt_fen).
 type OfflineDebt struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WalletId string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
 	BankId   string                 `protobuf:"bytes,2,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
-	// debt_fen is outstanding; total_fen is everything ever charged;
-	// repaid_fen came back (from the wallet's returned escrow).
-	DebtFen   uint64 `protobuf:"varint,3,opt,name=debt_fen,json=debtFen,proto3" json:"debt_fen,omitempty"`
+	// debt_fen is outstanding = total_fen − repaid_fen.
+	DebtFen uint64 `protobuf:"varint,3,opt,name=debt_fen,json=debtFen,proto3" json:"debt_fen,omitempty"`
+	// total_fen is everything ever charged: guarantee_fen + reserve_fen +
+	// claimed_fen.
 	TotalFen  uint64 `protobuf:"varint,4,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
 	RepaidFen uint64 `protobuf:"varint,5,opt,name=repaid_fen,json=repaidFen,proto3" json:"repaid_fen,omitempty"`
-	// unpaid_fen: payees of this payer nobody could pay.
-	UnpaidFen     uint64 `protobuf:"varint,6,opt,name=unpaid_fen,json=unpaidFen,proto3" json:"unpaid_fen,omitempty"`
+	// unpaid_fen: what the bank still owes this payer's payees (open claims).
+	UnpaidFen uint64 `protobuf:"varint,6,opt,name=unpaid_fen,json=unpaidFen,proto3" json:"unpaid_fen,omitempty"`
+	// What the charges were: paid by the bank's guarantee, by its reserve,
+	// and left as claims on the bank (owed to payees at settlement).
+	GuaranteeFen uint64 `protobuf:"varint,7,opt,name=guarantee_fen,json=guaranteeFen,proto3" json:"guarantee_fen,omitempty"`
+	ReserveFen   uint64 `protobuf:"varint,8,opt,name=reserve_fen,json=reserveFen,proto3" json:"reserve_fen,omitempty"`
+	ClaimedFen   uint64 `protobuf:"varint,9,opt,name=claimed_fen,json=claimedFen,proto3" json:"claimed_fen,omitempty"`
+	// collections numbers the collect_offline_debt transactions (the last one).
+	Collections   uint64 `protobuf:"varint,10,opt,name=collections,proto3" json:"collections,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1741,6 +1831,302 @@ func (x *OfflineDebt) GetUnpaidFen() uint64 {
 	return 0
 }
 
+func (x *OfflineDebt) GetGuaranteeFen() uint64 {
+	if x != nil {
+		return x.GuaranteeFen
+	}
+	return 0
+}
+
+func (x *OfflineDebt) GetReserveFen() uint64 {
+	if x != nil {
+		return x.ReserveFen
+	}
+	return 0
+}
+
+func (x *OfflineDebt) GetClaimedFen() uint64 {
+	if x != nil {
+		return x.ClaimedFen
+	}
+	return 0
+}
+
+func (x *OfflineDebt) GetCollections() uint64 {
+	if x != nil {
+		return x.Collections
+	}
+	return 0
+}
+
+// OfflineClaim is what a bank owes one payee of an offline payment it is
+// liable for, when its guarantee and reserve held too little at settlement
+// ("o:c" + bank id + 0x00 + seq). The ledger pays a bank's claims in seq
+// order, from its guarantee then its reserve, as soon as either holds money
+// (pay_offline_claims).
+type OfflineClaim struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	BankId string                 `protobuf:"bytes,1,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// seq: 1, 2, 3, ... per bank, in settlement order.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	PaymentHash   []byte `protobuf:"bytes,3,opt,name=payment_hash,json=paymentHash,proto3" json:"payment_hash,omitempty"`
+	PayeeWalletId string `protobuf:"bytes,4,opt,name=payee_wallet_id,json=payeeWalletId,proto3" json:"payee_wallet_id,omitempty"`
+	PayerWalletId string `protobuf:"bytes,5,opt,name=payer_wallet_id,json=payerWalletId,proto3" json:"payer_wallet_id,omitempty"`
+	IncidentId    uint64 `protobuf:"varint,6,opt,name=incident_id,json=incidentId,proto3" json:"incident_id,omitempty"`
+	// owed_fen at settlement; paid_fen paid since (≤ owed_fen).
+	OwedFen  uint64 `protobuf:"varint,7,opt,name=owed_fen,json=owedFen,proto3" json:"owed_fen,omitempty"`
+	PaidFen  uint64 `protobuf:"varint,8,opt,name=paid_fen,json=paidFen,proto3" json:"paid_fen,omitempty"`
+	TimeMs   int64  `protobuf:"varint,9,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	LogIndex uint64 `protobuf:"varint,10,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// paid_ms: ledger time it was paid in full (0: still open).
+	PaidMs int64 `protobuf:"varint,11,opt,name=paid_ms,json=paidMs,proto3" json:"paid_ms,omitempty"`
+	// paid_to_wallet_id: where the payment went — the payee, or its bank's
+	// reserve if the payee's wallet was closed meanwhile.
+	PaidToWalletId string `protobuf:"bytes,12,opt,name=paid_to_wallet_id,json=paidToWalletId,proto3" json:"paid_to_wallet_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *OfflineClaim) Reset() {
+	*x = OfflineClaim{}
+	mi := &file_state_statepb_offline_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfflineClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfflineClaim) ProtoMessage() {}
+
+func (x *OfflineClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_offline_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfflineClaim.ProtoReflect.Descriptor instead.
+func (*OfflineClaim) Descriptor() ([]byte, []int) {
+	return file_state_statepb_offline_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OfflineClaim) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *OfflineClaim) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *OfflineClaim) GetPaymentHash() []byte {
+	if x != nil {
+		return x.PaymentHash
+	}
+	return nil
+}
+
+func (x *OfflineClaim) GetPayeeWalletId() string {
+	if x != nil {
+		return x.PayeeWalletId
+	}
+	return ""
+}
+
+func (x *OfflineClaim) GetPayerWalletId() string {
+	if x != nil {
+		return x.PayerWalletId
+	}
+	return ""
+}
+
+func (x *OfflineClaim) GetIncidentId() uint64 {
+	if x != nil {
+		return x.IncidentId
+	}
+	return 0
+}
+
+func (x *OfflineClaim) GetOwedFen() uint64 {
+	if x != nil {
+		return x.OwedFen
+	}
+	return 0
+}
+
+func (x *OfflineClaim) GetPaidFen() uint64 {
+	if x != nil {
+		return x.PaidFen
+	}
+	return 0
+}
+
+func (x *OfflineClaim) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
+func (x *OfflineClaim) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
+func (x *OfflineClaim) GetPaidMs() int64 {
+	if x != nil {
+		return x.PaidMs
+	}
+	return 0
+}
+
+func (x *OfflineClaim) GetPaidToWalletId() string {
+	if x != nil {
+		return x.PaidToWalletId
+	}
+	return ""
+}
+
+// BankOfflineRecord is one bank's offline liability ("o:k" + bank id).
+type BankOfflineRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	BankId string                 `protobuf:"bytes,1,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// exposure_fen: the amounts of the bank's wallets' purses not past their
+	// deadline (open or closed): what payees may still be shown. The cover
+	// ratio applies to it.
+	ExposureFen uint64 `protobuf:"varint,2,opt,name=exposure_fen,json=exposureFen,proto3" json:"exposure_fen,omitempty"`
+	// Claims: open ones (count and what is still owed), the last seq
+	// recorded, the oldest not fully paid (0: none).
+	ClaimsOpen     uint64 `protobuf:"varint,3,opt,name=claims_open,json=claimsOpen,proto3" json:"claims_open,omitempty"`
+	ClaimsOpenFen  uint64 `protobuf:"varint,4,opt,name=claims_open_fen,json=claimsOpenFen,proto3" json:"claims_open_fen,omitempty"`
+	LastClaim      uint64 `protobuf:"varint,5,opt,name=last_claim,json=lastClaim,proto3" json:"last_claim,omitempty"`
+	FirstOpenClaim uint64 `protobuf:"varint,6,opt,name=first_open_claim,json=firstOpenClaim,proto3" json:"first_open_claim,omitempty"`
+	// claims_job_due_ms is the due time of the scheduled job paying the
+	// claims, when claims_job_scheduled.
+	ClaimsJobScheduled bool  `protobuf:"varint,7,opt,name=claims_job_scheduled,json=claimsJobScheduled,proto3" json:"claims_job_scheduled,omitempty"`
+	ClaimsJobDueMs     int64 `protobuf:"varint,8,opt,name=claims_job_due_ms,json=claimsJobDueMs,proto3" json:"claims_job_due_ms,omitempty"`
+	// claim_runs numbers the pay_offline_claims transactions (the last one).
+	ClaimRuns uint64 `protobuf:"varint,9,opt,name=claim_runs,json=claimRuns,proto3" json:"claim_runs,omitempty"`
+	// claims_paid_fen: paid on claims, ever.
+	ClaimsPaidFen uint64 `protobuf:"varint,10,opt,name=claims_paid_fen,json=claimsPaidFen,proto3" json:"claims_paid_fen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BankOfflineRecord) Reset() {
+	*x = BankOfflineRecord{}
+	mi := &file_state_statepb_offline_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BankOfflineRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BankOfflineRecord) ProtoMessage() {}
+
+func (x *BankOfflineRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_offline_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BankOfflineRecord.ProtoReflect.Descriptor instead.
+func (*BankOfflineRecord) Descriptor() ([]byte, []int) {
+	return file_state_statepb_offline_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *BankOfflineRecord) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *BankOfflineRecord) GetExposureFen() uint64 {
+	if x != nil {
+		return x.ExposureFen
+	}
+	return 0
+}
+
+func (x *BankOfflineRecord) GetClaimsOpen() uint64 {
+	if x != nil {
+		return x.ClaimsOpen
+	}
+	return 0
+}
+
+func (x *BankOfflineRecord) GetClaimsOpenFen() uint64 {
+	if x != nil {
+		return x.ClaimsOpenFen
+	}
+	return 0
+}
+
+func (x *BankOfflineRecord) GetLastClaim() uint64 {
+	if x != nil {
+		return x.LastClaim
+	}
+	return 0
+}
+
+func (x *BankOfflineRecord) GetFirstOpenClaim() uint64 {
+	if x != nil {
+		return x.FirstOpenClaim
+	}
+	return 0
+}
+
+func (x *BankOfflineRecord) GetClaimsJobScheduled() bool {
+	if x != nil {
+		return x.ClaimsJobScheduled
+	}
+	return false
+}
+
+func (x *BankOfflineRecord) GetClaimsJobDueMs() int64 {
+	if x != nil {
+		return x.ClaimsJobDueMs
+	}
+	return 0
+}
+
+func (x *BankOfflineRecord) GetClaimRuns() uint64 {
+	if x != nil {
+		return x.ClaimRuns
+	}
+	return 0
+}
+
+func (x *BankOfflineRecord) GetClaimsPaidFen() uint64 {
+	if x != nil {
+		return x.ClaimsPaidFen
+	}
+	return 0
+}
+
 // DepositItemResult is one item of a deposit's outcome.
 type DepositItemResult struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1757,7 +2143,7 @@ type DepositItemResult struct {
 
 func (x *DepositItemResult) Reset() {
 	*x = DepositItemResult{}
-	mi := &file_state_statepb_offline_proto_msgTypes[13]
+	mi := &file_state_statepb_offline_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +2155,7 @@ func (x *DepositItemResult) String() string {
 func (*DepositItemResult) ProtoMessage() {}
 
 func (x *DepositItemResult) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_offline_proto_msgTypes[13]
+	mi := &file_state_statepb_offline_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +2168,7 @@ func (x *DepositItemResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositItemResult.ProtoReflect.Descriptor instead.
 func (*DepositItemResult) Descriptor() ([]byte, []int) {
-	return file_state_statepb_offline_proto_rawDescGZIP(), []int{13}
+	return file_state_statepb_offline_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DepositItemResult) GetOutcome() DepositItemOutcome {
@@ -1841,7 +2227,7 @@ type OfflineTxRecord struct {
 
 func (x *OfflineTxRecord) Reset() {
 	*x = OfflineTxRecord{}
-	mi := &file_state_statepb_offline_proto_msgTypes[14]
+	mi := &file_state_statepb_offline_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +2239,7 @@ func (x *OfflineTxRecord) String() string {
 func (*OfflineTxRecord) ProtoMessage() {}
 
 func (x *OfflineTxRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_offline_proto_msgTypes[14]
+	mi := &file_state_statepb_offline_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +2252,7 @@ func (x *OfflineTxRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineTxRecord.ProtoReflect.Descriptor instead.
 func (*OfflineTxRecord) Descriptor() ([]byte, []int) {
-	return file_state_statepb_offline_proto_rawDescGZIP(), []int{14}
+	return file_state_statepb_offline_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OfflineTxRecord) GetOutputOwners() []string {
@@ -1977,7 +2363,7 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"open_tx_id\x18\x14 \x01(\fR\bopenTxId\x12\x1b\n" +
 	"\topened_ms\x18\x15 \x01(\x03R\bopenedMs\x12\x1e\n" +
 	"\vclose_tx_id\x18\x16 \x01(\fR\tcloseTxId\x12\x1b\n" +
-	"\tclosed_ms\x18\x17 \x01(\x03R\bclosedMs\"\xd5\x04\n" +
+	"\tclosed_ms\x18\x17 \x01(\x03R\bclosedMs\"\xdb\x05\n" +
 	"\n" +
 	"Settlement\x12!\n" +
 	"\fpayment_hash\x18\x01 \x01(\fR\vpaymentHash\x12\x19\n" +
@@ -2001,7 +2387,11 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"unpaid_fen\x18\x10 \x01(\x04R\tunpaidFen\x12\x1f\n" +
 	"\vincident_id\x18\x11 \x01(\x04R\n" +
 	"incidentId\x12\x12\n" +
-	"\x04torn\x18\x12 \x01(\bR\x04torn\"\xd9\x06\n" +
+	"\x04torn\x18\x12 \x01(\bR\x04torn\x12(\n" +
+	"\x10from_reserve_fen\x18\x13 \x01(\x04R\x0efromReserveFen\x12$\n" +
+	"\x0epaid_later_fen\x18\x14 \x01(\x04R\fpaidLaterFen\x12\x17\n" +
+	"\abank_id\x18\x15 \x01(\tR\x06bankId\x12\x1b\n" +
+	"\tclaim_seq\x18\x16 \x01(\x04R\bclaimSeq\"\xc6\a\n" +
 	"\bIncident\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.dcep.state.v1.IncidentKindR\x04kind\x12\x19\n" +
@@ -2027,7 +2417,10 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"\atime_ms\x18\x14 \x01(\x03R\x06timeMs\x125\n" +
 	"\x06status\x18\x15 \x01(\x0e2\x1d.dcep.state.v1.IncidentStatusR\x06status\x12!\n" +
 	"\ffroze_wallet\x18\x16 \x01(\bR\vfrozeWallet\x12)\n" +
-	"\x10revocation_index\x18\x17 \x01(\x04R\x0frevocationIndex\"\xbd\x01\n" +
+	"\x10revocation_index\x18\x17 \x01(\x04R\x0frevocationIndex\x12(\n" +
+	"\x10from_reserve_fen\x18\x18 \x01(\x04R\x0efromReserveFen\x12$\n" +
+	"\x0epaid_later_fen\x18\x19 \x01(\x04R\fpaidLaterFen\x12\x1b\n" +
+	"\tclaim_seq\x18\x1a \x01(\x04R\bclaimSeq\"\xbd\x01\n" +
 	"\n" +
 	"Revocation\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12*\n" +
@@ -2036,7 +2429,7 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"incidentId\x12\x17\n" +
 	"\atime_ms\x18\x04 \x01(\x03R\x06timeMs\x12\x1b\n" +
 	"\tlog_index\x18\x05 \x01(\x04R\blogIndex\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xb9\x01\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xc2\x02\n" +
 	"\vOfflineDebt\x12\x1b\n" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12\x19\n" +
@@ -2045,7 +2438,44 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"\n" +
 	"repaid_fen\x18\x05 \x01(\x04R\trepaidFen\x12\x1d\n" +
 	"\n" +
-	"unpaid_fen\x18\x06 \x01(\x04R\tunpaidFen\"\x85\x02\n" +
+	"unpaid_fen\x18\x06 \x01(\x04R\tunpaidFen\x12#\n" +
+	"\rguarantee_fen\x18\a \x01(\x04R\fguaranteeFen\x12\x1f\n" +
+	"\vreserve_fen\x18\b \x01(\x04R\n" +
+	"reserveFen\x12\x1f\n" +
+	"\vclaimed_fen\x18\t \x01(\x04R\n" +
+	"claimedFen\x12 \n" +
+	"\vcollections\x18\n" +
+	" \x01(\x04R\vcollections\"\xfd\x02\n" +
+	"\fOfflineClaim\x12\x17\n" +
+	"\abank_id\x18\x01 \x01(\tR\x06bankId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12!\n" +
+	"\fpayment_hash\x18\x03 \x01(\fR\vpaymentHash\x12&\n" +
+	"\x0fpayee_wallet_id\x18\x04 \x01(\tR\rpayeeWalletId\x12&\n" +
+	"\x0fpayer_wallet_id\x18\x05 \x01(\tR\rpayerWalletId\x12\x1f\n" +
+	"\vincident_id\x18\x06 \x01(\x04R\n" +
+	"incidentId\x12\x19\n" +
+	"\bowed_fen\x18\a \x01(\x04R\aowedFen\x12\x19\n" +
+	"\bpaid_fen\x18\b \x01(\x04R\apaidFen\x12\x17\n" +
+	"\atime_ms\x18\t \x01(\x03R\x06timeMs\x12\x1b\n" +
+	"\tlog_index\x18\n" +
+	" \x01(\x04R\blogIndex\x12\x17\n" +
+	"\apaid_ms\x18\v \x01(\x03R\x06paidMs\x12)\n" +
+	"\x11paid_to_wallet_id\x18\f \x01(\tR\x0epaidToWalletId\"\x85\x03\n" +
+	"\x11BankOfflineRecord\x12\x17\n" +
+	"\abank_id\x18\x01 \x01(\tR\x06bankId\x12!\n" +
+	"\fexposure_fen\x18\x02 \x01(\x04R\vexposureFen\x12\x1f\n" +
+	"\vclaims_open\x18\x03 \x01(\x04R\n" +
+	"claimsOpen\x12&\n" +
+	"\x0fclaims_open_fen\x18\x04 \x01(\x04R\rclaimsOpenFen\x12\x1d\n" +
+	"\n" +
+	"last_claim\x18\x05 \x01(\x04R\tlastClaim\x12(\n" +
+	"\x10first_open_claim\x18\x06 \x01(\x04R\x0efirstOpenClaim\x120\n" +
+	"\x14claims_job_scheduled\x18\a \x01(\bR\x12claimsJobScheduled\x12)\n" +
+	"\x11claims_job_due_ms\x18\b \x01(\x03R\x0eclaimsJobDueMs\x12\x1d\n" +
+	"\n" +
+	"claim_runs\x18\t \x01(\x04R\tclaimRuns\x12&\n" +
+	"\x0fclaims_paid_fen\x18\n" +
+	" \x01(\x04R\rclaimsPaidFen\"\x85\x02\n" +
 	"\x11DepositItemResult\x12;\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2!.dcep.state.v1.DepositItemOutcomeR\aoutcome\x12!\n" +
 	"\fpayment_hash\x18\x02 \x01(\fR\vpaymentHash\x12!\n" +
@@ -2070,11 +2500,12 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"\x1aINCIDENT_KIND_SAME_COUNTER\x10\x01\x12\x1d\n" +
 	"\x19INCIDENT_KIND_OVER_AMOUNT\x10\x02\x12%\n" +
 	"!INCIDENT_KIND_ABOVE_FINAL_COUNTER\x10\x03\x12\x1a\n" +
-	"\x16INCIDENT_KIND_UNBACKED\x10\x04*o\n" +
+	"\x16INCIDENT_KIND_UNBACKED\x10\x04*\x8e\x01\n" +
 	"\x0eIncidentStatus\x12\x1f\n" +
 	"\x1bINCIDENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17INCIDENT_STATUS_SETTLED\x10\x01\x12\x1f\n" +
-	"\x1bINCIDENT_STATUS_UNDERFUNDED\x10\x02*\xc1\x01\n" +
+	"\x1bINCIDENT_STATUS_UNDERFUNDED\x10\x02\x12\x1d\n" +
+	"\x19INCIDENT_STATUS_PAID_LATE\x10\x03*\xc1\x01\n" +
 	"\x12DepositItemOutcome\x12$\n" +
 	" DEPOSIT_ITEM_OUTCOME_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cDEPOSIT_ITEM_OUTCOME_SETTLED\x10\x01\x12!\n" +
@@ -2095,7 +2526,7 @@ func file_state_statepb_offline_proto_rawDescGZIP() []byte {
 }
 
 var file_state_statepb_offline_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_state_statepb_offline_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_state_statepb_offline_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_state_statepb_offline_proto_goTypes = []any{
 	(PurseStatus)(0),          // 0: dcep.state.v1.PurseStatus
 	(IncidentKind)(0),         // 1: dcep.state.v1.IncidentKind
@@ -2114,8 +2545,10 @@ var file_state_statepb_offline_proto_goTypes = []any{
 	(*Incident)(nil),          // 14: dcep.state.v1.Incident
 	(*Revocation)(nil),        // 15: dcep.state.v1.Revocation
 	(*OfflineDebt)(nil),       // 16: dcep.state.v1.OfflineDebt
-	(*DepositItemResult)(nil), // 17: dcep.state.v1.DepositItemResult
-	(*OfflineTxRecord)(nil),   // 18: dcep.state.v1.OfflineTxRecord
+	(*OfflineClaim)(nil),      // 17: dcep.state.v1.OfflineClaim
+	(*BankOfflineRecord)(nil), // 18: dcep.state.v1.BankOfflineRecord
+	(*DepositItemResult)(nil), // 19: dcep.state.v1.DepositItemResult
+	(*OfflineTxRecord)(nil),   // 20: dcep.state.v1.OfflineTxRecord
 }
 var file_state_statepb_offline_proto_depIdxs = []int32{
 	5,  // 0: dcep.state.v1.PaymentBody.cert:type_name -> dcep.state.v1.PurseCert
@@ -2128,7 +2561,7 @@ var file_state_statepb_offline_proto_depIdxs = []int32{
 	1,  // 7: dcep.state.v1.Incident.kind:type_name -> dcep.state.v1.IncidentKind
 	2,  // 8: dcep.state.v1.Incident.status:type_name -> dcep.state.v1.IncidentStatus
 	3,  // 9: dcep.state.v1.DepositItemResult.outcome:type_name -> dcep.state.v1.DepositItemOutcome
-	17, // 10: dcep.state.v1.OfflineTxRecord.items:type_name -> dcep.state.v1.DepositItemResult
+	19, // 10: dcep.state.v1.OfflineTxRecord.items:type_name -> dcep.state.v1.DepositItemResult
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -2152,7 +2585,7 @@ func file_state_statepb_offline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_statepb_offline_proto_rawDesc), len(file_state_statepb_offline_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,6 +21,12 @@ func (k *Tx_OpenPurse) validate() error      { return k.OpenPurse.ValidateBasic(
 func (k *Tx_DepositOffline) validate() error { return k.DepositOffline.ValidateBasic() }
 func (k *Tx_ClosePurse) validate() error     { return k.ClosePurse.ValidateBasic() }
 func (k *Tx_ExpirePurse) validate() error    { return k.ExpirePurse.ValidateBasic() }
+func (k *Tx_PayOfflineClaims) validate() error {
+	return k.PayOfflineClaims.ValidateBasic()
+}
+func (k *Tx_CollectOfflineDebt) validate() error {
+	return k.CollectOfflineDebt.ValidateBasic()
+}
 
 // ValidateBasic checks an OpenPurse.
 func (m *OpenPurse) ValidateBasic() error {
@@ -100,4 +106,14 @@ func (m *ClosePurse) ValidateBasic() error {
 // ValidateBasic refuses every ExpirePurse: only the ledger writes them.
 func (m *ExpirePurse) ValidateBasic() error {
 	return Errorf(Code_CODE_INVALID_FIELD, "expire_purse: written by the ledger when a purse expires; it cannot be submitted")
+}
+
+// ValidateBasic refuses every PayOfflineClaims: only the ledger writes them.
+func (m *PayOfflineClaims) ValidateBasic() error {
+	return Errorf(Code_CODE_INVALID_FIELD, "pay_offline_claims: written by the ledger when it pays a bank's offline claims; it cannot be submitted")
+}
+
+// ValidateBasic refuses every CollectOfflineDebt: only the ledger writes them.
+func (m *CollectOfflineDebt) ValidateBasic() error {
+	return Errorf(Code_CODE_INVALID_FIELD, "collect_offline_debt: written by the ledger when money repays an offline debt; it cannot be submitted")
 }

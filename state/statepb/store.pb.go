@@ -97,6 +97,10 @@ const (
 	Code_CODE_PURSE_EXISTS              Code = 94
 	Code_CODE_PURSE_CLOSED              Code = 95
 	Code_CODE_PURSE_CLOSE_INVALID       Code = 96
+	// GUARANTEE_SHORT: the bank's guarantee wallet does not cover its
+	// offline exposure under the genesis cover ratio (or the bank owes payees
+	// unpaid offline claims); the purse is not opened.
+	Code_CODE_GUARANTEE_SHORT Code = 97
 	// 100–129: programmable money (SPEC §5), recorded.
 	Code_CODE_CAMPAIGN_EXISTS                Code = 100
 	Code_CODE_CAMPAIGN_NOT_FOUND             Code = 101
@@ -189,6 +193,7 @@ var (
 		94:  "CODE_PURSE_EXISTS",
 		95:  "CODE_PURSE_CLOSED",
 		96:  "CODE_PURSE_CLOSE_INVALID",
+		97:  "CODE_GUARANTEE_SHORT",
 		100: "CODE_CAMPAIGN_EXISTS",
 		101: "CODE_CAMPAIGN_NOT_FOUND",
 		102: "CODE_CAMPAIGN_TOO_LATE",
@@ -277,6 +282,7 @@ var (
 		"CODE_PURSE_EXISTS":                   94,
 		"CODE_PURSE_CLOSED":                   95,
 		"CODE_PURSE_CLOSE_INVALID":            96,
+		"CODE_GUARANTEE_SHORT":                97,
 		"CODE_CAMPAIGN_EXISTS":                100,
 		"CODE_CAMPAIGN_NOT_FOUND":             101,
 		"CODE_CAMPAIGN_TOO_LATE":              102,
@@ -444,9 +450,13 @@ type WalletRecord struct {
 	// history_len is the number of history entries (the next entry's sequence).
 	HistoryLen uint64 `protobuf:"varint,18,opt,name=history_len,json=historyLen,proto3" json:"history_len,omitempty"`
 	// unspent_count is the number of unspent outputs.
-	UnspentCount  uint64 `protobuf:"varint,19,opt,name=unspent_count,json=unspentCount,proto3" json:"unspent_count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UnspentCount uint64 `protobuf:"varint,19,opt,name=unspent_count,json=unspentCount,proto3" json:"unspent_count,omitempty"`
+	// offline_debt_fen mirrors the wallet's outstanding OfflineDebt.debt_fen
+	// (offline.proto), so that crediting a wallet knows without a read that
+	// the money must repay the debt first (state/offline_debt.go).
+	OfflineDebtFen uint64 `protobuf:"varint,20,opt,name=offline_debt_fen,json=offlineDebtFen,proto3" json:"offline_debt_fen,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WalletRecord) Reset() {
@@ -608,6 +618,13 @@ func (x *WalletRecord) GetHistoryLen() uint64 {
 func (x *WalletRecord) GetUnspentCount() uint64 {
 	if x != nil {
 		return x.UnspentCount
+	}
+	return 0
+}
+
+func (x *WalletRecord) GetOfflineDebtFen() uint64 {
+	if x != nil {
+		return x.OfflineDebtFen
 	}
 	return 0
 }
@@ -1210,7 +1227,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1c\n" +
 	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12\x1b\n" +
 	"\tlog_index\x18\x05 \x01(\x04R\blogIndex\x12\x17\n" +
-	"\atime_ms\x18\x06 \x01(\x03R\x06timeMs\"\x95\x05\n" +
+	"\atime_ms\x18\x06 \x01(\x03R\x06timeMs\"\xbf\x05\n" +
 	"\fWalletRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12\x1d\n" +
@@ -1237,7 +1254,8 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\rstatus_reason\x18\x11 \x01(\tR\fstatusReason\x12\x1f\n" +
 	"\vhistory_len\x18\x12 \x01(\x04R\n" +
 	"historyLen\x12#\n" +
-	"\runspent_count\x18\x13 \x01(\x04R\funspentCount\"\x8a\x01\n" +
+	"\runspent_count\x18\x13 \x01(\x04R\funspentCount\x12(\n" +
+	"\x10offline_debt_fen\x18\x14 \x01(\x04R\x0eofflineDebtFen\"\x8a\x01\n" +
 	"\fOutputRecord\x12\x1b\n" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x1d\n" +
 	"\n" +
@@ -1289,7 +1307,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12!\n" +
 	"\fgenesis_hash\x18\x02 \x01(\fR\vgenesisHash\x12'\n" +
-	"\x04meta\x18\x03 \x01(\v2\x13.dcep.state.v1.MetaR\x04meta*\x93\x12\n" +
+	"\x04meta\x18\x03 \x01(\v2\x13.dcep.state.v1.MetaR\x04meta*\xad\x12\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x15\n" +
@@ -1355,6 +1373,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\x11CODE_PURSE_EXISTS\x10^\x12\x15\n" +
 	"\x11CODE_PURSE_CLOSED\x10_\x12\x1c\n" +
 	"\x18CODE_PURSE_CLOSE_INVALID\x10`\x12\x18\n" +
+	"\x14CODE_GUARANTEE_SHORT\x10a\x12\x18\n" +
 	"\x14CODE_CAMPAIGN_EXISTS\x10d\x12\x1b\n" +
 	"\x17CODE_CAMPAIGN_NOT_FOUND\x10e\x12\x1a\n" +
 	"\x16CODE_CAMPAIGN_TOO_LATE\x10f\x12\"\n" +

@@ -338,6 +338,8 @@ type Tx struct {
 	//	*Tx_DepositOffline
 	//	*Tx_ClosePurse
 	//	*Tx_ExpirePurse
+	//	*Tx_PayOfflineClaims
+	//	*Tx_CollectOfflineDebt
 	//	*Tx_CreateCampaign
 	//	*Tx_AddCampaignMerchants
 	//	*Tx_EnrolCampaign
@@ -563,6 +565,24 @@ func (x *Tx) GetExpirePurse() *ExpirePurse {
 	return nil
 }
 
+func (x *Tx) GetPayOfflineClaims() *PayOfflineClaims {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_PayOfflineClaims); ok {
+			return x.PayOfflineClaims
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetCollectOfflineDebt() *CollectOfflineDebt {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_CollectOfflineDebt); ok {
+			return x.CollectOfflineDebt
+		}
+	}
+	return nil
+}
+
 func (x *Tx) GetCreateCampaign() *CreateCampaign {
 	if x != nil {
 		if x, ok := x.Kind.(*Tx_CreateCampaign); ok {
@@ -736,6 +756,17 @@ type Tx_ExpirePurse struct {
 	ExpirePurse *ExpirePurse `protobuf:"bytes,43,opt,name=expire_purse,json=expirePurse,proto3,oneof"`
 }
 
+type Tx_PayOfflineClaims struct {
+	// pay_offline_claims and collect_offline_debt are written by the ledger
+	// itself, like expire_purse: a bank paying payees it owes, a debtor's
+	// incoming money repaying its offline debt. Submitted ones are refused.
+	PayOfflineClaims *PayOfflineClaims `protobuf:"bytes,44,opt,name=pay_offline_claims,json=payOfflineClaims,proto3,oneof"`
+}
+
+type Tx_CollectOfflineDebt struct {
+	CollectOfflineDebt *CollectOfflineDebt `protobuf:"bytes,45,opt,name=collect_offline_debt,json=collectOfflineDebt,proto3,oneof"`
+}
+
 type Tx_CreateCampaign struct {
 	// 60–79: programmable money (SPEC §5); messages at the end of this file.
 	CreateCampaign *CreateCampaign `protobuf:"bytes,60,opt,name=create_campaign,json=createCampaign,proto3,oneof"`
@@ -812,6 +843,10 @@ func (*Tx_DepositOffline) isTx_Kind() {}
 func (*Tx_ClosePurse) isTx_Kind() {}
 
 func (*Tx_ExpirePurse) isTx_Kind() {}
+
+func (*Tx_PayOfflineClaims) isTx_Kind() {}
+
+func (*Tx_CollectOfflineDebt) isTx_Kind() {}
 
 func (*Tx_CreateCampaign) isTx_Kind() {}
 
@@ -2851,6 +2886,130 @@ func (x *ExpirePurse) GetPurseId() []byte {
 	return nil
 }
 
+// PayOfflineClaims is never submitted: the ledger records it when it pays a
+// bank's unpaid offline claims (OfflineClaim) from the bank's guarantee,
+// then reserve, as soon as they hold money (the scheduled job of
+// state/offline_claims.go). run numbers the bank's runs (1, 2, ...), so
+// every one has its own id, SHA-256 of this body. Outputs (owners
+// recorded): the payees' credits and the bank wallets' change.
+type PayOfflineClaims struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BankId        string                 `protobuf:"bytes,1,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	Run           uint64                 `protobuf:"varint,2,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayOfflineClaims) Reset() {
+	*x = PayOfflineClaims{}
+	mi := &file_state_statepb_tx_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayOfflineClaims) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayOfflineClaims) ProtoMessage() {}
+
+func (x *PayOfflineClaims) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayOfflineClaims.ProtoReflect.Descriptor instead.
+func (*PayOfflineClaims) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PayOfflineClaims) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *PayOfflineClaims) GetRun() uint64 {
+	if x != nil {
+		return x.Run
+	}
+	return 0
+}
+
+// CollectOfflineDebt is never submitted: the ledger records it when money
+// reaches a wallet that owes its bank for offline payments, and takes the
+// debt from it first, to the bank's guarantee wallet. collection numbers the
+// wallet's collections (1, 2, ...); cause_tx_id is the transaction that
+// brought the money. Outputs (owners recorded): the repayment, then the
+// wallet's change.
+type CollectOfflineDebt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WalletId      string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
+	Collection    uint64                 `protobuf:"varint,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	CauseTxId     []byte                 `protobuf:"bytes,3,opt,name=cause_tx_id,json=causeTxId,proto3" json:"cause_tx_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectOfflineDebt) Reset() {
+	*x = CollectOfflineDebt{}
+	mi := &file_state_statepb_tx_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectOfflineDebt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectOfflineDebt) ProtoMessage() {}
+
+func (x *CollectOfflineDebt) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectOfflineDebt.ProtoReflect.Descriptor instead.
+func (*CollectOfflineDebt) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CollectOfflineDebt) GetWalletId() string {
+	if x != nil {
+		return x.WalletId
+	}
+	return ""
+}
+
+func (x *CollectOfflineDebt) GetCollection() uint64 {
+	if x != nil {
+		return x.Collection
+	}
+	return 0
+}
+
+func (x *CollectOfflineDebt) GetCauseTxId() []byte {
+	if x != nil {
+		return x.CauseTxId
+	}
+	return nil
+}
+
 var File_state_statepb_tx_proto protoreflect.FileDescriptor
 
 const file_state_statepb_tx_proto_rawDesc = "" +
@@ -2864,7 +3023,7 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\tSignature\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xaf\x0f\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xd7\x10\n" +
 	"\x02Tx\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
 	"\bchain_id\x18\x02 \x01(\tR\achainId\x12\x14\n" +
@@ -2888,7 +3047,9 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\x0fdeposit_offline\x18) \x01(\v2\x1d.dcep.state.v1.DepositOfflineH\x00R\x0edepositOffline\x12<\n" +
 	"\vclose_purse\x18* \x01(\v2\x19.dcep.state.v1.ClosePurseH\x00R\n" +
 	"closePurse\x12?\n" +
-	"\fexpire_purse\x18+ \x01(\v2\x1a.dcep.state.v1.ExpirePurseH\x00R\vexpirePurse\x12H\n" +
+	"\fexpire_purse\x18+ \x01(\v2\x1a.dcep.state.v1.ExpirePurseH\x00R\vexpirePurse\x12O\n" +
+	"\x12pay_offline_claims\x18, \x01(\v2\x1f.dcep.state.v1.PayOfflineClaimsH\x00R\x10payOfflineClaims\x12U\n" +
+	"\x14collect_offline_debt\x18- \x01(\v2!.dcep.state.v1.CollectOfflineDebtH\x00R\x12collectOfflineDebt\x12H\n" +
 	"\x0fcreate_campaign\x18< \x01(\v2\x1d.dcep.state.v1.CreateCampaignH\x00R\x0ecreateCampaign\x12[\n" +
 	"\x16add_campaign_merchants\x18= \x01(\v2#.dcep.state.v1.AddCampaignMerchantsH\x00R\x14addCampaignMerchants\x12E\n" +
 	"\x0eenrol_campaign\x18> \x01(\v2\x1c.dcep.state.v1.EnrolCampaignH\x00R\renrolCampaign\x12B\n" +
@@ -3056,7 +3217,16 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\rfinal_counter\x18\x02 \x01(\rR\ffinalCounter\x12<\n" +
 	"\treceipted\x18\x03 \x03(\v2\x1e.dcep.state.v1.ReservedPaymentR\treceipted\"(\n" +
 	"\vExpirePurse\x12\x19\n" +
-	"\bpurse_id\x18\x01 \x01(\fR\apurseId*\xd3\x01\n" +
+	"\bpurse_id\x18\x01 \x01(\fR\apurseId\"=\n" +
+	"\x10PayOfflineClaims\x12\x17\n" +
+	"\abank_id\x18\x01 \x01(\tR\x06bankId\x12\x10\n" +
+	"\x03run\x18\x02 \x01(\x04R\x03run\"q\n" +
+	"\x12CollectOfflineDebt\x12\x1b\n" +
+	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\x04R\n" +
+	"collection\x12\x1e\n" +
+	"\vcause_tx_id\x18\x03 \x01(\fR\tcauseTxId*\xd3\x01\n" +
 	"\n" +
 	"WalletKind\x12\x1b\n" +
 	"\x17WALLET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -3089,7 +3259,7 @@ func file_state_statepb_tx_proto_rawDescGZIP() []byte {
 }
 
 var file_state_statepb_tx_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_state_statepb_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_state_statepb_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_state_statepb_tx_proto_goTypes = []any{
 	(WalletKind)(0),              // 0: dcep.state.v1.WalletKind
 	(WalletStatus)(0),            // 1: dcep.state.v1.WalletStatus
@@ -3128,11 +3298,13 @@ var file_state_statepb_tx_proto_goTypes = []any{
 	(*DepositOffline)(nil),       // 34: dcep.state.v1.DepositOffline
 	(*ClosePurse)(nil),           // 35: dcep.state.v1.ClosePurse
 	(*ExpirePurse)(nil),          // 36: dcep.state.v1.ExpirePurse
-	(*Node)(nil),                 // 37: dcep.state.v1.Node
-	(*PurseCert)(nil),            // 38: dcep.state.v1.PurseCert
-	(*Payment)(nil),              // 39: dcep.state.v1.Payment
-	(*PaymentRequest)(nil),       // 40: dcep.state.v1.PaymentRequest
-	(*ReservedPayment)(nil),      // 41: dcep.state.v1.ReservedPayment
+	(*PayOfflineClaims)(nil),     // 37: dcep.state.v1.PayOfflineClaims
+	(*CollectOfflineDebt)(nil),   // 38: dcep.state.v1.CollectOfflineDebt
+	(*Node)(nil),                 // 39: dcep.state.v1.Node
+	(*PurseCert)(nil),            // 40: dcep.state.v1.PurseCert
+	(*Payment)(nil),              // 41: dcep.state.v1.Payment
+	(*PaymentRequest)(nil),       // 42: dcep.state.v1.PaymentRequest
+	(*ReservedPayment)(nil),      // 43: dcep.state.v1.ReservedPayment
 }
 var file_state_statepb_tx_proto_depIdxs = []int32{
 	4,  // 0: dcep.state.v1.SignedTx.signatures:type_name -> dcep.state.v1.Signature
@@ -3152,43 +3324,45 @@ var file_state_statepb_tx_proto_depIdxs = []int32{
 	34, // 14: dcep.state.v1.Tx.deposit_offline:type_name -> dcep.state.v1.DepositOffline
 	35, // 15: dcep.state.v1.Tx.close_purse:type_name -> dcep.state.v1.ClosePurse
 	36, // 16: dcep.state.v1.Tx.expire_purse:type_name -> dcep.state.v1.ExpirePurse
-	21, // 17: dcep.state.v1.Tx.create_campaign:type_name -> dcep.state.v1.CreateCampaign
-	22, // 18: dcep.state.v1.Tx.add_campaign_merchants:type_name -> dcep.state.v1.AddCampaignMerchants
-	23, // 19: dcep.state.v1.Tx.enrol_campaign:type_name -> dcep.state.v1.EnrolCampaign
-	24, // 20: dcep.state.v1.Tx.draw_campaign:type_name -> dcep.state.v1.DrawCampaign
-	25, // 21: dcep.state.v1.Tx.refund_payment:type_name -> dcep.state.v1.RefundPayment
-	26, // 22: dcep.state.v1.Tx.create_sub_wallet:type_name -> dcep.state.v1.CreateSubWallet
-	27, // 23: dcep.state.v1.Tx.fund_sub_wallet:type_name -> dcep.state.v1.FundSubWallet
-	28, // 24: dcep.state.v1.Tx.push_sub_wallet:type_name -> dcep.state.v1.PushSubWallet
-	29, // 25: dcep.state.v1.Tx.revoke_sub_wallet:type_name -> dcep.state.v1.RevokeSubWallet
-	30, // 26: dcep.state.v1.Tx.withdraw_sub_wallet:type_name -> dcep.state.v1.WithdrawSubWallet
-	31, // 27: dcep.state.v1.Tx.charge_sub_wallet:type_name -> dcep.state.v1.ChargeSubWallet
-	6,  // 28: dcep.state.v1.Return.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 29: dcep.state.v1.Exchange.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 30: dcep.state.v1.Redeem.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 31: dcep.state.v1.Transfer.inputs:type_name -> dcep.state.v1.Outpoint
-	7,  // 32: dcep.state.v1.Transfer.payees:type_name -> dcep.state.v1.Payee
-	0,  // 33: dcep.state.v1.RegisterWallet.kind:type_name -> dcep.state.v1.WalletKind
-	13, // 34: dcep.state.v1.RegisterWallet.limits:type_name -> dcep.state.v1.Limits
-	13, // 35: dcep.state.v1.UpdateWallet.limits:type_name -> dcep.state.v1.Limits
-	2,  // 36: dcep.state.v1.ChangeMembership.action:type_name -> dcep.state.v1.MembershipAction
-	37, // 37: dcep.state.v1.ChangeMembership.node:type_name -> dcep.state.v1.Node
-	6,  // 38: dcep.state.v1.CreateCampaign.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 39: dcep.state.v1.RefundPayment.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 40: dcep.state.v1.FundSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 41: dcep.state.v1.WithdrawSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 42: dcep.state.v1.ChargeSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 43: dcep.state.v1.OpenPurse.inputs:type_name -> dcep.state.v1.Outpoint
-	38, // 44: dcep.state.v1.OpenPurse.cert:type_name -> dcep.state.v1.PurseCert
-	39, // 45: dcep.state.v1.DepositItem.payment:type_name -> dcep.state.v1.Payment
-	40, // 46: dcep.state.v1.DepositItem.request:type_name -> dcep.state.v1.PaymentRequest
-	33, // 47: dcep.state.v1.DepositOffline.items:type_name -> dcep.state.v1.DepositItem
-	41, // 48: dcep.state.v1.ClosePurse.receipted:type_name -> dcep.state.v1.ReservedPayment
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	37, // 17: dcep.state.v1.Tx.pay_offline_claims:type_name -> dcep.state.v1.PayOfflineClaims
+	38, // 18: dcep.state.v1.Tx.collect_offline_debt:type_name -> dcep.state.v1.CollectOfflineDebt
+	21, // 19: dcep.state.v1.Tx.create_campaign:type_name -> dcep.state.v1.CreateCampaign
+	22, // 20: dcep.state.v1.Tx.add_campaign_merchants:type_name -> dcep.state.v1.AddCampaignMerchants
+	23, // 21: dcep.state.v1.Tx.enrol_campaign:type_name -> dcep.state.v1.EnrolCampaign
+	24, // 22: dcep.state.v1.Tx.draw_campaign:type_name -> dcep.state.v1.DrawCampaign
+	25, // 23: dcep.state.v1.Tx.refund_payment:type_name -> dcep.state.v1.RefundPayment
+	26, // 24: dcep.state.v1.Tx.create_sub_wallet:type_name -> dcep.state.v1.CreateSubWallet
+	27, // 25: dcep.state.v1.Tx.fund_sub_wallet:type_name -> dcep.state.v1.FundSubWallet
+	28, // 26: dcep.state.v1.Tx.push_sub_wallet:type_name -> dcep.state.v1.PushSubWallet
+	29, // 27: dcep.state.v1.Tx.revoke_sub_wallet:type_name -> dcep.state.v1.RevokeSubWallet
+	30, // 28: dcep.state.v1.Tx.withdraw_sub_wallet:type_name -> dcep.state.v1.WithdrawSubWallet
+	31, // 29: dcep.state.v1.Tx.charge_sub_wallet:type_name -> dcep.state.v1.ChargeSubWallet
+	6,  // 30: dcep.state.v1.Return.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 31: dcep.state.v1.Exchange.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 32: dcep.state.v1.Redeem.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 33: dcep.state.v1.Transfer.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 34: dcep.state.v1.Transfer.payees:type_name -> dcep.state.v1.Payee
+	0,  // 35: dcep.state.v1.RegisterWallet.kind:type_name -> dcep.state.v1.WalletKind
+	13, // 36: dcep.state.v1.RegisterWallet.limits:type_name -> dcep.state.v1.Limits
+	13, // 37: dcep.state.v1.UpdateWallet.limits:type_name -> dcep.state.v1.Limits
+	2,  // 38: dcep.state.v1.ChangeMembership.action:type_name -> dcep.state.v1.MembershipAction
+	39, // 39: dcep.state.v1.ChangeMembership.node:type_name -> dcep.state.v1.Node
+	6,  // 40: dcep.state.v1.CreateCampaign.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 41: dcep.state.v1.RefundPayment.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 42: dcep.state.v1.FundSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 43: dcep.state.v1.WithdrawSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 44: dcep.state.v1.ChargeSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	6,  // 45: dcep.state.v1.OpenPurse.inputs:type_name -> dcep.state.v1.Outpoint
+	40, // 46: dcep.state.v1.OpenPurse.cert:type_name -> dcep.state.v1.PurseCert
+	41, // 47: dcep.state.v1.DepositItem.payment:type_name -> dcep.state.v1.Payment
+	42, // 48: dcep.state.v1.DepositItem.request:type_name -> dcep.state.v1.PaymentRequest
+	33, // 49: dcep.state.v1.DepositOffline.items:type_name -> dcep.state.v1.DepositItem
+	43, // 50: dcep.state.v1.ClosePurse.receipted:type_name -> dcep.state.v1.ReservedPayment
+	51, // [51:51] is the sub-list for method output_type
+	51, // [51:51] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_tx_proto_init() }
@@ -3215,6 +3389,8 @@ func file_state_statepb_tx_proto_init() {
 		(*Tx_DepositOffline)(nil),
 		(*Tx_ClosePurse)(nil),
 		(*Tx_ExpirePurse)(nil),
+		(*Tx_PayOfflineClaims)(nil),
+		(*Tx_CollectOfflineDebt)(nil),
 		(*Tx_CreateCampaign)(nil),
 		(*Tx_AddCampaignMerchants)(nil),
 		(*Tx_EnrolCampaign)(nil),
@@ -3233,7 +3409,7 @@ func file_state_statepb_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_statepb_tx_proto_rawDesc), len(file_state_statepb_tx_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -95,7 +95,7 @@ function App() {
         <${Campaigns} r=${campaigns.data} error=${campaigns.error} />
       </section>
       <section class="wide">
-        <h2>Offline money <span class="sub">in purses on devices, per bank of the wallet</span></h2>
+        <h2>Offline money <span class="sub">in purses on devices, and who paid the payees, per bank that certified the purse</span></h2>
         <${Offline} r=${offline.data} error=${offline.error} />
       </section>
     </main>
@@ -340,13 +340,14 @@ function Incidents({ r, error }) {
   const list = (r.incidents || []).slice(-20).reverse()
   return html`
     <p data-testid="incident-totals">
-      <b>${t.incidents || 0}</b> incident${num(t.incidents) === 1 ? '' : 's'}: ${t.settled || 0} settled in full, ${t.underfunded || 0} underfunded;
+      <b>${t.incidents || 0}</b> incident${num(t.incidents) === 1 ? '' : 's'}: ${t.settled || 0} settled in full, ${t.paidLate || 0} paid late, ${t.underfunded || 0} underfunded;
       claimed ${yuan(t.claimFen)}, paid from purse escrow ${yuan(t.fromEscrowFen)}, from payers' funds ${yuan(t.fromPayerFen)},
-      from bank guarantees ${yuan(t.fromGuaranteeFen)}; payers' debt ${yuan(t.debtFen)}; unpaid ${yuan(t.unpaidFen)}
+      from bank guarantees ${yuan(t.fromGuaranteeFen)}, from bank reserves ${yuan(t.fromReserveFen)}, by banks later ${yuan(t.paidLaterFen)};
+      payers' debt ${yuan(t.debtFen)}; banks still owe ${yuan(t.unpaidFen)}
     </p>
     ${list.length
       ? html`<table data-testid="incidents">
-          <thead><tr><th class="r">#</th><th>time (UTC+8)</th><th>kind</th><th>payer</th><th>payees</th><th class="r">claim</th><th class="r">escrow</th><th class="r">payer</th><th class="r">guarantee</th><th class="r">unpaid</th><th>status</th><th>proof</th></tr></thead>
+          <thead><tr><th class="r">#</th><th>time (UTC+8)</th><th>kind</th><th>payer</th><th>payees</th><th class="r">claim</th><th class="r">escrow</th><th class="r">payer</th><th class="r">guarantee</th><th class="r">reserve</th><th class="r">paid later</th><th class="r">unpaid</th><th>status</th><th>proof</th></tr></thead>
           <tbody>
             ${list.map(
               (i) => html`<tr>
@@ -354,7 +355,8 @@ function Incidents({ r, error }) {
                 <td>${i.payerWalletId} <span class="muted">${i.bankId}</span>${i.frozeWallet ? html` <span class="tag lead">frozen</span>` : ''}</td>
                 <td>${[i.firstPayeeWalletId, i.secondPayeeWalletId].filter(Boolean).join(', ')}</td>
                 <td class="r">${yuan(i.claimFen)}</td><td class="r">${yuan(i.fromEscrowFen)}</td><td class="r">${yuan(i.fromPayerFen)}</td>
-                <td class="r">${yuan(i.fromGuaranteeFen)}</td><td class="r">${yuan(i.unpaidFen)}</td>
+                <td class="r">${yuan(i.fromGuaranteeFen)}</td><td class="r">${yuan(i.fromReserveFen)}</td><td class="r">${yuan(i.paidLaterFen)}</td>
+                <td class=${'r' + (big(i.unpaidFen) > 0n ? ' bad' : '')}>${yuan(i.unpaidFen)}</td>
                 <td>${lower(i.status, 'INCIDENT_STATUS_')}</td>
                 <td class="muted">${i.firstPayment ? 'two signed payments' : 'payment + signed close'}, device ${hex(i.devicePublicKey, 4)}…</td>
               </tr>`,
@@ -383,16 +385,37 @@ function Campaigns({ r, error }) {
   </table>`
 }
 
+// Offline shows, per bank, its wallets' purses and its guarantee cover,
+// then the payees of the payments it certified and who paid them (docs/
+// offline.md, "Who pays"): paid out = escrow + payers + guarantee +
+// reserve + paid later; owed = paid out + unpaid (what the bank still owes).
 function Offline({ r, error }) {
   if (!r) return html`<p class="muted">${error || 'loading…'}</p>`
+  const banks = r.banks || []
+  const cell = (b, key, fen, bad) =>
+    html`<td class=${'r' + (bad ? ' bad' : '')} data-testid=${`offline-${b.bankId}-${key}`} data-fen=${big(fen).toString()}>${yuan(fen)}</td>`
   return html`<p><b data-testid="offline-outstanding" data-fen=${big(r.escrowFen).toString()}>${yuan(r.escrowFen)}</b> outstanding in purses</p>
+    <h3>Purses and guarantee cover <span class="sub">exposure: purses until their deadline; cover needed: the genesis ratio of it</span></h3>
     <table data-testid="offline">
-      <thead><tr><th>bank</th><th class="r">open purses</th><th class="r">closed</th><th class="r">expired</th><th class="r">outstanding</th><th class="r">loaded</th><th class="r">paid out</th><th class="r">returned</th><th class="r">incidents</th><th class="r">guarantee paid</th><th class="r">debt owed</th></tr></thead>
+      <thead><tr><th>bank</th><th class="r">open purses</th><th class="r">closed</th><th class="r">expired</th><th class="r">outstanding</th><th class="r">loaded</th><th class="r">returned</th><th class="r">exposure</th><th class="r">guarantee</th><th class="r">cover needed</th></tr></thead>
       <tbody>
-        ${(r.banks || []).map((b) => html`<tr>
+        ${banks.map((b) => html`<tr data-bank=${b.bankId}>
           <td><b>${b.bankId}</b></td><td class="r">${b.openPurses || 0}</td><td class="r">${b.closedPurses || 0}</td><td class="r">${b.expiredPurses || 0}</td>
-          <td class="r">${yuan(b.escrowFen)}</td><td class="r">${yuan(b.loadedFen)}</td><td class="r">${yuan(b.settledFen)}</td><td class="r">${yuan(b.returnedFen)}</td>
-          <td class="r">${b.incidents || 0}</td><td class="r">${yuan(b.guaranteeFen)}</td><td class="r">${yuan(b.debtFen)}</td>
+          ${cell(b, 'outstanding', b.escrowFen)}${cell(b, 'loaded', b.loadedFen)}${cell(b, 'returned', b.returnedFen)}
+          ${cell(b, 'exposure', b.exposureFen)}${cell(b, 'guarantee-held', b.guaranteeHeldFen, big(b.guaranteeHeldFen) < big(b.coverNeededFen))}${cell(b, 'cover-needed', b.coverNeededFen)}
+        </tr>`)}
+      </tbody>
+    </table>
+    <h3>Who paid the payees <span class="sub">payments its purses made; what the bank still owes is unpaid, paid by the ledger as soon as the bank holds money</span></h3>
+    <table data-testid="offline-paid">
+      <thead><tr><th>bank</th><th class="r">payments</th><th class="r">owed</th><th class="r">paid out</th><th class="r">from escrow</th><th class="r">from payers</th><th class="r">from guarantee</th><th class="r">from reserve</th><th class="r">paid later</th><th class="r">unpaid</th><th class="r">incidents</th><th class="r">payers' debt</th></tr></thead>
+      <tbody>
+        ${banks.map((b) => html`<tr data-bank=${b.bankId}>
+          <td><b>${b.bankId}</b></td><td class="r">${b.payments || 0}</td>
+          ${cell(b, 'owed', b.settledFen)}${cell(b, 'paid', b.paidFen)}${cell(b, 'escrow', b.fromEscrowFen)}${cell(b, 'payer', b.fromPayerFen)}
+          ${cell(b, 'guarantee', b.guaranteeFen)}${cell(b, 'reserve', b.fromReserveFen)}${cell(b, 'later', b.paidLaterFen)}
+          ${cell(b, 'unpaid', b.unpaidFen, big(b.unpaidFen) > 0n)}
+          <td class="r" data-testid=${`offline-${b.bankId}-incidents`}>${b.incidents || 0}</td>${cell(b, 'debt', b.debtFen)}
         </tr>`)}
       </tbody>
     </table>`

@@ -48,7 +48,7 @@
         <${Qa} r=${c.data} error=${c.error} />
       </section>
       <section class="wide">
-        <h2>Offline money <span class="sub">in purses on devices, per bank of the wallet</span></h2>
+        <h2>Offline money <span class="sub">in purses on devices, and who paid the payees, per bank that certified the purse</span></h2>
         <${$a} r=${s.data} error=${s.error} />
       </section>
     </main>
@@ -139,19 +139,21 @@
     </tbody>
   </table>`:$`<p class="muted">none</p>`}var Xa=(e,t)=>(e||``).replace(t,``).toLowerCase().replace(/_/g,` `);function Za({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.totals||{},r=(e.incidents||[]).slice(-20).reverse();return $`
     <p data-testid="incident-totals">
-      <b>${n.incidents||0}</b> incident${Pa(n.incidents)===1?``:`s`}: ${n.settled||0} settled in full, ${n.underfunded||0} underfunded;
+      <b>${n.incidents||0}</b> incident${Pa(n.incidents)===1?``:`s`}: ${n.settled||0} settled in full, ${n.paidLate||0} paid late, ${n.underfunded||0} underfunded;
       claimed ${Q(n.claimFen)}, paid from purse escrow ${Q(n.fromEscrowFen)}, from payers' funds ${Q(n.fromPayerFen)},
-      from bank guarantees ${Q(n.fromGuaranteeFen)}; payers' debt ${Q(n.debtFen)}; unpaid ${Q(n.unpaidFen)}
+      from bank guarantees ${Q(n.fromGuaranteeFen)}, from bank reserves ${Q(n.fromReserveFen)}, by banks later ${Q(n.paidLaterFen)};
+      payers' debt ${Q(n.debtFen)}; banks still owe ${Q(n.unpaidFen)}
     </p>
     ${r.length?$`<table data-testid="incidents">
-          <thead><tr><th class="r">#</th><th>time (UTC+8)</th><th>kind</th><th>payer</th><th>payees</th><th class="r">claim</th><th class="r">escrow</th><th class="r">payer</th><th class="r">guarantee</th><th class="r">unpaid</th><th>status</th><th>proof</th></tr></thead>
+          <thead><tr><th class="r">#</th><th>time (UTC+8)</th><th>kind</th><th>payer</th><th>payees</th><th class="r">claim</th><th class="r">escrow</th><th class="r">payer</th><th class="r">guarantee</th><th class="r">reserve</th><th class="r">paid later</th><th class="r">unpaid</th><th>status</th><th>proof</th></tr></thead>
           <tbody>
             ${r.map(e=>$`<tr>
                 <td class="r">${e.id}</td><td>${Fa(e.timeMs)}</td><td>${Xa(e.kind,`INCIDENT_KIND_`)}</td>
                 <td>${e.payerWalletId} <span class="muted">${e.bankId}</span>${e.frozeWallet?$` <span class="tag lead">frozen</span>`:``}</td>
                 <td>${[e.firstPayeeWalletId,e.secondPayeeWalletId].filter(Boolean).join(`, `)}</td>
                 <td class="r">${Q(e.claimFen)}</td><td class="r">${Q(e.fromEscrowFen)}</td><td class="r">${Q(e.fromPayerFen)}</td>
-                <td class="r">${Q(e.fromGuaranteeFen)}</td><td class="r">${Q(e.unpaidFen)}</td>
+                <td class="r">${Q(e.fromGuaranteeFen)}</td><td class="r">${Q(e.fromReserveFen)}</td><td class="r">${Q(e.paidLaterFen)}</td>
+                <td class=${`r`+(Na(e.unpaidFen)>0n?` bad`:``)}>${Q(e.unpaidFen)}</td>
                 <td>${Xa(e.status,`INCIDENT_STATUS_`)}</td>
                 <td class="muted">${e.firstPayment?`two signed payments`:`payment + signed close`}, device ${Ia(e.devicePublicKey,4)}…</td>
               </tr>`)}
@@ -168,14 +170,28 @@
         <td>${Fa(e.spendStartMs,!1)} – ${Fa(e.spendEndMs,!1)}</td>
       </tr>`)}
     </tbody>
-  </table>`:$`<p class="muted" data-testid="campaigns-none">none</p>`}function $a({r:e,error:t}){return e?$`<p><b data-testid="offline-outstanding" data-fen=${Na(e.escrowFen).toString()}>${Q(e.escrowFen)}</b> outstanding in purses</p>
+  </table>`:$`<p class="muted" data-testid="campaigns-none">none</p>`}function $a({r:e,error:t}){if(!e)return $`<p class="muted">${t||`loading…`}</p>`;let n=e.banks||[],r=(e,t,n,r)=>$`<td class=${`r`+(r?` bad`:``)} data-testid=${`offline-${e.bankId}-${t}`} data-fen=${Na(n).toString()}>${Q(n)}</td>`;return $`<p><b data-testid="offline-outstanding" data-fen=${Na(e.escrowFen).toString()}>${Q(e.escrowFen)}</b> outstanding in purses</p>
+    <h3>Purses and guarantee cover <span class="sub">exposure: purses until their deadline; cover needed: the genesis ratio of it</span></h3>
     <table data-testid="offline">
-      <thead><tr><th>bank</th><th class="r">open purses</th><th class="r">closed</th><th class="r">expired</th><th class="r">outstanding</th><th class="r">loaded</th><th class="r">paid out</th><th class="r">returned</th><th class="r">incidents</th><th class="r">guarantee paid</th><th class="r">debt owed</th></tr></thead>
+      <thead><tr><th>bank</th><th class="r">open purses</th><th class="r">closed</th><th class="r">expired</th><th class="r">outstanding</th><th class="r">loaded</th><th class="r">returned</th><th class="r">exposure</th><th class="r">guarantee</th><th class="r">cover needed</th></tr></thead>
       <tbody>
-        ${(e.banks||[]).map(e=>$`<tr>
+        ${n.map(e=>$`<tr data-bank=${e.bankId}>
           <td><b>${e.bankId}</b></td><td class="r">${e.openPurses||0}</td><td class="r">${e.closedPurses||0}</td><td class="r">${e.expiredPurses||0}</td>
-          <td class="r">${Q(e.escrowFen)}</td><td class="r">${Q(e.loadedFen)}</td><td class="r">${Q(e.settledFen)}</td><td class="r">${Q(e.returnedFen)}</td>
-          <td class="r">${e.incidents||0}</td><td class="r">${Q(e.guaranteeFen)}</td><td class="r">${Q(e.debtFen)}</td>
+          ${r(e,`outstanding`,e.escrowFen)}${r(e,`loaded`,e.loadedFen)}${r(e,`returned`,e.returnedFen)}
+          ${r(e,`exposure`,e.exposureFen)}${r(e,`guarantee-held`,e.guaranteeHeldFen,Na(e.guaranteeHeldFen)<Na(e.coverNeededFen))}${r(e,`cover-needed`,e.coverNeededFen)}
         </tr>`)}
       </tbody>
-    </table>`:$`<p class="muted">${t||`loading…`}</p>`}F($`<${za} />`,document.getElementById(`app`));
+    </table>
+    <h3>Who paid the payees <span class="sub">payments its purses made; what the bank still owes is unpaid, paid by the ledger as soon as the bank holds money</span></h3>
+    <table data-testid="offline-paid">
+      <thead><tr><th>bank</th><th class="r">payments</th><th class="r">owed</th><th class="r">paid out</th><th class="r">from escrow</th><th class="r">from payers</th><th class="r">from guarantee</th><th class="r">from reserve</th><th class="r">paid later</th><th class="r">unpaid</th><th class="r">incidents</th><th class="r">payers' debt</th></tr></thead>
+      <tbody>
+        ${n.map(e=>$`<tr data-bank=${e.bankId}>
+          <td><b>${e.bankId}</b></td><td class="r">${e.payments||0}</td>
+          ${r(e,`owed`,e.settledFen)}${r(e,`paid`,e.paidFen)}${r(e,`escrow`,e.fromEscrowFen)}${r(e,`payer`,e.fromPayerFen)}
+          ${r(e,`guarantee`,e.guaranteeFen)}${r(e,`reserve`,e.fromReserveFen)}${r(e,`later`,e.paidLaterFen)}
+          ${r(e,`unpaid`,e.unpaidFen,Na(e.unpaidFen)>0n)}
+          <td class="r" data-testid=${`offline-${e.bankId}-incidents`}>${e.incidents||0}</td>${r(e,`debt`,e.debtFen)}
+        </tr>`)}
+      </tbody>
+    </table>`}F($`<${za} />`,document.getElementById(`app`));
