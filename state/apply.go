@@ -86,7 +86,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		a.flushWallets()
 		a.flushCampaigns()
 		a.flushAudit()
-		a.set(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: res})
+		a.set(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: a.blockResults})
 		if err := a.endBlock(b); err != nil {
 			return nil, err
 		}
@@ -145,6 +145,9 @@ type applier struct {
 	timeMs int64
 	index  uint64
 	digest hash.Hash
+	// blockResults are the outcomes the block recorded, as hashed (no
+	// messages), for its r: record.
+	blockResults []*statepb.TxResult
 
 	membershipChanged bool
 	// audit is the regulator indexes' per-call state (audit.go).
@@ -176,6 +179,7 @@ func (a *applier) beginBlock(b Block) {
 	a.timeMs = max(b.TimeMs, a.meta.GetLedgerTimeMs())
 	a.index = b.Index
 	a.digest.Reset()
+	a.blockResults = nil
 	a.runScheduled()
 }
 
@@ -202,8 +206,10 @@ func (a *applier) endBlock(b Block) error {
 }
 
 // applyTx decides one transaction. Order: stateless rejection, duplicate,
-// authority (none of these recorded), then the kind's ledger rules, whose
-// outcome, OK or not, is recorded under the transaction id.
+// authority (none of these recorded anywhere: they change nothing, and the
+// submitter gets them back from Apply), then the kind's ledger rules, whose
+// outcome, OK or not, is recorded under the transaction id and in the
+// block's record.
 func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	res := &statepb.TxResult{LogIndex: a.index, TimeMs: a.timeMs}
 	if t.hasID {
@@ -213,7 +219,7 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 		res.TxId = bytes.Clone(t.id[:])
 	}
 	if t.rej != nil {
-		res.Code, res.Message = t.rej.Code, t.rej.Message
+		t.rej.Fill(res)
 		return res
 	}
 	first := a.firstOutcome(t)
@@ -226,7 +232,7 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 		return dup
 	}
 	if rej := a.authorize(t); rej != nil {
-		res.Code, res.Message = rej.Code, rej.Message
+		rej.Fill(res)
 		return res
 	}
 	outputs, rej := a.execute(t)
@@ -235,7 +241,8 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	}
 	res.Code = statepb.Code_CODE_OK
 	if rej != nil {
-		res.Code, res.Message, outputs = rej.Code, rej.Message, 0
+		rej.Fill(res)
+		outputs = 0
 	} else {
 		a.indexTx(t)
 	}
@@ -256,10 +263,27 @@ func (a *applier) firstOutcome(t *decodedTx) *statepb.TxResult {
 	return t.first.GetResult()
 }
 
-// recordTx records a transaction's outcome under its id.
+// recordTx records a transaction's outcome under its id and in the
+// block's record. The hashed records hold what the rule decided (code,
+// field, args); the message goes beside them, unhashed (keyMessage).
 func (a *applier) recordTx(id [32]byte, rec *statepb.TxRecord) {
+	res := rec.GetResult()
+	a.recorded[id] = res
+	if msg := res.GetMessage(); msg != "" {
+		rec.Result = withoutMessage(res)
+		a.setUnhashed(keyMessage(id[:]), []byte(msg))
+	}
 	a.set(keyTx(id[:]), rec)
-	a.recorded[id] = rec.GetResult()
+	a.blockResults = append(a.blockResults, rec.GetResult())
+}
+
+// withoutMessage is a copy of r without its message: the form hashed
+// records hold.
+func withoutMessage(r *statepb.TxResult) *statepb.TxResult {
+	return &statepb.TxResult{
+		TxId: r.GetTxId(), Code: r.GetCode(), Duplicate: r.GetDuplicate(), LogIndex: r.GetLogIndex(),
+		TimeMs: r.GetTimeMs(), Field: r.GetField(), Args: r.GetArgs(),
+	}
 }
 
 // authorize checks that each signature is by the key the kind requires, in
@@ -271,7 +295,7 @@ func (a *applier) authorize(t *decodedTx) *statepb.Error {
 	}
 	for i, k := range keys {
 		if string(t.sigs[i].GetPublicKey()) != string(k.key) {
-			return statepb.Errorf(statepb.Code_CODE_SIGNER_UNAUTHORIZED, "signatures[%d]: not signed by %s", i, k.who)
+			return statepb.Errorf(statepb.Code_CODE_SIGNER_UNAUTHORIZED, "signatures[%d]: not signed by %s", i, statepb.Text(k.who))
 		}
 	}
 	return nil
@@ -431,6 +455,21 @@ func (a *applier) setRaw(key, v []byte) {
 		return
 	}
 	a.hashOp('S', key, v)
+}
+
+// setUnhashed writes a record outside the state hash (hashed(key) is
+// false): rejection messages.
+func (a *applier) setUnhashed(key, v []byte) {
+	if a.err != nil {
+		return
+	}
+	if hashed(key) {
+		a.fail("setUnhashed of hashed key %q", key)
+		return
+	}
+	if err := a.b.Set(key, v, nil); err != nil {
+		a.err = fmt.Errorf("write %q: %w", key, err)
+	}
 }
 
 func (a *applier) del(key []byte) {

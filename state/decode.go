@@ -61,7 +61,7 @@ func (s *Store) decode(raw []byte) (*decodedTx, *sigTask) {
 	}
 	var stx statepb.SignedTx
 	if err := proto.Unmarshal(raw, &stx); err != nil {
-		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "signed_tx: %v", err)
+		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "signed_tx: %s", statepb.Text(err.Error()))
 		return t, nil
 	}
 	if len(stx.GetBody()) == 0 {
@@ -71,7 +71,7 @@ func (s *Store) decode(raw []byte) (*decodedTx, *sigTask) {
 	t.id, t.hasID = TxID(stx.GetBody()), true
 	body := &statepb.Tx{}
 	if err := proto.Unmarshal(stx.GetBody(), body); err != nil {
-		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "body: %v", err)
+		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "body: %s", statepb.Text(err.Error()))
 		return t, nil
 	}
 	if statepb.HasUnknownFields(&stx) {
@@ -95,7 +95,7 @@ func (s *Store) decode(raw []byte) (*decodedTx, *sigTask) {
 		return t, nil
 	}
 	if want := requiredSignatures(body); len(stx.GetSignatures()) != want {
-		t.rej = statepb.Errorf(statepb.Code_CODE_SIGNATURE_COUNT, "signatures: %d (a %s needs %d)", len(stx.GetSignatures()), kindName(body), want)
+		t.rej = statepb.Errorf(statepb.Code_CODE_SIGNATURE_COUNT, "signatures: %d (a %s needs %d)", len(stx.GetSignatures()), statepb.KindOf(body), want)
 		return t, nil
 	}
 	return t, &sigTask{t: t, body: body, sigs: stx.GetSignatures(), msg: SignBytes(body.GetChainId(), s.genesisHash, stx.GetBody())}
@@ -105,7 +105,7 @@ func asRejection(err error) *statepb.Error {
 	if e, ok := err.(*statepb.Error); ok {
 		return e
 	}
-	return statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "%v", err)
+	return statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "%s", statepb.Text(err.Error()))
 }
 
 // requiredSignatures is how many signers a kind needs; who they must be is
@@ -193,6 +193,7 @@ func (s *Store) lookupFirst(t *decodedTx) {
 		return
 	}
 	if found {
+		t.firstErr = fillMessage(s.db, rec.GetResult())
 		t.first = &rec
 	}
 }

@@ -26,6 +26,9 @@ func DumpState(s *Store) ([]KV, error) {
 // KeyTx is the key of a transaction's recorded outcome.
 func KeyTx(id []byte) string { return string(keyTx(id)) }
 
+// KeyMessage is the key of a recorded rejection's message, as a string.
+func KeyMessage(id []byte) string { return string(keyMessage(id)) }
+
 // Bookkeeping reports whether key is one that every applied block writes
 // whatever its transactions do: meta, the state hash index and the block's
 // outcome record.

@@ -95,7 +95,7 @@ type credit struct {
 func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
 	switch w.GetStatus() {
 	case statepb.WalletStatus_WALLET_STATUS_FROZEN:
-		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), w.GetStatusReason())
+		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), statepb.Text(w.GetStatusReason()))
 	case statepb.WalletStatus_WALLET_STATUS_CLOSED:
 		return statepb.Errorf(statepb.Code_CODE_WALLET_CLOSED, "%s: wallet %q is closed", field, w.GetId())
 	}
@@ -136,7 +136,7 @@ func (a *applier) readInputs(field string, owner *statepb.WalletRecord, ins []*s
 func (a *applier) missingInput(field string, i int, in *statepb.Outpoint, payer string) *statepb.Error {
 	var rec statepb.TxRecord
 	if !a.get(keyTx(in.GetTxId()), &rec) || in.GetIndex() >= rec.GetOutputCount() {
-		return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_FOUND, "%s[%d]: no output %x:%d", field, i, in.GetTxId()[:8], in.GetIndex())
+		return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_FOUND, "%s[%d]: no output %.8x:%d", field, i, short(in.GetTxId()), in.GetIndex())
 	}
 	owner := a.outputOwner(&rec, in.GetIndex())
 	if owner != payer && owner != "" {
@@ -145,7 +145,7 @@ func (a *applier) missingInput(field string, i int, in *statepb.Outpoint, payer 
 			return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_OWNED, "%s[%d]: output belongs to another wallet, not %q", field, i, payer)
 		}
 	}
-	return statepb.Errorf(statepb.Code_CODE_INPUT_SPENT, "%s[%d]: output %x:%d is already spent", field, i, in.GetTxId()[:8], in.GetIndex())
+	return statepb.Errorf(statepb.Code_CODE_INPUT_SPENT, "%s[%d]: output %.8x:%d is already spent", field, i, short(in.GetTxId()), in.GetIndex())
 }
 
 // outputOwner is the wallet that output index of a recorded, applied
@@ -423,22 +423,10 @@ var reserveKinds = []statepb.WalletKind{statepb.WalletKind_WALLET_KIND_BANK_RESE
 func notForKinds(field string, w *statepb.WalletRecord, kinds ...statepb.WalletKind) *statepb.Error {
 	for _, k := range kinds {
 		if w.GetKind() == k {
-			return statepb.Errorf(statepb.Code_CODE_WALLET_KIND_NOT_ALLOWED, "%s: %q is a %s wallet", field, w.GetId(), kindLabel(k))
+			return statepb.Errorf(statepb.Code_CODE_WALLET_KIND_NOT_ALLOWED, "%s: %q is a %s wallet", field, w.GetId(), walletKind(k))
 		}
 	}
 	return nil
-}
-
-func kindLabel(k statepb.WalletKind) string {
-	switch k {
-	case statepb.WalletKind_WALLET_KIND_BANK_RESERVE:
-		return "bank reserve"
-	case statepb.WalletKind_WALLET_KIND_BANK_GUARANTEE:
-		return "bank guarantee"
-	case statepb.WalletKind_WALLET_KIND_SUB_WALLET:
-		return "sub-wallet"
-	}
-	return k.String()
 }
 
 // mustWallet reads a wallet the ledger guarantees exists (a bank's reserve).
