@@ -69,6 +69,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 
 	a := newApplier(s, meta)
 	defer a.b.Close()
+	defer a.lt.stop()
 	next := 0
 	for bi, b := range blocks {
 		if b.Index <= meta.GetAppliedIndex() {
@@ -86,12 +87,13 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		a.flushWallets()
 		a.flushCampaigns()
 		a.flushAudit()
-		a.set(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: a.blockResults})
+		a.setNew(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: a.blockResults})
 		if err := a.endBlock(b); err != nil {
 			return nil, err
 		}
 		out.Results[bi] = res
 	}
+	meta.ContentHash = a.content.bytes()
 	if err := setProto(a.b, keyMeta, meta); err != nil {
 		return nil, err
 	}
@@ -103,6 +105,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		return nil, fmt.Errorf("commit apply batch: %w", err)
 	}
 	s.meta.Store(meta)
+	s.content = a.content
 	s.wallets.update(a.cached)
 	s.outputs.update(a.outs)
 	if a.membershipChanged {
@@ -133,6 +136,10 @@ type applier struct {
 	// cached is what this call adds to the store's wallet cache if it
 	// commits: the serialized wallets it read or wrote.
 	cached map[string][]byte
+	// walletRaw is each wallet's record as the batch holds it now (nil:
+	// none), read or written by this call: the old value its next write
+	// takes out of the content hash.
+	walletRaw map[string][]byte
 	// recorded are the outcomes this call recorded, by transaction id.
 	recorded map[[32]byte]*statepb.TxResult
 	// outs are the unspent-output keys this call created (value) or spent
@@ -145,6 +152,10 @@ type applier struct {
 	timeMs int64
 	index  uint64
 	digest hash.Hash
+	// content is the content hash (lthash.go) as of the last block ended;
+	// lt sums the current block's changes to it in the background.
+	content ltHash
+	lt      ltAccumulator
 	// blockResults are the outcomes the block recorded, as hashed (no
 	// messages), for its r: record.
 	blockResults []*statepb.TxResult
@@ -169,6 +180,9 @@ func newApplier(s *Store, meta *statepb.Meta) *applier {
 		cached:   map[string][]byte{},
 		outs:     map[string][]byte{},
 		digest:   sha256.New(),
+		content:  s.content,
+
+		walletRaw: map[string][]byte{},
 	}
 }
 
@@ -183,18 +197,15 @@ func (a *applier) beginBlock(b Block) {
 	a.runScheduled()
 }
 
-// endBlock chains the block's write digest into the state hash and records
-// the hash for this index, so nodes can compare at any index.
+// endBlock chains the block's write digest and the content hash into the
+// state hash and records the hash for this index, so nodes can compare at
+// any index.
 func (a *applier) endBlock(b Block) error {
-	h := sha256.New()
-	h.Write([]byte(domainState))
-	h.Write(a.meta.GetStateHash())
-	var buf [16]byte
-	binary.BigEndian.PutUint64(buf[:8], b.Index)
-	binary.BigEndian.PutUint64(buf[8:], uint64(a.timeMs))
-	h.Write(buf[:])
-	h.Write(a.digest.Sum(nil))
-	sum := h.Sum(nil)
+	delta := a.lt.sum()
+	a.content.add(&delta)
+	digest := a.digest.Sum(nil)
+	sum := chainStateHash(a.meta.GetStateHash(), b.Index, a.timeMs, digest, &a.content)
+	a.meta.PrevStateHash, a.meta.BlockDigest = a.meta.GetStateHash(), digest
 	a.meta.StateHash = sum
 	a.meta.AppliedIndex, a.meta.AppliedTerm = b.Index, b.Term
 	a.meta.LedgerTimeMs = a.timeMs
@@ -203,6 +214,24 @@ func (a *applier) endBlock(b Block) error {
 		return fmt.Errorf("record state hash: %w", err)
 	}
 	return a.err
+}
+
+// chainStateHash is the state hash after a block:
+// SHA-256("dcep/state/v2\0" | previous hash | index | ledger time | write
+// digest | content hash). The chain commits to every write in order; the
+// content hash to what the state holds, so a snapshot's state can be
+// checked against its hash (Restore, AuditSupply).
+func chainStateHash(prev []byte, index uint64, timeMs int64, digest []byte, content *ltHash) []byte {
+	h := sha256.New()
+	h.Write([]byte(domainState))
+	h.Write(prev)
+	var buf [16]byte
+	binary.BigEndian.PutUint64(buf[:8], index)
+	binary.BigEndian.PutUint64(buf[8:], uint64(timeMs))
+	h.Write(buf[:])
+	h.Write(digest)
+	h.Write(content.bytes())
+	return h.Sum(nil)
 }
 
 // applyTx decides one transaction. Order: stateless rejection, duplicate,
@@ -273,7 +302,7 @@ func (a *applier) recordTx(id [32]byte, rec *statepb.TxRecord) {
 		rec.Result = withoutMessage(res)
 		a.setUnhashed(keyMessage(id[:]), []byte(msg))
 	}
-	a.set(keyTx(id[:]), rec)
+	a.setNew(keyTx(id[:]), rec)
 	a.blockResults = append(a.blockResults, rec.GetResult())
 }
 
@@ -432,29 +461,93 @@ func (a *applier) getRaw(key []byte, m proto.Message, raw func([]byte)) bool {
 	return true
 }
 
-// set writes a record and feeds it to the block digest. The digest sees each
-// write in the order the (deterministic) apply logic makes it.
+// set writes a record and feeds it to the block digest and the content
+// hash. The digest sees each write in the order the (deterministic) apply
+// logic makes it. The record's old value, which the content hash takes
+// out, is read through the batch; setNew and replace are set for callers
+// that know it.
 func (a *applier) set(key []byte, m proto.Message) {
+	if v := a.marshal(key, m); v != nil {
+		a.setRaw(key, v)
+	}
+}
+
+// setNew is set of a key that holds nothing yet (a new transaction,
+// history entry, output, block record).
+func (a *applier) setNew(key []byte, m proto.Message) {
+	if v := a.marshal(key, m); v != nil {
+		a.replace(key, v, nil)
+	}
+}
+
+func (a *applier) marshal(key []byte, m proto.Message) []byte {
 	if a.err != nil {
-		return
+		return nil
 	}
 	v, err := deterministic.Marshal(m)
 	if err != nil {
 		a.err = fmt.Errorf("marshal %q: %w", key, err)
-		return
+		return nil
 	}
-	a.setRaw(key, v)
+	return v
 }
 
 func (a *applier) setRaw(key, v []byte) {
+	if old, ok := a.current(key); ok {
+		a.replace(key, v, old)
+	}
+}
+
+// replace writes v under key, whose value the batch holds now is old (nil:
+// none). v and old must not change afterwards (the content hash reads them
+// in the background until the block ends).
+func (a *applier) replace(key, v, old []byte) {
 	if a.err != nil {
 		return
 	}
+	a.checkOld(key, old)
 	if err := a.b.Set(key, v, nil); err != nil {
 		a.err = fmt.Errorf("write %q: %w", key, err)
 		return
 	}
 	a.hashOp('S', key, v)
+	if hashed(key) {
+		if old != nil {
+			a.lt.push(ltOp{key: key, value: old, remove: true})
+		}
+		a.lt.push(ltOp{key: key, value: v})
+	}
+}
+
+// current is key's value as the batch holds it now (nil: none), a copy.
+func (a *applier) current(key []byte) ([]byte, bool) {
+	if a.err != nil {
+		return nil, false
+	}
+	v, c, err := a.b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, true
+	}
+	if err != nil {
+		a.err = fmt.Errorf("read %q: %w", key, err)
+		return nil, false
+	}
+	defer c.Close()
+	return bytes.Clone(v), true
+}
+
+// checkOldValues makes every write that names its old value check it
+// against the batch: a wrong one would corrupt the content hash (which
+// AuditSupply would find, later). Tests set it (export_test.go).
+var checkOldValues = false
+
+func (a *applier) checkOld(key, old []byte) {
+	if !checkOldValues || a.err != nil {
+		return
+	}
+	if cur, ok := a.current(key); ok && !bytes.Equal(cur, old) {
+		a.fail("write of %q names old value %x, the batch holds %x", key, old, cur)
+	}
 }
 
 // setUnhashed writes a record outside the state hash (hashed(key) is
@@ -472,15 +565,28 @@ func (a *applier) setUnhashed(key, v []byte) {
 	}
 }
 
+// del deletes a record, taking its value (read through the batch) out of
+// the content hash.
 func (a *applier) del(key []byte) {
+	if old, ok := a.current(key); ok {
+		a.delOld(key, old)
+	}
+}
+
+// delOld is del of a key whose value the batch holds now is old.
+func (a *applier) delOld(key, old []byte) {
 	if a.err != nil {
 		return
 	}
+	a.checkOld(key, old)
 	if err := a.b.Delete(key, nil); err != nil {
 		a.err = fmt.Errorf("delete %q: %w", key, err)
 		return
 	}
 	a.hashOp('D', key, nil)
+	if hashed(key) && old != nil {
+		a.lt.push(ltOp{key: key, value: old, remove: true})
+	}
 }
 
 func (a *applier) hashOp(op byte, key, v []byte) {
@@ -509,7 +615,11 @@ func (a *applier) wallet(id string) *statepb.WalletRecord {
 			a.fail("wallet cache %q: %v", id, err)
 			return nil
 		}
-	} else if !a.getRaw(keyWallet(id), w, func(v []byte) { a.cached[id] = append([]byte(nil), v...) }) {
+		a.walletRaw[id] = v
+	} else if !a.getRaw(keyWallet(id), w, func(v []byte) {
+		a.cached[id] = append([]byte(nil), v...)
+		a.walletRaw[id] = a.cached[id]
+	}) {
 		w = nil
 	}
 	if a.err == nil {
@@ -539,8 +649,12 @@ func (a *applier) flushWallets() {
 			a.err = fmt.Errorf("marshal wallet %q: %w", id, err)
 			return
 		}
-		a.setRaw(keyWallet(id), v)
-		a.cached[id] = v
+		if old, ok := a.walletRaw[id]; ok {
+			a.replace(keyWallet(id), v, old)
+		} else {
+			a.setRaw(keyWallet(id), v)
+		}
+		a.cached[id], a.walletRaw[id] = v, v
 	}
 	a.dirty = a.dirty[:0]
 	clear(a.dirtySet)
@@ -585,7 +699,7 @@ func (a *applier) setSupply(s *statepb.Supply) {
 func (a *applier) addHistory(w *statepb.WalletRecord, t *decodedTx, e *statepb.HistoryEntry) {
 	e.TxId, e.Kind, e.TimeMs, e.LogIndex = t.id[:], kindName(t.body), a.timeMs, a.index
 	e.Memo, e.BalanceFen = t.body.GetMemo(), w.GetBalanceFen()
-	a.set(keyHistory(w.GetId(), w.GetHistoryLen()), e)
+	a.setNew(keyHistory(w.GetId(), w.GetHistoryLen()), e)
 	w.HistoryLen++
 }
 
@@ -640,6 +754,21 @@ func (a *applier) unspent(owner string, op *statepb.Outpoint, o *statepb.OutputR
 		return false
 	}
 	return true
+}
+
+// delOutput deletes an unspent output the call has seen (checkInputs read
+// it), with its old value from where unspent found it.
+func (a *applier) delOutput(k []byte) {
+	v, ok := a.outs[string(k)]
+	if !ok {
+		v, ok = a.s.outputs.get(k)
+	}
+	if ok && v != nil {
+		a.delOld(k, v)
+	} else {
+		a.del(k)
+	}
+	a.outs[string(k)] = nil
 }
 
 // outputCache holds the committed unspent outputs created by recent Apply

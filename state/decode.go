@@ -1,6 +1,7 @@
 package state
 
 import (
+	"crypto/sha256"
 	"sync"
 	"sync/atomic"
 
@@ -28,16 +29,6 @@ type decodedTx struct {
 	// firstOutcome). firstErr is that lookup's I/O error.
 	first    *statepb.TxRecord
 	firstErr error
-}
-
-// Precheck runs the stateless checks except signature verification: what a
-// node does before proposing, so malformed transactions never enter the log
-// while the (expensive) signatures are verified once, at apply. It returns
-// the transaction id (zero if the body did not decode) and the rejection,
-// if any.
-func (s *Store) Precheck(raw []byte) ([32]byte, *statepb.Error) {
-	t, _ := s.decode(raw)
-	return t.id, t.rej
 }
 
 // sigTask is a decoded transaction whose signatures are still to be
@@ -165,12 +156,18 @@ func (p *pipeline) work(s *Store) {
 		}
 		end := min((c+1)*p.chunk, len(p.raws))
 		tasks := make([]*sigTask, 0, end-c*p.chunk)
+		prechecked := !s.verified.empty()
 		for i := c * p.chunk; i < end; i++ {
 			t, k := s.decode(p.raws[i])
 			p.txs[i] = t
-			if k != nil {
-				tasks = append(tasks, k)
+			if k == nil {
+				continue
 			}
+			if prechecked && s.takeVerified(k) {
+				s.lookupFirst(t)
+				continue
+			}
+			tasks = append(tasks, k)
 		}
 		s.verify(tasks)
 		for _, k := range tasks {
@@ -180,6 +177,16 @@ func (p *pipeline) work(s *Store) {
 		}
 		close(p.done[c])
 	}
+}
+
+// takeVerified finishes k without verifying it if this node's Precheck
+// verified the same bytes (verifiedCache).
+func (s *Store) takeVerified(k *sigTask) bool {
+	off, ok := s.verified.take(sha256.Sum256(k.t.raw))
+	if ok {
+		k.t.body, k.t.sigs, k.t.off = k.body, k.sigs, off
+	}
+	return ok
 }
 
 // lookupFirst reads t's committed outcome, if any. It reads the store as

@@ -186,8 +186,8 @@ func FuzzApply(f *testing.F) {
 }
 
 // FuzzRestore feeds arbitrary bytes to Restore on a store with state: it
-// never panics, and either refuses with ErrSnapshotFormat or
-// ErrGenesisMismatch leaving the state exactly as it was, or (a stream that
+// never panics, and either refuses with ErrSnapshotFormat,
+// ErrGenesisMismatch or ErrSnapshotUnverified leaving the state exactly as it was, or (a stream that
 // passed every check) installs a state whose supply audit holds.
 func FuzzRestore(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte) {
@@ -199,7 +199,7 @@ func FuzzRestore(f *testing.F) {
 		case err == nil:
 			statetest.Audit(t, fx.s)
 			fx.c = statetest.NewChain(fx.s)
-		case errors.Is(err, state.ErrSnapshotFormat) || errors.Is(err, state.ErrGenesisMismatch):
+		case errors.Is(err, state.ErrSnapshotFormat) || errors.Is(err, state.ErrGenesisMismatch) || errors.Is(err, state.ErrSnapshotUnverified):
 			if d := changedKeys(before, dump(t, fx.s)); len(d) > 0 || !proto.Equal(meta, fx.s.Meta()) {
 				t.Fatalf("refused restore (%v) changed state: %q", err, d)
 			}

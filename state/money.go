@@ -260,9 +260,7 @@ func (a *applier) checkPayees(m *move, outs []*statepb.Payee) ([]credit, uint64,
 // invariant.
 func (a *applier) writeMove(m *move, total uint64, outs []*statepb.Payee, credits []credit, paymentFen uint64) {
 	for _, in := range m.inputs {
-		k := keyUnspent(m.payer.GetId(), in)
-		a.del(k)
-		a.outs[string(k)] = nil
+		a.delOutput(keyUnspent(m.payer.GetId(), in))
 	}
 	a.debit(m.payer, total, uint64(len(m.inputs)))
 	for i, p := range outs {
@@ -311,7 +309,7 @@ func (a *applier) createOutput(t *decodedTx, index uint32, w *statepb.WalletReco
 		a.fail("marshal output: %v", err)
 		return
 	}
-	a.setRaw(k, v)
+	a.replace(k, v, nil) // a new transaction's output: nothing there yet
 	a.outs[string(k)] = v
 	sum, carry := bits.Add64(w.GetBalanceFen(), fen, 0)
 	if carry != 0 {

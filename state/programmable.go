@@ -326,9 +326,7 @@ func (a *applier) putOutput(op *statepb.Outpoint, w *statepb.WalletRecord, o *st
 // dropOutput deletes an unspent output and debits its wallet; the caller
 // writes the wallet.
 func (a *applier) dropOutput(w *statepb.WalletRecord, op *statepb.Outpoint, fen uint64) {
-	k := keyUnspent(w.GetId(), op)
-	a.del(k)
-	a.outs[string(k)] = nil
+	a.delOutput(keyUnspent(w.GetId(), op))
 	a.debit(w, fen, 1)
 }
 
