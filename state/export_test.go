@@ -24,7 +24,9 @@ func DumpState(s *Store) ([]KV, error) {
 }
 
 // KeyTx is the key of a transaction's recorded outcome.
-func init() { checkOldValues = true }
+// CheckOldValues turns on (or off) the check of every old value a write
+// names against the batch (apply.go).
+func CheckOldValues(on bool) { checkOldValues = on }
 
 func KeyTx(id []byte) string { return string(keyTx(id)) }
 
@@ -82,3 +84,9 @@ func ChainStateHash(prev []byte, index uint64, timeMs int64, digest, content []b
 
 // KeyHashIndex is the key of the state hash recorded for index.
 func KeyHashIndex(index uint64) string { return string(keyHashIndex(index)) }
+
+// SigStats is how many signatures the store verified and in how many
+// verify calls (batches).
+func SigStats(s *Store) (sigs, batches uint64) {
+	return s.sigStats.sigs.Load(), s.sigStats.batches.Load()
+}

@@ -30,9 +30,19 @@ import (
 //	go test ./state -run '^$' -fuzz FuzzRestore -fuzztime 3m
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Tests check every old value a write names against the batch;
+	// benchmarks measure the ledger as nodes run it.
+	state.CheckOldValues(!benchmarking())
 	code := m.Run()
 	fuzzShared.reset()
 	os.Exit(code)
+}
+
+// benchmarking reports whether this process runs benchmarks.
+func benchmarking() bool {
+	f := flag.Lookup("test.bench")
+	return f != nil && f.Value.String() != ""
 }
 
 // fuzzing reports whether this process runs the fuzzing engine (not just

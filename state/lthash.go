@@ -85,6 +85,26 @@ func ltFromBytes(b []byte) (ltHash, bool) {
 // ltElement computes the element of one record into e, using buf
 // (ltBytes) as scratch.
 func ltElement(e *ltHash, buf []byte, key, value []byte) {
+	ltKeystream(buf, key, value)
+	for i := range e {
+		e[i] = binary.LittleEndian.Uint64(buf[8*i:])
+	}
+}
+
+// ltAddElement adds the element of one record to h, using buf as scratch:
+// ltElement and add in one pass.
+func ltAddElement(h *ltHash, buf []byte, key, value []byte) {
+	ltKeystream(buf, key, value)
+	for i := range h {
+		a, b := h[i], binary.LittleEndian.Uint64(buf[8*i:])
+		h[i] = ((a &^ ltHigh) + (b &^ ltHigh)) ^ ((a ^ b) & ltHigh)
+	}
+}
+
+// ltKeystream writes the element's bytes into buf (ltBytes long). The
+// AES key is the whole SHA-256: with a 128-bit key, 2^64 records would
+// likely hold two with the same element.
+func ltKeystream(buf []byte, key, value []byte) {
 	h := sha256.New()
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(key)))
@@ -100,9 +120,6 @@ func ltElement(e *ltHash, buf []byte, key, value []byte) {
 	var iv [aes.BlockSize]byte
 	clear(buf)
 	cipher.NewCTR(block, iv[:]).XORKeyStream(buf, buf)
-	for i := range e {
-		e[i] = binary.LittleEndian.Uint64(buf[8*i:])
-	}
 }
 
 // ltOp is one change to the content: add (or remove) a record.
@@ -140,17 +157,15 @@ func (l *ltAccumulator) start() {
 }
 
 func (l *ltAccumulator) hasher() {
-	var e ltHash
 	buf := make([]byte, ltBytes)
 	for ops := range l.work {
 		var d ltHash
 		var neg ltHash
 		for _, op := range ops {
-			ltElement(&e, buf, op.key, op.value)
 			if op.remove {
-				neg.add(&e)
+				ltAddElement(&neg, buf, op.key, op.value)
 			} else {
-				d.add(&e)
+				ltAddElement(&d, buf, op.key, op.value)
 			}
 		}
 		d.sub(&neg)
@@ -200,12 +215,11 @@ func (l *ltAccumulator) stop() {
 
 // contentOf is the content hash of recs (unhashed keys left out).
 func contentOf(recs []record) ltHash {
-	var h, e ltHash
+	var h ltHash
 	buf := make([]byte, ltBytes)
 	for _, r := range recs {
 		if hashed(r.key) {
-			ltElement(&e, buf, r.key, r.value)
-			h.add(&e)
+			ltAddElement(&h, buf, r.key, r.value)
 		}
 	}
 	return h

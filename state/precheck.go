@@ -2,6 +2,7 @@ package state
 
 import (
 	"crypto/sha256"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -32,10 +33,10 @@ func (s *Store) Precheck(raw []byte) ([32]byte, *statepb.Error) {
 
 // precheckBatcher verifies the signatures of concurrent Precheck calls
 // together. Workers (VerifyWorkers of them, started on first use) each take
-// one waiting task and whatever else is waiting, up to maxChunk, and verify
-// them as one batch: an idle node verifies a lone submission at once, a
-// busy one in batches as large as the queue, with no timer and no added
-// latency.
+// one waiting task and whatever else is waiting, up to maxChunk (yielding
+// once to let ready callers queue theirs), and verify them as one batch:
+// an idle node verifies a lone submission at once, a busy one in batches
+// as large as the queue, with no timer.
 type precheckBatcher struct {
 	once  sync.Once
 	tasks chan precheckTask
@@ -92,15 +93,17 @@ func (b *precheckBatcher) work(s *Store) {
 		case <-b.stop:
 			return
 		}
-	more:
-		for len(batch) < maxChunk {
-			select {
-			case t := <-b.tasks:
-				if t.claimed.CompareAndSwap(false, true) {
-					batch = append(batch, t)
-				}
-			default:
-				break more
+		batch = b.drain(batch)
+		for try := 0; len(batch) < minChunk && try < 4; try++ {
+			// Let the callers that are ready to run queue their tasks:
+			// on a busy node they wait for a CPU this worker holds, and
+			// without a yield every batch would be of one. On an idle
+			// node nothing else is runnable: the first yield returns at
+			// once and finds nothing more.
+			runtime.Gosched()
+			n := len(batch)
+			if batch = b.drain(batch); len(batch) == n {
+				break
 			}
 		}
 		tasks = tasks[:0]
@@ -113,6 +116,21 @@ func (b *precheckBatcher) work(s *Store) {
 			batch[i], tasks[i] = precheckTask{}, nil
 		}
 	}
+}
+
+// drain adds to batch what is waiting, up to maxChunk.
+func (b *precheckBatcher) drain(batch []precheckTask) []precheckTask {
+	for len(batch) < maxChunk {
+		select {
+		case t := <-b.tasks:
+			if t.claimed.CompareAndSwap(false, true) {
+				batch = append(batch, t)
+			}
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // close stops the workers, if they were started. A caller still waiting

@@ -77,6 +77,7 @@ type Store struct {
 	// remembers what it verified, for Apply (precheck.go).
 	precheck precheckBatcher
 	verified verifiedCache
+	sigStats sigStats
 }
 
 // Open opens (creating if needed) the store in dir, which the store owns.
