@@ -313,3 +313,29 @@ func (s *Store) Blocks(from uint64, limit int) ([]*statepb.BlockRecord, error) {
 	})
 	return out, err
 }
+
+// Footprint counts the records the state hash covers and their bytes (keys
+// and values), from one consistent snapshot: a full scan. The bound on
+// state growth (state/DESIGN.md, "Bounded growth") is stated in it.
+func (s *Store) Footprint() (records, bytes uint64, err error) {
+	err = s.readSnapshot(func(r pebbleReader) error {
+		return scan(r, nil, nil, func(k, v []byte) bool {
+			if hashed(k) {
+				records++
+				bytes += uint64(len(k) + len(v))
+			}
+			return true
+		})
+	})
+	return records, bytes, err
+}
+
+// DiskBytes is what Pebble's files of the state take on disk now.
+func (s *Store) DiskBytes() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0, ErrClosed
+	}
+	return s.db.Metrics().DiskSpaceUsage(), nil
+}
