@@ -59,7 +59,7 @@ func (a *applier) moveMoney(m *move) (uint32, *statepb.Error) {
 		return 0, statepb.Errorf(statepb.Code_CODE_AMOUNT_OVERFLOW, "%s: amount overflows", m.field)
 	}
 	if need > total {
-		return 0, statepb.Errorf(statepb.Code_CODE_INSUFFICIENT_INPUTS, "%s.inputs: total %d fen, needs %d fen", m.field, total, need)
+		return 0, statepb.Errorf(statepb.Code_CODE_INSUFFICIENT_INPUTS, "%s.inputs: total %d fen, needs %d fen", m.field, statepb.Fen(total), statepb.Fen(need))
 	}
 	outs := m.payees
 	if change := total - need; change > 0 {
