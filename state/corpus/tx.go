@@ -49,7 +49,7 @@ import (
 func (p *Player) tx(line string, at int64) (string, []byte, error) {
 	f := strings.Fields(line)
 	if len(f) < 2 {
-		return "", nil, fmt.Errorf("want <label> <kind> ...")
+		return "", nil, fmt.Errorf("want <label> <kind> [key=value]")
 	}
 	label, kind, args := f[0], f[1], ParseArgs(f[2:])
 	if kind == "raw" {
