@@ -195,13 +195,15 @@ func (n *Node) handleForward(ctx context.Context, from peer.ID, req []byte) ([]b
 func (n *Node) precheckAndSubmit(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, error) {
 	results := make([]*statepb.TxResult, len(txs))
 	pass, at := make([][]byte, 0, len(txs)), make([]int, 0, len(txs))
+	ids, rejs := n.store.PrecheckAll(txs)
 	for i, tx := range txs {
-		id, rej := n.store.Precheck(tx)
+		id, rej := ids[i], rejs[i]
 		if rej == nil {
 			pass, at = append(pass, tx), append(at, i)
 			continue
 		}
-		res := &statepb.TxResult{Code: rej.Code, Message: rej.Message}
+		res := &statepb.TxResult{}
+		rej.Fill(res) // code, field, args and message
 		if id != ([32]byte{}) {
 			res.TxId = id[:]
 		}

@@ -21,7 +21,8 @@ func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error
 	}
 	id, rej := n.store.Precheck(raw)
 	if rej != nil {
-		res := &statepb.TxResult{Code: rej.Code, Message: rej.Message}
+		res := &statepb.TxResult{}
+		rej.Fill(res) // code, field, args and message
 		if id != ([32]byte{}) {
 			res.TxId = id[:]
 		}

@@ -69,6 +69,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 
 	a := newApplier(s, meta)
 	defer a.b.Close()
+	defer a.lt.stop()
 	next := 0
 	for bi, b := range blocks {
 		if b.Index <= meta.GetAppliedIndex() {
@@ -86,12 +87,13 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		a.flushWallets()
 		a.flushCampaigns()
 		a.flushAudit()
-		a.set(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: res})
+		a.setNew(keyBlock(b.Index), &statepb.BlockRecord{LogIndex: b.Index, TimeMs: a.timeMs, Results: a.blockResults})
 		if err := a.endBlock(b); err != nil {
 			return nil, err
 		}
 		out.Results[bi] = res
 	}
+	meta.ContentHash = a.content.bytes()
 	if err := setProto(a.b, keyMeta, meta); err != nil {
 		return nil, err
 	}
@@ -103,6 +105,7 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 		return nil, fmt.Errorf("commit apply batch: %w", err)
 	}
 	s.meta.Store(meta)
+	s.content = a.content
 	s.wallets.update(a.cached)
 	s.outputs.update(a.outs)
 	if a.membershipChanged {
@@ -133,6 +136,10 @@ type applier struct {
 	// cached is what this call adds to the store's wallet cache if it
 	// commits: the serialized wallets it read or wrote.
 	cached map[string][]byte
+	// walletRaw is each wallet's record as the batch holds it now (nil:
+	// none), read or written by this call: the old value its next write
+	// takes out of the content hash.
+	walletRaw map[string][]byte
 	// recorded are the outcomes this call recorded, by transaction id.
 	recorded map[[32]byte]*statepb.TxResult
 	// outs are the unspent-output keys this call created (value) or spent
@@ -145,6 +152,13 @@ type applier struct {
 	timeMs int64
 	index  uint64
 	digest hash.Hash
+	// content is the content hash (lthash.go) as of the last block ended;
+	// lt sums the current block's changes to it in the background.
+	content ltHash
+	lt      ltAccumulator
+	// blockResults are the outcomes the block recorded, as hashed (no
+	// messages), for its r: record.
+	blockResults []*statepb.TxResult
 
 	membershipChanged bool
 	// audit is the regulator indexes' per-call state (audit.go).
@@ -169,6 +183,9 @@ func newApplier(s *Store, meta *statepb.Meta) *applier {
 		cached:   map[string][]byte{},
 		outs:     map[string][]byte{},
 		digest:   sha256.New(),
+		content:  s.content,
+
+		walletRaw: map[string][]byte{},
 	}
 }
 
@@ -179,22 +196,20 @@ func (a *applier) beginBlock(b Block) {
 	a.timeMs = max(b.TimeMs, a.meta.GetLedgerTimeMs())
 	a.index = b.Index
 	a.digest.Reset()
+	a.blockResults = nil
 	a.runScheduled()
 	a.settleOfflineCredits()
 }
 
-// endBlock chains the block's write digest into the state hash and records
-// the hash for this index, so nodes can compare at any index.
+// endBlock chains the block's write digest and the content hash into the
+// state hash and records the hash for this index, so nodes can compare at
+// any index.
 func (a *applier) endBlock(b Block) error {
-	h := sha256.New()
-	h.Write([]byte(domainState))
-	h.Write(a.meta.GetStateHash())
-	var buf [16]byte
-	binary.BigEndian.PutUint64(buf[:8], b.Index)
-	binary.BigEndian.PutUint64(buf[8:], uint64(a.timeMs))
-	h.Write(buf[:])
-	h.Write(a.digest.Sum(nil))
-	sum := h.Sum(nil)
+	delta := a.lt.sum()
+	a.content.add(&delta)
+	digest := a.digest.Sum(nil)
+	sum := chainStateHash(a.meta.GetStateHash(), b.Index, a.timeMs, digest, &a.content)
+	a.meta.PrevStateHash, a.meta.BlockDigest = a.meta.GetStateHash(), digest
 	a.meta.StateHash = sum
 	a.meta.AppliedIndex, a.meta.AppliedTerm = b.Index, b.Term
 	a.meta.LedgerTimeMs = a.timeMs
@@ -205,9 +220,29 @@ func (a *applier) endBlock(b Block) error {
 	return a.err
 }
 
+// chainStateHash is the state hash after a block:
+// SHA-256("dcep/state/v2\0" | previous hash | index | ledger time | write
+// digest | content hash). The chain commits to every write in order; the
+// content hash to what the state holds, so a snapshot's state can be
+// checked against its hash (Restore, AuditSupply).
+func chainStateHash(prev []byte, index uint64, timeMs int64, digest []byte, content *ltHash) []byte {
+	h := sha256.New()
+	h.Write([]byte(domainState))
+	h.Write(prev)
+	var buf [16]byte
+	binary.BigEndian.PutUint64(buf[:8], index)
+	binary.BigEndian.PutUint64(buf[8:], uint64(timeMs))
+	h.Write(buf[:])
+	h.Write(digest)
+	h.Write(content.bytes())
+	return h.Sum(nil)
+}
+
 // applyTx decides one transaction. Order: stateless rejection, duplicate,
-// authority (none of these recorded), then the kind's ledger rules, whose
-// outcome, OK or not, is recorded under the transaction id.
+// authority (none of these recorded anywhere: they change nothing, and the
+// submitter gets them back from Apply), then the kind's ledger rules, whose
+// outcome, OK or not, is recorded under the transaction id and in the
+// block's record.
 func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	res := &statepb.TxResult{LogIndex: a.index, TimeMs: a.timeMs}
 	if t.hasID {
@@ -217,7 +252,7 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 		res.TxId = bytes.Clone(t.id[:])
 	}
 	if t.rej != nil {
-		res.Code, res.Message = t.rej.Code, t.rej.Message
+		t.rej.Fill(res)
 		return res
 	}
 	first := a.firstOutcome(t)
@@ -230,7 +265,7 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 		return dup
 	}
 	if rej := a.authorize(t); rej != nil {
-		res.Code, res.Message = rej.Code, rej.Message
+		rej.Fill(res)
 		return res
 	}
 	outputs, rej := a.execute(t)
@@ -239,7 +274,8 @@ func (a *applier) applyTx(t *decodedTx) *statepb.TxResult {
 	}
 	res.Code = statepb.Code_CODE_OK
 	if rej != nil {
-		res.Code, res.Message, outputs = rej.Code, rej.Message, 0
+		rej.Fill(res)
+		outputs = 0
 		a.offCredits = a.offCredits[:0]
 	} else {
 		a.indexTx(t)
@@ -264,10 +300,27 @@ func (a *applier) firstOutcome(t *decodedTx) *statepb.TxResult {
 	return t.first.GetResult()
 }
 
-// recordTx records a transaction's outcome under its id.
+// recordTx records a transaction's outcome under its id and in the
+// block's record. The hashed records hold what the rule decided (code,
+// field, args); the message goes beside them, unhashed (keyMessage).
 func (a *applier) recordTx(id [32]byte, rec *statepb.TxRecord) {
-	a.set(keyTx(id[:]), rec)
-	a.recorded[id] = rec.GetResult()
+	res := rec.GetResult()
+	a.recorded[id] = res
+	if msg := res.GetMessage(); msg != "" {
+		rec.Result = withoutMessage(res)
+		a.setUnhashed(keyMessage(id[:]), []byte(msg))
+	}
+	a.setNew(keyTx(id[:]), rec)
+	a.blockResults = append(a.blockResults, rec.GetResult())
+}
+
+// withoutMessage is a copy of r without its message: the form hashed
+// records hold.
+func withoutMessage(r *statepb.TxResult) *statepb.TxResult {
+	return &statepb.TxResult{
+		TxId: r.GetTxId(), Code: r.GetCode(), Duplicate: r.GetDuplicate(), LogIndex: r.GetLogIndex(),
+		TimeMs: r.GetTimeMs(), Field: r.GetField(), Args: r.GetArgs(),
+	}
 }
 
 // authorize checks that each signature is by the key the kind requires, in
@@ -279,7 +332,7 @@ func (a *applier) authorize(t *decodedTx) *statepb.Error {
 	}
 	for i, k := range keys {
 		if string(t.sigs[i].GetPublicKey()) != string(k.key) {
-			return statepb.Errorf(statepb.Code_CODE_SIGNER_UNAUTHORIZED, "signatures[%d]: not signed by %s", i, k.who)
+			return statepb.Errorf(statepb.Code_CODE_SIGNER_UNAUTHORIZED, "signatures[%d]: not signed by %s", i, statepb.Text(k.who))
 		}
 	}
 	return nil
@@ -417,40 +470,132 @@ func (a *applier) getRaw(key []byte, m proto.Message, raw func([]byte)) bool {
 	return true
 }
 
-// set writes a record and feeds it to the block digest. The digest sees each
-// write in the order the (deterministic) apply logic makes it.
+// set writes a record and feeds it to the block digest and the content
+// hash. The digest sees each write in the order the (deterministic) apply
+// logic makes it. The record's old value, which the content hash takes
+// out, is read through the batch; setNew and replace are set for callers
+// that know it.
 func (a *applier) set(key []byte, m proto.Message) {
+	if v := a.marshal(key, m); v != nil {
+		a.setRaw(key, v)
+	}
+}
+
+// setNew is set of a key that holds nothing yet (a new transaction,
+// history entry, output, block record).
+func (a *applier) setNew(key []byte, m proto.Message) {
+	if v := a.marshal(key, m); v != nil {
+		a.replace(key, v, nil)
+	}
+}
+
+func (a *applier) marshal(key []byte, m proto.Message) []byte {
 	if a.err != nil {
-		return
+		return nil
 	}
 	v, err := deterministic.Marshal(m)
 	if err != nil {
 		a.err = fmt.Errorf("marshal %q: %w", key, err)
-		return
+		return nil
 	}
-	a.setRaw(key, v)
+	return v
 }
 
 func (a *applier) setRaw(key, v []byte) {
+	if old, ok := a.current(key); ok {
+		a.replace(key, v, old)
+	}
+}
+
+// replace writes v under key, whose value the batch holds now is old (nil:
+// none). v and old must not change afterwards (the content hash reads them
+// in the background until the block ends).
+func (a *applier) replace(key, v, old []byte) {
 	if a.err != nil {
 		return
 	}
+	a.checkOld(key, old)
 	if err := a.b.Set(key, v, nil); err != nil {
 		a.err = fmt.Errorf("write %q: %w", key, err)
 		return
 	}
 	a.hashOp('S', key, v)
+	if hashed(key) {
+		if old != nil {
+			a.lt.push(ltOp{key: key, value: old, remove: true})
+		}
+		a.lt.push(ltOp{key: key, value: v})
+	}
 }
 
-func (a *applier) del(key []byte) {
+// current is key's value as the batch holds it now (nil: none), a copy.
+func (a *applier) current(key []byte) ([]byte, bool) {
+	if a.err != nil {
+		return nil, false
+	}
+	v, c, err := a.b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, true
+	}
+	if err != nil {
+		a.err = fmt.Errorf("read %q: %w", key, err)
+		return nil, false
+	}
+	defer c.Close()
+	return bytes.Clone(v), true
+}
+
+// checkOldValues makes every write that names its old value check it
+// against the batch: a wrong one would corrupt the content hash (which
+// AuditSupply would find, later). Tests set it (export_test.go).
+var checkOldValues = false
+
+func (a *applier) checkOld(key, old []byte) {
+	if !checkOldValues || a.err != nil {
+		return
+	}
+	if cur, ok := a.current(key); ok && !bytes.Equal(cur, old) {
+		a.fail("write of %q names old value %x, the batch holds %x", key, old, cur)
+	}
+}
+
+// setUnhashed writes a record outside the state hash (hashed(key) is
+// false): rejection messages.
+func (a *applier) setUnhashed(key, v []byte) {
 	if a.err != nil {
 		return
 	}
+	if hashed(key) {
+		a.fail("setUnhashed of hashed key %q", key)
+		return
+	}
+	if err := a.b.Set(key, v, nil); err != nil {
+		a.err = fmt.Errorf("write %q: %w", key, err)
+	}
+}
+
+// del deletes a record, taking its value (read through the batch) out of
+// the content hash.
+func (a *applier) del(key []byte) {
+	if old, ok := a.current(key); ok {
+		a.delOld(key, old)
+	}
+}
+
+// delOld is del of a key whose value the batch holds now is old.
+func (a *applier) delOld(key, old []byte) {
+	if a.err != nil {
+		return
+	}
+	a.checkOld(key, old)
 	if err := a.b.Delete(key, nil); err != nil {
 		a.err = fmt.Errorf("delete %q: %w", key, err)
 		return
 	}
 	a.hashOp('D', key, nil)
+	if hashed(key) && old != nil {
+		a.lt.push(ltOp{key: key, value: old, remove: true})
+	}
 }
 
 func (a *applier) hashOp(op byte, key, v []byte) {
@@ -479,7 +624,11 @@ func (a *applier) wallet(id string) *statepb.WalletRecord {
 			a.fail("wallet cache %q: %v", id, err)
 			return nil
 		}
-	} else if !a.getRaw(keyWallet(id), w, func(v []byte) { a.cached[id] = append([]byte(nil), v...) }) {
+		a.walletRaw[id] = v
+	} else if !a.getRaw(keyWallet(id), w, func(v []byte) {
+		a.cached[id] = append([]byte(nil), v...)
+		a.walletRaw[id] = a.cached[id]
+	}) {
 		w = nil
 	}
 	if a.err == nil {
@@ -509,8 +658,12 @@ func (a *applier) flushWallets() {
 			a.err = fmt.Errorf("marshal wallet %q: %w", id, err)
 			return
 		}
-		a.setRaw(keyWallet(id), v)
-		a.cached[id] = v
+		if old, ok := a.walletRaw[id]; ok {
+			a.replace(keyWallet(id), v, old)
+		} else {
+			a.setRaw(keyWallet(id), v)
+		}
+		a.cached[id], a.walletRaw[id] = v, v
 	}
 	a.dirty = a.dirty[:0]
 	clear(a.dirtySet)
@@ -555,7 +708,7 @@ func (a *applier) setSupply(s *statepb.Supply) {
 func (a *applier) addHistory(w *statepb.WalletRecord, t *decodedTx, e *statepb.HistoryEntry) {
 	e.TxId, e.Kind, e.TimeMs, e.LogIndex = t.id[:], kindName(t.body), a.timeMs, a.index
 	e.Memo, e.BalanceFen = t.body.GetMemo(), w.GetBalanceFen()
-	a.set(keyHistory(w.GetId(), w.GetHistoryLen()), e)
+	a.setNew(keyHistory(w.GetId(), w.GetHistoryLen()), e)
 	w.HistoryLen++
 }
 
@@ -610,6 +763,21 @@ func (a *applier) unspent(owner string, op *statepb.Outpoint, o *statepb.OutputR
 		return false
 	}
 	return true
+}
+
+// delOutput deletes an unspent output the call has seen (checkInputs read
+// it), with its old value from where unspent found it.
+func (a *applier) delOutput(k []byte) {
+	v, ok := a.outs[string(k)]
+	if !ok {
+		v, ok = a.s.outputs.get(k)
+	}
+	if ok && v != nil {
+		a.delOld(k, v)
+	} else {
+		a.del(k)
+	}
+	a.outs[string(k)] = nil
 }
 
 // outputCache holds the committed unspent outputs created by recent Apply

@@ -187,7 +187,8 @@ func (s *Store) FrozenWallets(after, bank string, limit int) ([]Frozen, error) {
 }
 
 // BlockAt returns the recorded outcomes of the block applied at log index
-// i, or ErrNotFound.
+// i as hashed, without messages (they may differ between releases; a
+// replay compares what the rules decided), or ErrNotFound.
 func (s *Store) BlockAt(i uint64) (*statepb.BlockRecord, error) {
 	var b statepb.BlockRecord
 	return &b, s.getOne(keyBlock(i), &b)

@@ -209,3 +209,32 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPrecheck measures Precheck of issues from 64 concurrent
+// submitters, as a busy node's API handlers call it: the signatures are
+// verified in batches the callers share (precheck.go), so the CPU per
+// transaction should sit near the batch cost, not a single verification's
+// (compare BenchmarkEd25519Verify's cpu-µs/verify).
+func BenchmarkPrecheck(b *testing.B) {
+	n := statetest.NewNet(b, "bench")
+	s := n.OpenWith(b, state.Options{NoSync: true})
+	txs := make([][]byte, b.N)
+	for i := range txs {
+		txs[i] = n.Issue(b, "icbc", uint64(i+1))
+	}
+	var next atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, rej := s.Precheck(txs[next.Add(1)-1]); rej != nil {
+				b.Error(rej)
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/tx")
+	sigs, batches := state.SigStats(s)
+	b.ReportMetric(float64(sigs)/float64(batches), "sigs/batch")
+}

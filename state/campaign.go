@@ -3,7 +3,6 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -176,7 +175,7 @@ func (a *applier) drawCampaign(t *decodedTx, k *statepb.DrawCampaign) (uint32, *
 		return 0, statepb.Errorf(statepb.Code_CODE_DRAW_TOO_LATE, "%s.campaign_id: the spending window of %q closed at %s", f, c.GetId(), fmtTime(c.GetSpendEndMs()))
 	}
 	if !lottery.Verify(k.GetSeed(), c.GetCommitment()) {
-		return 0, statepb.Errorf(statepb.Code_CODE_DRAW_SEED_MISMATCH, "%s.seed: SHA-256 of the seed is not the commitment %x of %q", f, c.GetCommitment()[:8], c.GetId())
+		return 0, statepb.Errorf(statepb.Code_CODE_DRAW_SEED_MISMATCH, "%s.seed: SHA-256 of the seed is not the commitment %.8x of %q", f, short(c.GetCommitment()), c.GetId())
 	}
 	d := lottery.Draw{Seed: k.GetSeed(), Campaign: c.GetId(), N: c.GetEnrolled(), K: uint64(c.GetPacketCount())}
 	c.Seed, c.DrawTxId, c.DrawnMs, c.Winners = k.GetSeed(), t.id[:], a.timeMs, d.Winners()
@@ -405,7 +404,6 @@ func (a *applier) finishCampaign(c *statepb.CampaignRecord, sup *statepb.Supply)
 
 func be64(x uint64) []byte { return binary.BigEndian.AppendUint64(nil, x) }
 
-// fmtTime is ledger time in Beijing time, for messages.
-func fmtTime(ms int64) string {
-	return time.UnixMilli(ms).In(beijing).Format("2006-01-02 15:04:05.000") + " (UTC+8)"
-}
+// fmtTime is a ledger time for a rejection: recorded as the number, printed
+// in Beijing time.
+func fmtTime(ms int64) statepb.TimeMs { return statepb.TimeMs(ms) }

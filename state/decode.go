@@ -1,6 +1,7 @@
 package state
 
 import (
+	"crypto/sha256"
 	"sync"
 	"sync/atomic"
 
@@ -30,16 +31,6 @@ type decodedTx struct {
 	firstErr error
 }
 
-// Precheck runs the stateless checks except signature verification: what a
-// node does before proposing, so malformed transactions never enter the log
-// while the (expensive) signatures are verified once, at apply. It returns
-// the transaction id (zero if the body did not decode) and the rejection,
-// if any.
-func (s *Store) Precheck(raw []byte) ([32]byte, *statepb.Error) {
-	t, _ := s.decode(raw)
-	return t.id, t.rej
-}
-
 // sigTask is a decoded transaction whose signatures are still to be
 // verified: the last stateless step, done in batches (verify).
 type sigTask struct {
@@ -61,7 +52,7 @@ func (s *Store) decode(raw []byte) (*decodedTx, *sigTask) {
 	}
 	var stx statepb.SignedTx
 	if err := proto.Unmarshal(raw, &stx); err != nil {
-		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "signed_tx: %v", err)
+		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "signed_tx: %s", statepb.Text(err.Error()))
 		return t, nil
 	}
 	if len(stx.GetBody()) == 0 {
@@ -71,7 +62,7 @@ func (s *Store) decode(raw []byte) (*decodedTx, *sigTask) {
 	t.id, t.hasID = TxID(stx.GetBody()), true
 	body := &statepb.Tx{}
 	if err := proto.Unmarshal(stx.GetBody(), body); err != nil {
-		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "body: %v", err)
+		t.rej = statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "body: %s", statepb.Text(err.Error()))
 		return t, nil
 	}
 	if statepb.HasUnknownFields(&stx) {
@@ -95,7 +86,7 @@ func (s *Store) decode(raw []byte) (*decodedTx, *sigTask) {
 		return t, nil
 	}
 	if want := requiredSignatures(body); len(stx.GetSignatures()) != want {
-		t.rej = statepb.Errorf(statepb.Code_CODE_SIGNATURE_COUNT, "signatures: %d (a %s needs %d)", len(stx.GetSignatures()), kindName(body), want)
+		t.rej = statepb.Errorf(statepb.Code_CODE_SIGNATURE_COUNT, "signatures: %d (a %s needs %d)", len(stx.GetSignatures()), statepb.KindOf(body), want)
 		return t, nil
 	}
 	return t, &sigTask{t: t, body: body, sigs: stx.GetSignatures(), msg: SignBytes(body.GetChainId(), s.genesisHash, stx.GetBody())}
@@ -105,7 +96,7 @@ func asRejection(err error) *statepb.Error {
 	if e, ok := err.(*statepb.Error); ok {
 		return e
 	}
-	return statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "%v", err)
+	return statepb.Errorf(statepb.Code_CODE_TX_MALFORMED, "%s", statepb.Text(err.Error()))
 }
 
 // requiredSignatures is how many signers a kind needs; who they must be is
@@ -165,12 +156,18 @@ func (p *pipeline) work(s *Store) {
 		}
 		end := min((c+1)*p.chunk, len(p.raws))
 		tasks := make([]*sigTask, 0, end-c*p.chunk)
+		prechecked := !s.verified.empty()
 		for i := c * p.chunk; i < end; i++ {
 			t, k := s.decode(p.raws[i])
 			p.txs[i] = t
-			if k != nil {
-				tasks = append(tasks, k)
+			if k == nil {
+				continue
 			}
+			if prechecked && s.takeVerified(k) {
+				s.lookupFirst(t)
+				continue
+			}
+			tasks = append(tasks, k)
 		}
 		s.verify(tasks)
 		for _, k := range tasks {
@@ -180,6 +177,16 @@ func (p *pipeline) work(s *Store) {
 		}
 		close(p.done[c])
 	}
+}
+
+// takeVerified finishes k without verifying it if this node's Precheck
+// verified the same bytes (verifiedCache).
+func (s *Store) takeVerified(k *sigTask) bool {
+	off, ok := s.verified.take(sha256.Sum256(k.t.raw))
+	if ok {
+		k.t.body, k.t.sigs, k.t.off = k.body, k.sigs, off
+	}
+	return ok
 }
 
 // lookupFirst reads t's committed outcome, if any. It reads the store as
@@ -193,6 +200,7 @@ func (s *Store) lookupFirst(t *decodedTx) {
 		return
 	}
 	if found {
+		t.firstErr = fillMessage(s.db, rec.GetResult())
 		t.first = &rec
 	}
 }

@@ -20,6 +20,12 @@ var (
 	// ErrSnapshotFormat: a snapshot stream is truncated, corrupt or of an
 	// unknown format.
 	ErrSnapshotFormat = errors.New("bad snapshot")
+	// ErrSnapshotUnverified: a snapshot stream is well formed but its
+	// state does not verify: the content hash or the state hash does not
+	// recompute from its records, its state hash is not the one recorded
+	// for its index (by the snapshot, or by this store), or the supply
+	// audit fails on it. Restore refused it and kept the old state.
+	ErrSnapshotUnverified = errors.New("snapshot does not verify")
 	// ErrOutOfOrder: Apply was given blocks whose indexes do not increase.
 	ErrOutOfOrder = errors.New("blocks out of order")
 )

@@ -126,13 +126,14 @@ func changedKeys(before, after []state.KV) []string {
 }
 
 // wantUnchanged fails unless the only difference between before and after is
-// the recorded outcome of the transaction id (if recorded).
+// the recorded outcome of the rejected transaction id (if recorded): its
+// record and its message.
 func wantUnchanged(t testing.TB, before, after ledger, id []byte, recorded bool) {
 	t.Helper()
 	got := changedKeys(before.kvs, after.kvs)
 	var want []string
 	if recorded {
-		want = []string{"+" + state.KeyTx(id)}
+		want = []string{"+" + state.KeyTx(id), "+" + state.KeyMessage(id)}
 	}
 	if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
 		t.Fatalf("rejected transaction changed ledger state: %q (want only %q)", got, want)

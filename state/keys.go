@@ -25,6 +25,7 @@ var (
 	prefixBlock     = []byte("r:") // + log index(8) → statepb.BlockRecord
 	prefixSchedule  = []byte("q:") // + due ms(8) + job kind(1) + id → job payload (schedule.go)
 	prefixOffline   = []byte("o:") // + table letter + key: dual offline payments (offline.go)
+	prefixMessage   = []byte("v:") // + tx id → a recorded rejection's message for people; not hashed
 
 	// Regulator indexes (audit.go).
 	prefixLarge  = []byte("l:") // + time ms(8) + log index(8) + tx id → statepb.LargePayment
@@ -57,14 +58,18 @@ func keyHashIndex(index uint64) []byte {
 	return binary.BigEndian.AppendUint64(cat(prefixHashIndex, nil), index)
 }
 
+func keyMessage(txID []byte) []byte { return cat(prefixMessage, txID) }
+
 func keyBlock(index uint64) []byte {
 	return binary.BigEndian.AppendUint64(cat(prefixBlock, nil), index)
 }
 
 // hashed reports whether writes to key feed the state hash. Meta holds the
-// hash itself and the hash index records it; everything else is ledger state.
+// hash itself and the hash index records it; messages are for people and
+// may differ between releases (state/DESIGN.md, "Outcomes"); everything
+// else is ledger state.
 func hashed(key []byte) bool {
-	return !(string(key) == string(keyMeta) || hasPrefix(key, prefixHashIndex))
+	return !(string(key) == string(keyMeta) || hasPrefix(key, prefixHashIndex) || hasPrefix(key, prefixMessage))
 }
 
 func cat(a, b []byte) []byte {

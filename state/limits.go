@@ -64,14 +64,14 @@ func exceeds(cap, used, add uint64) bool {
 func (a *applier) checkSpendLimits(field string, w *statepb.WalletRecord, paymentFen uint64) *statepb.Error {
 	c := a.capsOf(w)
 	if exceeds(c.payment, 0, paymentFen) {
-		return statepb.Errorf(statepb.Code_CODE_LIMIT_PAYMENT, "%s: payment %s exceeds wallet %q's per-payment limit %s", field, Fen(paymentFen), w.GetId(), Fen(c.payment))
+		return statepb.Errorf(statepb.Code_CODE_LIMIT_PAYMENT, "%s: payment %s exceeds wallet %q's per-payment limit %s", field, statepb.Fen(paymentFen), w.GetId(), statepb.Fen(c.payment))
 	}
 	_, dayUsed, _, yearUsed := a.spent(w)
 	if exceeds(c.daily, dayUsed, paymentFen) {
-		return statepb.Errorf(statepb.Code_CODE_LIMIT_DAILY, "%s: payment %s would take wallet %q past its daily limit %s (%s already paid today, Beijing time)", field, Fen(paymentFen), w.GetId(), Fen(c.daily), Fen(dayUsed))
+		return statepb.Errorf(statepb.Code_CODE_LIMIT_DAILY, "%s: payment %s would take wallet %q past its daily limit %s (%s already paid today, Beijing time)", field, statepb.Fen(paymentFen), w.GetId(), statepb.Fen(c.daily), statepb.Fen(dayUsed))
 	}
 	if exceeds(c.yearly, yearUsed, paymentFen) {
-		return statepb.Errorf(statepb.Code_CODE_LIMIT_YEARLY, "%s: payment %s would take wallet %q past its yearly limit %s (%s already paid this year)", field, Fen(paymentFen), w.GetId(), Fen(c.yearly), Fen(yearUsed))
+		return statepb.Errorf(statepb.Code_CODE_LIMIT_YEARLY, "%s: payment %s would take wallet %q past its yearly limit %s (%s already paid this year)", field, statepb.Fen(paymentFen), w.GetId(), statepb.Fen(c.yearly), statepb.Fen(yearUsed))
 	}
 	return nil
 }
@@ -108,7 +108,7 @@ func satAdd(a, b uint64) uint64 {
 func (a *applier) checkBalanceCap(w *statepb.WalletRecord, creditFen uint64) *statepb.Error {
 	c := a.capsOf(w)
 	if exceeds(c.balance, w.GetBalanceFen(), creditFen) {
-		return statepb.Errorf(statepb.Code_CODE_LIMIT_BALANCE, "payee %q: balance %s + %s would exceed its balance limit %s", w.GetId(), Fen(w.GetBalanceFen()), Fen(creditFen), Fen(c.balance))
+		return statepb.Errorf(statepb.Code_CODE_LIMIT_BALANCE, "payee %q: balance %s + %s would exceed its balance limit %s", w.GetId(), statepb.Fen(w.GetBalanceFen()), statepb.Fen(creditFen), statepb.Fen(c.balance))
 	}
 	if w.GetBalanceFen()+creditFen < creditFen {
 		return statepb.Errorf(statepb.Code_CODE_AMOUNT_OVERFLOW, "payee %q: balance would overflow", w.GetId())

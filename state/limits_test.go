@@ -145,7 +145,7 @@ func TestFenGroupsThousands(t *testing.T) {
 		123_456_789: "¥1,234,567.89", 18446744073709551615: "¥184,467,440,737,095,516.15",
 	} {
 		if got := state.Fen(fen); got != want {
-			t.Errorf("Fen(%d) = %s, want %s", fen, got, want)
+			t.Errorf("statepb.Fen(%d) = %s, want %s", fen, got, want)
 		}
 	}
 }

@@ -59,7 +59,7 @@ func (a *applier) moveMoney(m *move) (uint32, *statepb.Error) {
 		return 0, statepb.Errorf(statepb.Code_CODE_AMOUNT_OVERFLOW, "%s: amount overflows", m.field)
 	}
 	if need > total {
-		return 0, statepb.Errorf(statepb.Code_CODE_INSUFFICIENT_INPUTS, "%s.inputs: total %d fen, needs %d fen", m.field, total, need)
+		return 0, statepb.Errorf(statepb.Code_CODE_INSUFFICIENT_INPUTS, "%s.inputs: total %d fen, needs %d fen", m.field, statepb.Fen(total), statepb.Fen(need))
 	}
 	outs := m.payees
 	if change := total - need; change > 0 {
@@ -95,7 +95,7 @@ type credit struct {
 func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
 	switch w.GetStatus() {
 	case statepb.WalletStatus_WALLET_STATUS_FROZEN:
-		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), w.GetStatusReason())
+		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), statepb.Text(w.GetStatusReason()))
 	case statepb.WalletStatus_WALLET_STATUS_CLOSED:
 		return statepb.Errorf(statepb.Code_CODE_WALLET_CLOSED, "%s: wallet %q is closed", field, w.GetId())
 	}
@@ -136,7 +136,7 @@ func (a *applier) readInputs(field string, owner *statepb.WalletRecord, ins []*s
 func (a *applier) missingInput(field string, i int, in *statepb.Outpoint, payer string) *statepb.Error {
 	var rec statepb.TxRecord
 	if !a.get(keyTx(in.GetTxId()), &rec) || in.GetIndex() >= rec.GetOutputCount() {
-		return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_FOUND, "%s[%d]: no output %x:%d", field, i, in.GetTxId()[:8], in.GetIndex())
+		return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_FOUND, "%s[%d]: no output %.8x:%d", field, i, short(in.GetTxId()), in.GetIndex())
 	}
 	owner := a.outputOwner(&rec, in.GetIndex())
 	if owner != payer && owner != "" {
@@ -145,7 +145,7 @@ func (a *applier) missingInput(field string, i int, in *statepb.Outpoint, payer 
 			return statepb.Errorf(statepb.Code_CODE_INPUT_NOT_OWNED, "%s[%d]: output belongs to another wallet, not %q", field, i, payer)
 		}
 	}
-	return statepb.Errorf(statepb.Code_CODE_INPUT_SPENT, "%s[%d]: output %x:%d is already spent", field, i, in.GetTxId()[:8], in.GetIndex())
+	return statepb.Errorf(statepb.Code_CODE_INPUT_SPENT, "%s[%d]: output %.8x:%d is already spent", field, i, short(in.GetTxId()), in.GetIndex())
 }
 
 // outputOwner is the wallet that output index of a recorded, applied
@@ -260,9 +260,7 @@ func (a *applier) checkPayees(m *move, outs []*statepb.Payee) ([]credit, uint64,
 // invariant.
 func (a *applier) writeMove(m *move, total uint64, outs []*statepb.Payee, credits []credit, paymentFen uint64) {
 	for _, in := range m.inputs {
-		k := keyUnspent(m.payer.GetId(), in)
-		a.del(k)
-		a.outs[string(k)] = nil
+		a.delOutput(keyUnspent(m.payer.GetId(), in))
 	}
 	a.debit(m.payer, total, uint64(len(m.inputs)))
 	for i, p := range outs {
@@ -311,7 +309,7 @@ func (a *applier) createOutput(t *decodedTx, index uint32, w *statepb.WalletReco
 		a.fail("marshal output: %v", err)
 		return
 	}
-	a.setRaw(k, v)
+	a.replace(k, v, nil) // a new transaction's output: nothing there yet
 	a.outs[string(k)] = v
 	sum, carry := bits.Add64(w.GetBalanceFen(), fen, 0)
 	if carry != 0 {
@@ -424,22 +422,10 @@ var reserveKinds = []statepb.WalletKind{statepb.WalletKind_WALLET_KIND_BANK_RESE
 func notForKinds(field string, w *statepb.WalletRecord, kinds ...statepb.WalletKind) *statepb.Error {
 	for _, k := range kinds {
 		if w.GetKind() == k {
-			return statepb.Errorf(statepb.Code_CODE_WALLET_KIND_NOT_ALLOWED, "%s: %q is a %s wallet", field, w.GetId(), kindLabel(k))
+			return statepb.Errorf(statepb.Code_CODE_WALLET_KIND_NOT_ALLOWED, "%s: %q is a %s wallet", field, w.GetId(), walletKind(k))
 		}
 	}
 	return nil
-}
-
-func kindLabel(k statepb.WalletKind) string {
-	switch k {
-	case statepb.WalletKind_WALLET_KIND_BANK_RESERVE:
-		return "bank reserve"
-	case statepb.WalletKind_WALLET_KIND_BANK_GUARANTEE:
-		return "bank guarantee"
-	case statepb.WalletKind_WALLET_KIND_SUB_WALLET:
-		return "sub-wallet"
-	}
-	return k.String()
 }
 
 // mustWallet reads a wallet the ledger guarantees exists (a bank's reserve).

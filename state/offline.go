@@ -155,8 +155,7 @@ const minPerWorker = 8
 
 // within prefixes a rule's message with the field it applies to.
 func within(field string, err error) *statepb.Error {
-	e := asRejection(err)
-	return statepb.Errorf(e.Code, "%s: %s", field, e.Message)
+	return asRejection(err).Within(field)
 }
 
 // offlineSigners: open_purse — the wallet's key; deposit_offline — the
@@ -389,11 +388,11 @@ func (a *applier) checkPursePolicy(w *statepb.WalletRecord, c *statepb.PurseCert
 	caps := a.capsOf(w)
 	switch {
 	case c.GetAmountFen() > pol.GetMaxPurseFen():
-		return statepb.Errorf(statepb.Code_CODE_PURSE_LIMIT, "open_purse.cert.amount_fen: %s is above the maximum purse %s", Fen(c.GetAmountFen()), Fen(pol.GetMaxPurseFen()))
+		return statepb.Errorf(statepb.Code_CODE_PURSE_LIMIT, "open_purse.cert.amount_fen: %s is above the maximum purse %s", statepb.Fen(c.GetAmountFen()), statepb.Fen(pol.GetMaxPurseFen()))
 	case c.GetMaxPaymentFen() > pol.GetMaxPaymentFen():
-		return statepb.Errorf(statepb.Code_CODE_PURSE_LIMIT, "open_purse.cert.max_payment_fen: %s is above the offline per-payment maximum %s", Fen(c.GetMaxPaymentFen()), Fen(pol.GetMaxPaymentFen()))
+		return statepb.Errorf(statepb.Code_CODE_PURSE_LIMIT, "open_purse.cert.max_payment_fen: %s is above the offline per-payment maximum %s", statepb.Fen(c.GetMaxPaymentFen()), statepb.Fen(pol.GetMaxPaymentFen()))
 	case exceeds(caps.payment, 0, c.GetMaxPaymentFen()):
-		return statepb.Errorf(statepb.Code_CODE_PURSE_LIMIT, "open_purse.cert.max_payment_fen: %s is above wallet %q's per-payment limit %s", Fen(c.GetMaxPaymentFen()), w.GetId(), Fen(caps.payment))
+		return statepb.Errorf(statepb.Code_CODE_PURSE_LIMIT, "open_purse.cert.max_payment_fen: %s is above wallet %q's per-payment limit %s", statepb.Fen(c.GetMaxPaymentFen()), w.GetId(), statepb.Fen(caps.payment))
 	case c.GetMaxPayments() > pol.GetMaxPayments():
 		return statepb.Errorf(statepb.Code_CODE_PURSE_LIMIT, "open_purse.cert.max_payments: %d is above the maximum %d", c.GetMaxPayments(), pol.GetMaxPayments())
 	case c.GetNotAfterMs() <= a.timeMs:
@@ -403,10 +402,10 @@ func (a *applier) checkPursePolicy(w *statepb.WalletRecord, c *statepb.PurseCert
 	}
 	_, dayUsed, _, yearUsed := a.spent(w)
 	if exceeds(caps.daily, dayUsed, c.GetAmountFen()) {
-		return statepb.Errorf(statepb.Code_CODE_LIMIT_DAILY, "open_purse: purse %s would take wallet %q past its daily limit %s (%s already paid today, Beijing time)", Fen(c.GetAmountFen()), w.GetId(), Fen(caps.daily), Fen(dayUsed))
+		return statepb.Errorf(statepb.Code_CODE_LIMIT_DAILY, "open_purse: purse %s would take wallet %q past its daily limit %s (%s already paid today, Beijing time)", statepb.Fen(c.GetAmountFen()), w.GetId(), statepb.Fen(caps.daily), statepb.Fen(dayUsed))
 	}
 	if exceeds(caps.yearly, yearUsed, c.GetAmountFen()) {
-		return statepb.Errorf(statepb.Code_CODE_LIMIT_YEARLY, "open_purse: purse %s would take wallet %q past its yearly limit %s (%s already paid this year)", Fen(c.GetAmountFen()), w.GetId(), Fen(caps.yearly), Fen(yearUsed))
+		return statepb.Errorf(statepb.Code_CODE_LIMIT_YEARLY, "open_purse: purse %s would take wallet %q past its yearly limit %s (%s already paid this year)", statepb.Fen(c.GetAmountFen()), w.GetId(), statepb.Fen(caps.yearly), statepb.Fen(yearUsed))
 	}
 	return nil
 }
@@ -571,25 +570,12 @@ func ledgerTxID(body *statepb.Tx) [32]byte {
 
 // --- helpers ---
 
-func short(b []byte) []byte {
-	if len(b) > 6 {
-		return b[:6]
-	}
-	return b
-}
+// short is an id of bytes for a message: recorded whole in a rejection,
+// printed by %x as its first 6 bytes.
+func short(b []byte) statepb.Short { return statepb.Short(b) }
 
 func shortHex(b []byte) string { return fmt.Sprintf("%x", short(b)) }
 
-func purseStatusName(s statepb.PurseStatus) string {
-	switch s {
-	case statepb.PurseStatus_PURSE_STATUS_OPEN:
-		return "open"
-	case statepb.PurseStatus_PURSE_STATUS_CLOSED:
-		return "closed"
-	case statepb.PurseStatus_PURSE_STATUS_EXPIRED:
-		return "expired"
-	case statepb.PurseStatus_PURSE_STATUS_UNBACKED:
-		return "unbacked (never opened)"
-	}
-	return s.String()
+func purseStatusName(s statepb.PurseStatus) statepb.PurseStatusName {
+	return statepb.PurseStatusName(s)
 }

@@ -70,9 +70,8 @@ func (a *applier) depositOffline(t *decodedTx, k *statepb.DepositOffline) (uint3
 			r := a.revocation(dev)
 			return r != nil && r.GetIndex() <= at
 		}); err != nil {
-			e := asRejection(err)
-			return 0, statepb.Errorf(e.Code, "%s: %s, at revocation %d, and the receiving device had synced the list to %d when it accepted the payment",
-				field, e.Message, a.revocation(d.Cert.GetDevicePublicKey()).GetIndex(), at)
+			return 0, asRejection(err).Within(field).Append(", at revocation %d, and the receiving device had synced the list to %d when it accepted the payment",
+				a.revocation(d.Cert.GetDevicePublicKey()).GetIndex(), at)
 		}
 		credit = satAdd(credit, d.Body.GetAmountFen())
 		fresh++

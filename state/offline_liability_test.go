@@ -330,7 +330,7 @@ func TestOfflineBooksAudit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := state.SetRaw(f.s, key, raw); err != nil {
+			if err := state.SetRawForged(f.s, key, raw); err != nil {
 				t.Fatal(err)
 			}
 			_, err = f.s.AuditSupply()

@@ -329,22 +329,11 @@ func (a *applier) putOutput(op *statepb.Outpoint, w *statepb.WalletRecord, o *st
 // dropOutput deletes an unspent output and debits its wallet; the caller
 // writes the wallet.
 func (a *applier) dropOutput(w *statepb.WalletRecord, op *statepb.Outpoint, fen uint64) {
-	k := keyUnspent(w.GetId(), op)
-	a.del(k)
-	a.outs[string(k)] = nil
+	a.delOutput(keyUnspent(w.GetId(), op))
 	a.debit(w, fen, 1)
 }
 
-// walletKind names a wallet kind for messages: "personal", "merchant",
-// "government", "sub-wallet", "bank reserve", "bank guarantee".
-func walletKind(k statepb.WalletKind) string {
-	switch k {
-	case statepb.WalletKind_WALLET_KIND_PERSONAL:
-		return "personal"
-	case statepb.WalletKind_WALLET_KIND_MERCHANT:
-		return "merchant"
-	case statepb.WalletKind_WALLET_KIND_GOVERNMENT:
-		return "government"
-	}
-	return kindLabel(k)
-}
+// walletKind names a wallet kind for a rejection: recorded as the enum,
+// printed "personal", "merchant", "government", "sub-wallet", "bank
+// reserve", "bank guarantee".
+func walletKind(k statepb.WalletKind) statepb.WalletKindName { return statepb.WalletKindName(k) }

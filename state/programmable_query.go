@@ -126,7 +126,7 @@ func (s *Store) CampaignEligible(campaign, id string) (Eligibility, error) {
 		}
 		switch {
 		case w.GetKind() != statepb.WalletKind_WALLET_KIND_MERCHANT:
-			out.Reason = "a " + walletKind(w.GetKind()) + " wallet, not a merchant"
+			out.Reason = "a " + walletKind(w.GetKind()).String() + " wallet, not a merchant"
 		case w.GetRegionCode() != "" && slices.Contains(c.GetRegionCodes(), w.GetRegionCode()):
 			out.Eligible, out.Reason = true, "region "+w.GetRegionCode()
 		default:

@@ -3,6 +3,7 @@ package state
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -23,10 +24,38 @@ func (s *Store) Wallet(id string) (*statepb.WalletRecord, error) {
 	return &w, s.getOne(keyWallet(id), &w)
 }
 
-// Tx returns a recorded transaction with its outcome, or ErrNotFound.
+// Tx returns a recorded transaction with its outcome (message included),
+// or ErrNotFound.
 func (s *Store) Tx(id []byte) (*statepb.TxRecord, error) {
 	var r statepb.TxRecord
-	return &r, s.getOne(keyTx(id), &r)
+	err := s.read(func(db pebbleReader) error {
+		found, err := getProto(db, keyTx(id), &r)
+		if err == nil && !found {
+			return ErrNotFound
+		}
+		if err == nil {
+			err = fillMessage(db, r.GetResult())
+		}
+		return err
+	})
+	return &r, err
+}
+
+// fillMessage sets a recorded rejection's message from the unhashed table
+// (keyMessage); an OK outcome has none.
+func fillMessage(r getter, res *statepb.TxResult) error {
+	if res == nil || res.GetCode() == statepb.Code_CODE_OK || res.GetMessage() != "" {
+		return nil
+	}
+	v, c, err := r.Get(keyMessage(res.GetTxId()))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get message: %w", err)
+	}
+	res.Message = string(v)
+	return c.Close()
 }
 
 // Supply returns the supply totals.
@@ -258,15 +287,55 @@ func pageSize(limit int) int {
 	return limit
 }
 
-// Blocks returns the outcomes of applied blocks from log index from on, in
-// order, at most limit. Indexes that carried no block (Raft configuration
-// entries) are absent.
+// Blocks returns the recorded outcomes of applied blocks from log index
+// from on, in order, at most limit, messages included. Indexes that
+// carried no block (Raft configuration entries) are absent.
 func (s *Store) Blocks(from uint64, limit int) ([]*statepb.BlockRecord, error) {
 	limit = pageSize(limit)
 	var out []*statepb.BlockRecord
-	err := s.scanRange(keyBlock(from), prefixEnd(prefixBlock), func() proto.Message { return &statepb.BlockRecord{} }, func(m proto.Message) bool {
-		out = append(out, m.(*statepb.BlockRecord))
-		return len(out) < limit
+	err := s.read(func(r pebbleReader) error {
+		var fail error
+		err := scan(r, keyBlock(from), prefixEnd(prefixBlock), func(_, v []byte) bool {
+			b := &statepb.BlockRecord{}
+			if fail = proto.Unmarshal(v, b); fail != nil {
+				fail = fmt.Errorf("%w: decode block: %v", ErrInvariant, fail)
+				return false
+			}
+			for _, res := range b.GetResults() {
+				if fail = fillMessage(r, res); fail != nil {
+					return false
+				}
+			}
+			out = append(out, b)
+			return len(out) < limit
+		})
+		return cmp.Or(fail, err)
 	})
 	return out, err
+}
+
+// Footprint counts the records the state hash covers and their bytes (keys
+// and values), from one consistent snapshot: a full scan. The bound on
+// state growth (state/DESIGN.md, "Bounded growth") is stated in it.
+func (s *Store) Footprint() (records, bytes uint64, err error) {
+	err = s.readSnapshot(func(r pebbleReader) error {
+		return scan(r, nil, nil, func(k, v []byte) bool {
+			if hashed(k) {
+				records++
+				bytes += uint64(len(k) + len(v))
+			}
+			return true
+		})
+	})
+	return records, bytes, err
+}
+
+// DiskBytes is what Pebble's files of the state take on disk now.
+func (s *Store) DiskBytes() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0, ErrClosed
+	}
+	return s.db.Metrics().DiskSpaceUsage(), nil
 }

@@ -25,7 +25,7 @@ func (a *applier) refundPayment(t *decodedTx, k *statepb.RefundPayment) (uint32,
 	}
 	left := p.GetAmountFen() - p.GetRefundedFen()
 	if k.GetAmountFen() > left {
-		return 0, statepb.Errorf(statepb.Code_CODE_REFUND_EXCEEDS_PAYMENT, "%s.amount_fen: %s, but only %s of the payment of %s is still refundable", f, Fen(k.GetAmountFen()), Fen(left), Fen(p.GetAmountFen()))
+		return 0, statepb.Errorf(statepb.Code_CODE_REFUND_EXCEEDS_PAYMENT, "%s.amount_fen: %s, but only %s of the payment of %s is still refundable", f, statepb.Fen(k.GetAmountFen()), statepb.Fen(left), statepb.Fen(p.GetAmountFen()))
 	}
 	if len(p.GetRefunds()) >= statepb.MaxRefundsPerPayment {
 		return 0, statepb.Errorf(statepb.Code_CODE_REFUND_TOO_MANY, "%s.payment_tx_id: the payment already has %d refunds (max %d)", f, len(p.GetRefunds()), statepb.MaxRefundsPerPayment)

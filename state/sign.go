@@ -16,7 +16,7 @@ import (
 const (
 	domainTx      = "dcep/tx/v1\x00"
 	domainGenesis = "dcep/genesis/v1\x00"
-	domainState   = "dcep/state/v1\x00"
+	domainState   = "dcep/state/v2\x00"
 )
 
 // deterministic marshals the same message to the same bytes within one build;

@@ -135,10 +135,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // Restore replaces the whole state with a snapshot stream. The stream is
-// written to a new Pebble directory, verified (format, genesis, count,
-// checksum) and fsynced; only then is it swapped in by renames, so a crash at
-// any moment leaves either the old state or the new one. If the store
-// already has a genesis, the snapshot must be of the same network.
+// written to a new Pebble directory, checked (format, genesis, count,
+// checksum: ErrSnapshotFormat), its state verified (verifyRestored:
+// ErrSnapshotUnverified) and fsynced; only then is it swapped in by
+// renames, so a crash at any moment leaves either the old state or the new
+// one, and a refused snapshot leaves the old state untouched and no
+// directory behind. If the store already has a genesis, the snapshot must
+// be of the same network.
 func (s *Store) Restore(r io.Reader) error {
 	tmp := filepath.Join(s.dir, "db.restore")
 	if err := os.RemoveAll(tmp); err != nil {
@@ -191,6 +194,9 @@ func (s *Store) restoreInto(dir string, r io.Reader) (*statepb.SnapshotHeader, e
 	count, err := copyRecords(db, hr, hdr)
 	if err == nil {
 		err = verifyTrailer(br, hr, count)
+	}
+	if err == nil {
+		err = s.verifyRestored(db, hdr.GetMeta())
 	}
 	if err == nil {
 		err = db.Flush()
@@ -288,6 +294,33 @@ func copyRecords(db *pebble.DB, hr *hashReader, hdr *statepb.SnapshotHeader) (ui
 		return 0, fmt.Errorf("restore write: %w", err)
 	}
 	return count, nil
+}
+
+// verifyRestored checks a restored state before it is used: its content
+// hash recomputes from its records, its state hash from the content and
+// equals the hash the snapshot records for its index (and the one this
+// store recorded for that index, if it applied it), and the supply audit
+// holds (audit, checkContent). Anything else is a snapshot whose records
+// were altered, by accident or not, after its state hash was computed.
+func (s *Store) verifyRestored(db *pebble.DB, meta *statepb.Meta) error {
+	if _, err := audit(db); err != nil {
+		return fmt.Errorf("%w: %w", ErrSnapshotUnverified, err)
+	}
+	if s.db == nil || meta.GetAppliedIndex() == 0 {
+		return nil
+	}
+	mine, c, err := s.db.Get(keyHashIndex(meta.GetAppliedIndex()))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read own state hash at %d: %w", meta.GetAppliedIndex(), err)
+	}
+	defer c.Close()
+	if !bytes.Equal(mine, meta.GetStateHash()) {
+		return fmt.Errorf("%w: its state hash at index %d is %x, this store recorded %x", ErrSnapshotUnverified, meta.GetAppliedIndex(), short(meta.GetStateHash()), short(mine))
+	}
+	return nil
 }
 
 func checkMeta(raw []byte, want *statepb.Meta) error {

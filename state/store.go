@@ -62,6 +62,9 @@ type Store struct {
 	tiers       tierTable
 
 	meta atomic.Pointer[statepb.Meta]
+	// content is the committed content hash (meta's content_hash, decoded),
+	// which the next Apply starts from; only the applying goroutine uses it.
+	content ltHash
 	// wallets and outputs cache committed records for Apply (apply.go).
 	wallets walletCache
 	outputs outputCache
@@ -70,6 +73,11 @@ type Store struct {
 	membership atomic.Uint64
 	// offline is the offline-payment verification context (offline.go).
 	offline offlineNet
+	// precheck batches Precheck's signature verification; verified
+	// remembers what it verified, for Apply (precheck.go).
+	precheck precheckBatcher
+	verified verifiedCache
+	sigStats sigStats
 }
 
 // Open opens (creating if needed) the store in dir, which the store owns.
@@ -154,7 +162,18 @@ func (s *Store) setGenesis(g *statepb.Genesis, m *statepb.Meta) error {
 	if s.genesis != nil && h != s.genesisHash {
 		return fmt.Errorf("%w: store has %x, got %x", ErrGenesisMismatch, s.genesisHash[:8], h[:8])
 	}
+	content, ok := ltFromBytes(m.GetContentHash())
+	if !ok {
+		// A store written before the content hash existed: compute it
+		// once from the whole state.
+		var err error
+		if content, err = scanContent(s.db); err != nil {
+			return err
+		}
+		s.log.Warn("state had no content hash; computed it from a full scan")
+	}
 	s.genesis, s.genesisHash, s.tiers = g, h, newTierTable(g)
+	s.content = content
 	s.meta.Store(m)
 	return nil
 }
@@ -177,14 +196,49 @@ func (s *Store) InitGenesis(g *statepb.Genesis) error {
 		}
 		return nil
 	}
+	recs, err := genesisRecords(g)
+	if err != nil {
+		return err
+	}
+	content := contentOf(recs)
+	meta := &statepb.Meta{StateHash: h[:], GenesisHash: h[:], LedgerTimeMs: g.GetGenesisTimeMs(), ContentHash: content.bytes()}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	w := func(k []byte, m proto.Message) {
-		if err == nil {
-			err = setProto(b, k, m)
+	for _, r := range recs {
+		if err := b.Set(r.key, r.value, nil); err != nil {
+			return err
 		}
+	}
+	if err := setProto(b, keyMeta, meta); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit genesis: %w", err)
+	}
+	return s.setGenesis(g, meta)
+}
+
+// record is one key and its value.
+type record struct{ key, value []byte }
+
+// genesisRecords are the records a genesis-only state holds, meta aside:
+// genesis, zero supply, banks, their reserve and guarantee wallets, the
+// membership.
+func genesisRecords(g *statepb.Genesis) ([]record, error) {
+	var out []record
+	var err error
+	w := func(k []byte, m proto.Message) {
+		if err != nil {
+			return
+		}
+		var v []byte
+		if v, err = deterministic.Marshal(m); err != nil {
+			err = fmt.Errorf("marshal %q: %w", k, err)
+			return
+		}
+		out = append(out, record{k, v})
 	}
 	w(keyGenesis, g)
 	w(keySupply, &statepb.Supply{})
@@ -197,15 +251,7 @@ func (s *Store) InitGenesis(g *statepb.Genesis) error {
 	for _, n := range g.GetNodes() {
 		w(keyMember(n.GetName()), n)
 	}
-	meta := &statepb.Meta{StateHash: h[:], GenesisHash: h[:], LedgerTimeMs: g.GetGenesisTimeMs()}
-	w(keyMeta, meta)
-	if err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("commit genesis: %w", err)
-	}
-	return s.setGenesis(g, meta)
+	return out, err
 }
 
 func genesisWallets(g *statepb.Genesis, bank *statepb.Bank) []*statepb.WalletRecord {
@@ -256,6 +302,7 @@ func (s *Store) Close() error {
 	if s.db == nil {
 		return ErrClosed
 	}
+	s.precheck.close()
 	err := s.db.Close()
 	s.db = nil
 	return err

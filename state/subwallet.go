@@ -153,7 +153,7 @@ func (a *applier) chargeSubWallet(t *decodedTx, k *statepb.ChargeSubWallet) (uin
 	case a.timeMs >= r.GetExpiresMs():
 		return 0, statepb.Errorf(statepb.Code_CODE_SUBWALLET_EXPIRED, "%s.sub_wallet_id: %q's push to %q expired at %s", f, sub.GetId(), p.GetId(), fmtTime(r.GetExpiresMs()))
 	case k.GetAmountFen() > r.GetMaxPaymentFen():
-		return 0, statepb.Errorf(statepb.Code_CODE_SUBWALLET_LIMIT_PAYMENT, "%s.amount_fen: %s exceeds %q's per-payment cap %s", f, Fen(k.GetAmountFen()), sub.GetId(), Fen(r.GetMaxPaymentFen()))
+		return 0, statepb.Errorf(statepb.Code_CODE_SUBWALLET_LIMIT_PAYMENT, "%s.amount_fen: %s exceeds %q's per-payment cap %s", f, statepb.Fen(k.GetAmountFen()), sub.GetId(), statepb.Fen(r.GetMaxPaymentFen()))
 	}
 	day := beijingDay(a.timeMs)
 	var dayUsed uint64
@@ -161,7 +161,7 @@ func (a *applier) chargeSubWallet(t *decodedTx, k *statepb.ChargeSubWallet) (uin
 		dayUsed = r.GetSpentDayFen()
 	}
 	if exceeds(r.GetMaxDailyFen(), dayUsed, k.GetAmountFen()) {
-		return 0, statepb.Errorf(statepb.Code_CODE_SUBWALLET_LIMIT_DAILY, "%s.amount_fen: %s would take %q past its daily cap %s (%s charged today, Beijing time)", f, Fen(k.GetAmountFen()), sub.GetId(), Fen(r.GetMaxDailyFen()), Fen(dayUsed))
+		return 0, statepb.Errorf(statepb.Code_CODE_SUBWALLET_LIMIT_DAILY, "%s.amount_fen: %s would take %q past its daily cap %s (%s charged today, Beijing time)", f, statepb.Fen(k.GetAmountFen()), sub.GetId(), statepb.Fen(r.GetMaxDailyFen()), statepb.Fen(dayUsed))
 	}
 	parent := a.wallet(sub.GetParentWalletId())
 	if parent == nil {

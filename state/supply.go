@@ -63,34 +63,83 @@ type BankAudit struct {
 
 // AuditSupply recomputes every total from the outputs and wallets of one
 // consistent snapshot and checks them against each other and against the
-// supply record. A disagreement is an error wrapping ErrInvariant that names
-// it. It reads the whole state in constant memory: run it on demand, not per
-// transaction.
+// supply record, and recomputes the content hash from every record and the
+// state hash from it (checkContent). A disagreement is an error wrapping
+// ErrInvariant that names it. It reads the whole state in constant memory:
+// run it on demand, not per transaction.
 func (s *Store) AuditSupply() (*Audit, error) {
-	a := &Audit{}
+	var a *Audit
 	err := s.readSnapshot(func(r pebbleReader) error {
-		var meta statepb.Meta
-		var sup statepb.Supply
-		if _, err := getProto(r, keyMeta, &meta); err != nil {
-			return err
-		}
-		if _, err := getProto(r, keySupply, &sup); err != nil {
-			return err
-		}
-		a.AppliedIndex = meta.GetAppliedIndex()
-		a.IssuedFen, a.ReturnedFen = sup.GetIssuedFen(), sup.GetReturnedFen()
-		a.OfflineEscrowFen, a.CampaignEscrowFen = sup.GetOfflineEscrowFen(), sup.GetCampaignEscrowFen()
-		for _, step := range []func(pebbleReader) error{a.sumOutputs, a.checkWallets, a.checkBanks, a.checkIndexes, a.checkPurses, a.checkCampaigns} {
-			if err := step(r); err != nil {
-				return err
-			}
-		}
-		return a.checkTotals()
+		var err error
+		a, err = audit(r)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// audit is AuditSupply of the state r holds.
+func audit(r pebbleReader) (*Audit, error) {
+	a := &Audit{}
+	var meta statepb.Meta
+	var sup statepb.Supply
+	if _, err := getProto(r, keyMeta, &meta); err != nil {
+		return nil, err
+	}
+	if _, err := getProto(r, keySupply, &sup); err != nil {
+		return nil, err
+	}
+	a.AppliedIndex = meta.GetAppliedIndex()
+	a.IssuedFen, a.ReturnedFen = sup.GetIssuedFen(), sup.GetReturnedFen()
+	a.OfflineEscrowFen, a.CampaignEscrowFen = sup.GetOfflineEscrowFen(), sup.GetCampaignEscrowFen()
+	// The content first: a record that is not what the state hash commits
+	// to says more than the totals it may upset.
+	if err := checkContent(r, &meta); err != nil {
+		return nil, err
+	}
+	for _, step := range []func(pebbleReader) error{a.sumOutputs, a.checkWallets, a.checkBanks, a.checkIndexes, a.checkPurses, a.checkCampaigns} {
+		if err := step(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.checkTotals(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// checkContent recomputes the content hash from every hashed record and
+// checks it against the meta's, then the state hash from it: after block
+// n, SHA-256(domain | hash before | n | ledger time | write digest |
+// content) must be the meta's state hash and the one recorded for n; with
+// no block applied, the state hash is the genesis hash. So the content a
+// store (or a snapshot) holds is the content its state hash commits to.
+func checkContent(r pebbleReader, meta *statepb.Meta) error {
+	got, err := scanContent(r)
+	if err != nil {
+		return err
+	}
+	if want, ok := ltFromBytes(meta.GetContentHash()); !ok || got != want {
+		return invariant("content hash of the records (%x…) is not the meta's (%x…)", got.bytes()[:8], short(meta.GetContentHash()))
+	}
+	if meta.GetAppliedIndex() == 0 && meta.GetBlocks() == 0 {
+		return checkGenesisContent(r, meta, &got)
+	}
+	sum := chainStateHash(meta.GetPrevStateHash(), meta.GetAppliedIndex(), meta.GetLedgerTimeMs(), meta.GetBlockDigest(), &got)
+	if !bytes.Equal(sum, meta.GetStateHash()) {
+		return invariant("state hash %x does not recompute from the content (%x)", short(meta.GetStateHash()), short(sum))
+	}
+	v, c, err := r.Get(keyHashIndex(meta.GetAppliedIndex()))
+	if err != nil {
+		return invariant("no state hash recorded for applied index %d: %v", meta.GetAppliedIndex(), err)
+	}
+	defer c.Close()
+	if !bytes.Equal(v, sum) {
+		return invariant("state hash recorded for index %d (%x) is not the meta's (%x)", meta.GetAppliedIndex(), short(v), short(sum))
+	}
+	return nil
 }
 
 func invariant(format string, args ...any) error {
@@ -262,6 +311,26 @@ func (a *Audit) checkTotals() error {
 	if c1 != 0 || c2 != 0 || held != a.OutstandingFen {
 		return invariant("issued − returned = %d, but outputs %d + offline escrow %d + campaign escrow %d = %d",
 			a.OutstandingFen, a.UnspentFen, a.OfflineEscrowFen, a.CampaignEscrowFen, held)
+	}
+	return nil
+}
+
+// checkGenesisContent checks a state with no block applied: its state hash
+// is the genesis hash and its content exactly what genesis makes.
+func checkGenesisContent(r pebbleReader, meta *statepb.Meta, got *ltHash) error {
+	if !bytes.Equal(meta.GetStateHash(), meta.GetGenesisHash()) {
+		return invariant("no block applied, but the state hash %x is not the genesis hash %x", short(meta.GetStateHash()), short(meta.GetGenesisHash()))
+	}
+	var g statepb.Genesis
+	if found, err := getProto(r, keyGenesis, &g); err != nil || !found {
+		return cmp.Or(err, invariant("no genesis record"))
+	}
+	recs, err := genesisRecords(&g)
+	if err != nil {
+		return err
+	}
+	if want := contentOf(recs); want != *got {
+		return invariant("no block applied, but the records are not what genesis makes")
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func (a *applier) checkLimits(field string, tier uint32, l *statepb.Limits) *sta
 		{"max_yearly_fen", l.GetMaxYearlyFen(), t.GetMaxYearlyFen()},
 	} {
 		if c.tier != 0 && c.own > c.tier {
-			return statepb.Errorf(statepb.Code_CODE_LIMIT_ABOVE_TIER, "%s.%s: %s is above tier %d's cap %s", field, c.name, Fen(c.own), tier, Fen(c.tier))
+			return statepb.Errorf(statepb.Code_CODE_LIMIT_ABOVE_TIER, "%s.%s: %s is above tier %d's cap %s", field, c.name, statepb.Fen(c.own), tier, statepb.Fen(c.tier))
 		}
 	}
 	return nil
@@ -158,7 +158,7 @@ func (a *applier) closeWallet(t *decodedTx, k *statepb.CloseWallet) *statepb.Err
 		return rej
 	}
 	if w.GetBalanceFen() != 0 {
-		return statepb.Errorf(statepb.Code_CODE_WALLET_NOT_EMPTY, "close_wallet.wallet_id: %q still holds %s", w.GetId(), Fen(w.GetBalanceFen()))
+		return statepb.Errorf(statepb.Code_CODE_WALLET_NOT_EMPTY, "close_wallet.wallet_id: %q still holds %s", w.GetId(), statepb.Fen(w.GetBalanceFen()))
 	}
 	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_CLOSED, w.GetStatusReason(), "")
 	a.addHistory(w, t, &statepb.HistoryEntry{})

@@ -148,7 +148,7 @@ func DecodeCert(c *statepb.PurseCert) (*statepb.PurseCertBody, error) {
 	}
 	var b statepb.PurseCertBody
 	if err := unmarshalStrict(c.GetBody(), &b); err != nil {
-		return nil, errf(statepb.Code_CODE_CERT_INVALID, "certificate: body: %v", err)
+		return nil, errf(statepb.Code_CODE_CERT_INVALID, "certificate: body: %s", statepb.Text(err.Error()))
 	}
 	switch {
 	case len(b.GetPurseId()) != PurseIDBytes:
@@ -237,7 +237,7 @@ func DecodePayment(p *statepb.Payment) (*Decoded, error) {
 	}
 	var b statepb.PaymentBody
 	if err := unmarshalStrict(p.GetBody(), &b); err != nil {
-		return nil, errf(statepb.Code_CODE_PAYMENT_MALFORMED, "payment: body: %v", err)
+		return nil, errf(statepb.Code_CODE_PAYMENT_MALFORMED, "payment: body: %s", statepb.Text(err.Error()))
 	}
 	switch {
 	case len(b.GetPurseId()) != PurseIDBytes:
@@ -443,7 +443,7 @@ func DecodeMessage(b []byte) (*statepb.OfflineMessage, error) {
 	}
 	var m statepb.OfflineMessage
 	if err := unmarshalStrict(b, &m); err != nil {
-		return nil, errf(statepb.Code_CODE_TX_MALFORMED, "offline message: %v", err)
+		return nil, errf(statepb.Code_CODE_TX_MALFORMED, "offline message: %s", statepb.Text(err.Error()))
 	}
 	switch k := m.GetMessage().(type) {
 	case *statepb.OfflineMessage_Request:
@@ -465,11 +465,9 @@ func DecodeMessage(b []byte) (*statepb.OfflineMessage, error) {
 	return &m, nil
 }
 
-func short(b []byte) []byte {
-	if len(b) > 6 {
-		return b[:6]
-	}
-	return b
-}
+// short is an id of bytes for a message: recorded whole, printed as its
+// first 6 bytes.
+func short(b []byte) statepb.Short { return statepb.Short(b) }
 
-func fen(v uint64) string { return fmt.Sprintf("¥%d.%02d", v/100, v%100) }
+// fen is an amount for a message.
+func fen(v uint64) statepb.Fen { return statepb.Fen(v) }

@@ -337,18 +337,30 @@ func (Code) EnumDescriptor() ([]byte, []int) {
 }
 
 // TxResult is the committed outcome of one submitted transaction.
+//
+// What the ledger records (and hashes) is what the rules decided: code,
+// field and args. message is for people: derived from them when the
+// rejection was made, stored beside the hashed record, never hashed, and
+// free to change between releases (state/DESIGN.md, "Outcomes").
 type TxResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	TxId  []byte                 `protobuf:"bytes,1,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
 	Code  Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=dcep.state.v1.Code" json:"code,omitempty"`
-	// message names the field or the rule that failed; empty when OK.
+	// message names the field or the rule that failed; empty when OK. Not
+	// part of any hashed record.
 	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	// duplicate: this submission repeated a transaction already recorded; code
 	// and message are the first outcome's.
 	Duplicate bool `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// log_index and time_ms: the log entry that decided the outcome.
-	LogIndex      uint64 `protobuf:"varint,5,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
-	TimeMs        int64  `protobuf:"varint,6,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	LogIndex uint64 `protobuf:"varint,5,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	TimeMs   int64  `protobuf:"varint,6,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	// field is the path of the field the rule refused (e.g.
+	// "transfer.payees[1].amount_fen"), empty if the rule names none.
+	Field string `protobuf:"bytes,7,opt,name=field,proto3" json:"field,omitempty"`
+	// args are the values the rule compared, in the order the message names
+	// them: amounts, limits, ids, counts, times.
+	Args          []*Arg `protobuf:"bytes,8,rep,name=args,proto3" json:"args,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +437,242 @@ func (x *TxResult) GetTimeMs() int64 {
 	return 0
 }
 
+func (x *TxResult) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *TxResult) GetArgs() []*Arg {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+// Arg is one typed value of a rejection. Only values the rules decide on
+// are recorded: never text from a library or formatted for people.
+type Arg struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Value:
+	//
+	//	*Arg_Int
+	//	*Arg_Uint
+	//	*Arg_Fen
+	//	*Arg_TimeMs
+	//	*Arg_Str
+	//	*Arg_Bytes
+	//	*Arg_Enum
+	//	*Arg_Bool
+	//	*Arg_Kind
+	//	*Arg_Unsupported
+	Value         isArg_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Arg) Reset() {
+	*x = Arg{}
+	mi := &file_state_statepb_store_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Arg) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Arg) ProtoMessage() {}
+
+func (x *Arg) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_store_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Arg.ProtoReflect.Descriptor instead.
+func (*Arg) Descriptor() ([]byte, []int) {
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Arg) GetValue() isArg_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Arg) GetInt() int64 {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Int); ok {
+			return x.Int
+		}
+	}
+	return 0
+}
+
+func (x *Arg) GetUint() uint64 {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Uint); ok {
+			return x.Uint
+		}
+	}
+	return 0
+}
+
+func (x *Arg) GetFen() uint64 {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Fen); ok {
+			return x.Fen
+		}
+	}
+	return 0
+}
+
+func (x *Arg) GetTimeMs() int64 {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_TimeMs); ok {
+			return x.TimeMs
+		}
+	}
+	return 0
+}
+
+func (x *Arg) GetStr() string {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Str); ok {
+			return x.Str
+		}
+	}
+	return ""
+}
+
+func (x *Arg) GetBytes() []byte {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Bytes); ok {
+			return x.Bytes
+		}
+	}
+	return nil
+}
+
+func (x *Arg) GetEnum() int32 {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Enum); ok {
+			return x.Enum
+		}
+	}
+	return 0
+}
+
+func (x *Arg) GetBool() bool {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Bool); ok {
+			return x.Bool
+		}
+	}
+	return false
+}
+
+func (x *Arg) GetKind() int32 {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Kind); ok {
+			return x.Kind
+		}
+	}
+	return 0
+}
+
+func (x *Arg) GetUnsupported() bool {
+	if x != nil {
+		if x, ok := x.Value.(*Arg_Unsupported); ok {
+			return x.Unsupported
+		}
+	}
+	return false
+}
+
+type isArg_Value interface {
+	isArg_Value()
+}
+
+type Arg_Int struct {
+	Int int64 `protobuf:"zigzag64,1,opt,name=int,proto3,oneof"`
+}
+
+type Arg_Uint struct {
+	Uint uint64 `protobuf:"varint,2,opt,name=uint,proto3,oneof"`
+}
+
+type Arg_Fen struct {
+	// fen: an amount of money.
+	Fen uint64 `protobuf:"varint,3,opt,name=fen,proto3,oneof"`
+}
+
+type Arg_TimeMs struct {
+	// time_ms: a ledger time (Unix ms).
+	TimeMs int64 `protobuf:"varint,4,opt,name=time_ms,json=timeMs,proto3,oneof"`
+}
+
+type Arg_Str struct {
+	// str: an id or code taken from the transaction or the state.
+	Str string `protobuf:"bytes,5,opt,name=str,proto3,oneof"`
+}
+
+type Arg_Bytes struct {
+	// bytes: an id of bytes (tx, purse, payment, device key), whole.
+	Bytes []byte `protobuf:"bytes,6,opt,name=bytes,proto3,oneof"`
+}
+
+type Arg_Enum struct {
+	// enum: the number of a protobuf enum value (wallet kind, purse
+	// status, node role, ...).
+	Enum int32 `protobuf:"varint,7,opt,name=enum,proto3,oneof"`
+}
+
+type Arg_Bool struct {
+	Bool bool `protobuf:"varint,8,opt,name=bool,proto3,oneof"`
+}
+
+type Arg_Kind struct {
+	// kind: a transaction kind, as its field number in Tx.kind.
+	Kind int32 `protobuf:"varint,9,opt,name=kind,proto3,oneof"`
+}
+
+type Arg_Unsupported struct {
+	// unsupported: the rejection was handed a value of a type it cannot
+	// record (a Go error, a struct). Recorded as just this, so the hash
+	// stays deterministic; the golden corpus test fails on it.
+	Unsupported bool `protobuf:"varint,15,opt,name=unsupported,proto3,oneof"`
+}
+
+func (*Arg_Int) isArg_Value() {}
+
+func (*Arg_Uint) isArg_Value() {}
+
+func (*Arg_Fen) isArg_Value() {}
+
+func (*Arg_TimeMs) isArg_Value() {}
+
+func (*Arg_Str) isArg_Value() {}
+
+func (*Arg_Bytes) isArg_Value() {}
+
+func (*Arg_Enum) isArg_Value() {}
+
+func (*Arg_Bool) isArg_Value() {}
+
+func (*Arg_Kind) isArg_Value() {}
+
+func (*Arg_Unsupported) isArg_Value() {}
+
 // WalletRecord is a wallet as stored.
 type WalletRecord struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -461,7 +709,7 @@ type WalletRecord struct {
 
 func (x *WalletRecord) Reset() {
 	*x = WalletRecord{}
-	mi := &file_state_statepb_store_proto_msgTypes[1]
+	mi := &file_state_statepb_store_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +721,7 @@ func (x *WalletRecord) String() string {
 func (*WalletRecord) ProtoMessage() {}
 
 func (x *WalletRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[1]
+	mi := &file_state_statepb_store_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +734,7 @@ func (x *WalletRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletRecord.ProtoReflect.Descriptor instead.
 func (*WalletRecord) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{1}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WalletRecord) GetId() string {
@@ -645,7 +893,7 @@ type OutputRecord struct {
 
 func (x *OutputRecord) Reset() {
 	*x = OutputRecord{}
-	mi := &file_state_statepb_store_proto_msgTypes[2]
+	mi := &file_state_statepb_store_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +905,7 @@ func (x *OutputRecord) String() string {
 func (*OutputRecord) ProtoMessage() {}
 
 func (x *OutputRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[2]
+	mi := &file_state_statepb_store_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +918,7 @@ func (x *OutputRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputRecord.ProtoReflect.Descriptor instead.
 func (*OutputRecord) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{2}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OutputRecord) GetWalletId() string {
@@ -715,7 +963,7 @@ type TxRecord struct {
 
 func (x *TxRecord) Reset() {
 	*x = TxRecord{}
-	mi := &file_state_statepb_store_proto_msgTypes[3]
+	mi := &file_state_statepb_store_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +975,7 @@ func (x *TxRecord) String() string {
 func (*TxRecord) ProtoMessage() {}
 
 func (x *TxRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[3]
+	mi := &file_state_statepb_store_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +988,7 @@ func (x *TxRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRecord.ProtoReflect.Descriptor instead.
 func (*TxRecord) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{3}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TxRecord) GetSignedTx() []byte {
@@ -786,7 +1034,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_state_statepb_store_proto_msgTypes[4]
+	mi := &file_state_statepb_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1046,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[4]
+	mi := &file_state_statepb_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1059,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{4}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HistoryEntry) GetTxId() []byte {
@@ -889,7 +1137,7 @@ type BankRecord struct {
 
 func (x *BankRecord) Reset() {
 	*x = BankRecord{}
-	mi := &file_state_statepb_store_proto_msgTypes[5]
+	mi := &file_state_statepb_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1149,7 @@ func (x *BankRecord) String() string {
 func (*BankRecord) ProtoMessage() {}
 
 func (x *BankRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[5]
+	mi := &file_state_statepb_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1162,7 @@ func (x *BankRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankRecord.ProtoReflect.Descriptor instead.
 func (*BankRecord) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{5}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BankRecord) GetBank() *Bank {
@@ -951,7 +1199,7 @@ type Supply struct {
 
 func (x *Supply) Reset() {
 	*x = Supply{}
-	mi := &file_state_statepb_store_proto_msgTypes[6]
+	mi := &file_state_statepb_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1211,7 @@ func (x *Supply) String() string {
 func (*Supply) ProtoMessage() {}
 
 func (x *Supply) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[6]
+	mi := &file_state_statepb_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1224,7 @@ func (x *Supply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Supply.ProtoReflect.Descriptor instead.
 func (*Supply) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{6}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Supply) GetIssuedFen() uint64 {
@@ -1016,14 +1264,24 @@ type Meta struct {
 	LedgerTimeMs int64                  `protobuf:"varint,4,opt,name=ledger_time_ms,json=ledgerTimeMs,proto3" json:"ledger_time_ms,omitempty"`
 	GenesisHash  []byte                 `protobuf:"bytes,5,opt,name=genesis_hash,json=genesisHash,proto3" json:"genesis_hash,omitempty"`
 	// blocks is the number of log entries applied.
-	Blocks        uint64 `protobuf:"varint,6,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	Blocks uint64 `protobuf:"varint,6,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	// content_hash is the homomorphic hash (LtHash16, 1024 little-endian
+	// uint16 lanes) of every hashed record the state holds: a function of
+	// the content alone, whatever order it was written in (state/DESIGN.md,
+	// "State hash").
+	ContentHash []byte `protobuf:"bytes,7,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
+	// prev_state_hash and block_digest are the other inputs of state_hash
+	// for the last block, so that whoever holds the content can recompute
+	// state_hash from it (Restore does).
+	PrevStateHash []byte `protobuf:"bytes,8,opt,name=prev_state_hash,json=prevStateHash,proto3" json:"prev_state_hash,omitempty"`
+	BlockDigest   []byte `protobuf:"bytes,9,opt,name=block_digest,json=blockDigest,proto3" json:"block_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Meta) Reset() {
 	*x = Meta{}
-	mi := &file_state_statepb_store_proto_msgTypes[7]
+	mi := &file_state_statepb_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1293,7 @@ func (x *Meta) String() string {
 func (*Meta) ProtoMessage() {}
 
 func (x *Meta) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[7]
+	mi := &file_state_statepb_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1306,7 @@ func (x *Meta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Meta.ProtoReflect.Descriptor instead.
 func (*Meta) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{7}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Meta) GetAppliedIndex() uint64 {
@@ -1093,8 +1351,36 @@ func (x *Meta) GetBlocks() uint64 {
 	return 0
 }
 
+func (x *Meta) GetContentHash() []byte {
+	if x != nil {
+		return x.ContentHash
+	}
+	return nil
+}
+
+func (x *Meta) GetPrevStateHash() []byte {
+	if x != nil {
+		return x.PrevStateHash
+	}
+	return nil
+}
+
+func (x *Meta) GetBlockDigest() []byte {
+	if x != nil {
+		return x.BlockDigest
+	}
+	return nil
+}
+
 // BlockRecord is the outcome of one applied log entry, kept so that outcome
 // streams can resume from any index and a replay can compare outcomes.
+//
+// As stored (r:<index>, hashed) it holds the outcomes the ledger recorded:
+// those of authenticated, authorized first submissions (validation step 4,
+// OK or a ledger-rule rejection), in log order. Stateless and authority
+// rejections and duplicates change nothing and are not recorded
+// (state/DESIGN.md, "Bounded growth"); their submitters get them back from
+// Apply.
 type BlockRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	LogIndex      uint64                 `protobuf:"varint,1,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
@@ -1106,7 +1392,7 @@ type BlockRecord struct {
 
 func (x *BlockRecord) Reset() {
 	*x = BlockRecord{}
-	mi := &file_state_statepb_store_proto_msgTypes[8]
+	mi := &file_state_statepb_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1404,7 @@ func (x *BlockRecord) String() string {
 func (*BlockRecord) ProtoMessage() {}
 
 func (x *BlockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[8]
+	mi := &file_state_statepb_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1417,7 @@ func (x *BlockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRecord.ProtoReflect.Descriptor instead.
 func (*BlockRecord) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{8}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BlockRecord) GetLogIndex() uint64 {
@@ -1167,7 +1453,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_state_statepb_store_proto_msgTypes[9]
+	mi := &file_state_statepb_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1465,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_store_proto_msgTypes[9]
+	mi := &file_state_statepb_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1478,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_state_statepb_store_proto_rawDescGZIP(), []int{9}
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1220,14 +1506,28 @@ var File_state_statepb_store_proto protoreflect.FileDescriptor
 
 const file_state_statepb_store_proto_rawDesc = "" +
 	"\n" +
-	"\x19state/statepb/store.proto\x12\rdcep.state.v1\x1a\x1bstate/statepb/genesis.proto\x1a\x16state/statepb/tx.proto\"\xb6\x01\n" +
+	"\x19state/statepb/store.proto\x12\rdcep.state.v1\x1a\x1bstate/statepb/genesis.proto\x1a\x16state/statepb/tx.proto\"\xf4\x01\n" +
 	"\bTxResult\x12\x13\n" +
 	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.dcep.state.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1c\n" +
 	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12\x1b\n" +
 	"\tlog_index\x18\x05 \x01(\x04R\blogIndex\x12\x17\n" +
-	"\atime_ms\x18\x06 \x01(\x03R\x06timeMs\"\xbf\x05\n" +
+	"\atime_ms\x18\x06 \x01(\x03R\x06timeMs\x12\x14\n" +
+	"\x05field\x18\a \x01(\tR\x05field\x12&\n" +
+	"\x04args\x18\b \x03(\v2\x12.dcep.state.v1.ArgR\x04args\"\xf9\x01\n" +
+	"\x03Arg\x12\x12\n" +
+	"\x03int\x18\x01 \x01(\x12H\x00R\x03int\x12\x14\n" +
+	"\x04uint\x18\x02 \x01(\x04H\x00R\x04uint\x12\x12\n" +
+	"\x03fen\x18\x03 \x01(\x04H\x00R\x03fen\x12\x19\n" +
+	"\atime_ms\x18\x04 \x01(\x03H\x00R\x06timeMs\x12\x12\n" +
+	"\x03str\x18\x05 \x01(\tH\x00R\x03str\x12\x16\n" +
+	"\x05bytes\x18\x06 \x01(\fH\x00R\x05bytes\x12\x14\n" +
+	"\x04enum\x18\a \x01(\x05H\x00R\x04enum\x12\x14\n" +
+	"\x04bool\x18\b \x01(\bH\x00R\x04bool\x12\x14\n" +
+	"\x04kind\x18\t \x01(\x05H\x00R\x04kind\x12\"\n" +
+	"\vunsupported\x18\x0f \x01(\bH\x00R\vunsupportedB\a\n" +
+	"\x05value\"\xbf\x05\n" +
 	"\fWalletRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12\x1d\n" +
@@ -1291,7 +1591,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"issued_fen\x18\x01 \x01(\x04R\tissuedFen\x12!\n" +
 	"\freturned_fen\x18\x02 \x01(\x04R\vreturnedFen\x12,\n" +
 	"\x12offline_escrow_fen\x18\x03 \x01(\x04R\x10offlineEscrowFen\x12.\n" +
-	"\x13campaign_escrow_fen\x18\x04 \x01(\x04R\x11campaignEscrowFen\"\xce\x01\n" +
+	"\x13campaign_escrow_fen\x18\x04 \x01(\x04R\x11campaignEscrowFen\"\xbc\x02\n" +
 	"\x04Meta\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fapplied_term\x18\x02 \x01(\x04R\vappliedTerm\x12\x1d\n" +
@@ -1299,7 +1599,10 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"state_hash\x18\x03 \x01(\fR\tstateHash\x12$\n" +
 	"\x0eledger_time_ms\x18\x04 \x01(\x03R\fledgerTimeMs\x12!\n" +
 	"\fgenesis_hash\x18\x05 \x01(\fR\vgenesisHash\x12\x16\n" +
-	"\x06blocks\x18\x06 \x01(\x04R\x06blocks\"v\n" +
+	"\x06blocks\x18\x06 \x01(\x04R\x06blocks\x12!\n" +
+	"\fcontent_hash\x18\a \x01(\fR\vcontentHash\x12&\n" +
+	"\x0fprev_state_hash\x18\b \x01(\fR\rprevStateHash\x12!\n" +
+	"\fblock_digest\x18\t \x01(\fR\vblockDigest\"v\n" +
 	"\vBlockRecord\x12\x1b\n" +
 	"\tlog_index\x18\x01 \x01(\x04R\blogIndex\x12\x17\n" +
 	"\atime_ms\x18\x02 \x01(\x03R\x06timeMs\x121\n" +
@@ -1411,38 +1714,40 @@ func file_state_statepb_store_proto_rawDescGZIP() []byte {
 }
 
 var file_state_statepb_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_state_statepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_state_statepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_state_statepb_store_proto_goTypes = []any{
 	(Code)(0),              // 0: dcep.state.v1.Code
 	(*TxResult)(nil),       // 1: dcep.state.v1.TxResult
-	(*WalletRecord)(nil),   // 2: dcep.state.v1.WalletRecord
-	(*OutputRecord)(nil),   // 3: dcep.state.v1.OutputRecord
-	(*TxRecord)(nil),       // 4: dcep.state.v1.TxRecord
-	(*HistoryEntry)(nil),   // 5: dcep.state.v1.HistoryEntry
-	(*BankRecord)(nil),     // 6: dcep.state.v1.BankRecord
-	(*Supply)(nil),         // 7: dcep.state.v1.Supply
-	(*Meta)(nil),           // 8: dcep.state.v1.Meta
-	(*BlockRecord)(nil),    // 9: dcep.state.v1.BlockRecord
-	(*SnapshotHeader)(nil), // 10: dcep.state.v1.SnapshotHeader
-	(WalletKind)(0),        // 11: dcep.state.v1.WalletKind
-	(*Limits)(nil),         // 12: dcep.state.v1.Limits
-	(WalletStatus)(0),      // 13: dcep.state.v1.WalletStatus
-	(*Bank)(nil),           // 14: dcep.state.v1.Bank
+	(*Arg)(nil),            // 2: dcep.state.v1.Arg
+	(*WalletRecord)(nil),   // 3: dcep.state.v1.WalletRecord
+	(*OutputRecord)(nil),   // 4: dcep.state.v1.OutputRecord
+	(*TxRecord)(nil),       // 5: dcep.state.v1.TxRecord
+	(*HistoryEntry)(nil),   // 6: dcep.state.v1.HistoryEntry
+	(*BankRecord)(nil),     // 7: dcep.state.v1.BankRecord
+	(*Supply)(nil),         // 8: dcep.state.v1.Supply
+	(*Meta)(nil),           // 9: dcep.state.v1.Meta
+	(*BlockRecord)(nil),    // 10: dcep.state.v1.BlockRecord
+	(*SnapshotHeader)(nil), // 11: dcep.state.v1.SnapshotHeader
+	(WalletKind)(0),        // 12: dcep.state.v1.WalletKind
+	(*Limits)(nil),         // 13: dcep.state.v1.Limits
+	(WalletStatus)(0),      // 14: dcep.state.v1.WalletStatus
+	(*Bank)(nil),           // 15: dcep.state.v1.Bank
 }
 var file_state_statepb_store_proto_depIdxs = []int32{
 	0,  // 0: dcep.state.v1.TxResult.code:type_name -> dcep.state.v1.Code
-	11, // 1: dcep.state.v1.WalletRecord.kind:type_name -> dcep.state.v1.WalletKind
-	12, // 2: dcep.state.v1.WalletRecord.limits:type_name -> dcep.state.v1.Limits
-	13, // 3: dcep.state.v1.WalletRecord.status:type_name -> dcep.state.v1.WalletStatus
-	1,  // 4: dcep.state.v1.TxRecord.result:type_name -> dcep.state.v1.TxResult
-	14, // 5: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
-	1,  // 6: dcep.state.v1.BlockRecord.results:type_name -> dcep.state.v1.TxResult
-	8,  // 7: dcep.state.v1.SnapshotHeader.meta:type_name -> dcep.state.v1.Meta
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 1: dcep.state.v1.TxResult.args:type_name -> dcep.state.v1.Arg
+	12, // 2: dcep.state.v1.WalletRecord.kind:type_name -> dcep.state.v1.WalletKind
+	13, // 3: dcep.state.v1.WalletRecord.limits:type_name -> dcep.state.v1.Limits
+	14, // 4: dcep.state.v1.WalletRecord.status:type_name -> dcep.state.v1.WalletStatus
+	1,  // 5: dcep.state.v1.TxRecord.result:type_name -> dcep.state.v1.TxResult
+	15, // 6: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
+	1,  // 7: dcep.state.v1.BlockRecord.results:type_name -> dcep.state.v1.TxResult
+	9,  // 8: dcep.state.v1.SnapshotHeader.meta:type_name -> dcep.state.v1.Meta
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_store_proto_init() }
@@ -1452,13 +1757,25 @@ func file_state_statepb_store_proto_init() {
 	}
 	file_state_statepb_genesis_proto_init()
 	file_state_statepb_tx_proto_init()
+	file_state_statepb_store_proto_msgTypes[1].OneofWrappers = []any{
+		(*Arg_Int)(nil),
+		(*Arg_Uint)(nil),
+		(*Arg_Fen)(nil),
+		(*Arg_TimeMs)(nil),
+		(*Arg_Str)(nil),
+		(*Arg_Bytes)(nil),
+		(*Arg_Enum)(nil),
+		(*Arg_Bool)(nil),
+		(*Arg_Kind)(nil),
+		(*Arg_Unsupported)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_statepb_store_proto_rawDesc), len(file_state_statepb_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -3,6 +3,7 @@ package statepb
 import (
 	"bytes"
 	"math/bits"
+	"reflect"
 	"strconv"
 
 	"filippo.io/edwards25519"
@@ -49,7 +50,7 @@ func (m *Tx) ValidateBasic() error {
 	}
 	v, ok := m.GetKind().(interface{ validate() error })
 	if !ok {
-		return Errorf(Code_CODE_KIND_MISSING, "kind: %T not supported", m.GetKind())
+		return Errorf(Code_CODE_KIND_MISSING, "kind: %s not supported", Text(reflectName(m.GetKind())))
 	}
 	return v.validate()
 }
@@ -392,4 +393,12 @@ func hasUnknown(m protoreflect.Message) bool {
 		return !found
 	})
 	return found
+}
+
+// reflectName is a Go value's type name, for a message only.
+func reflectName(v any) string {
+	if v == nil {
+		return "nil"
+	}
+	return reflect.TypeOf(v).String()
 }
