@@ -101,6 +101,13 @@ type Config struct {
 	// OnApplied is called after each applied batch (on the FSM goroutine;
 	// must not block). Used for metrics and outcome streams.
 	OnApplied func(ApplyInfo)
+	// ConfirmSnapshot, if set, is asked before a snapshot received from
+	// the leader is swapped in whether the network agrees with its state
+	// hash (the node asks a quorum of voters); an error refuses the
+	// snapshot, Raft answers the leader with it and the leader sends it
+	// again later. Restores of this node's own snapshots at start are not
+	// asked: they verify in themselves, and the network may be down.
+	ConfirmSnapshot func(index uint64, stateHash []byte) error
 }
 
 // ApplyInfo describes one applied batch.
@@ -246,6 +253,8 @@ func New(cfg Config) (*Node, error) {
 	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.bolt, n.snaps, cfg.Transport); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	// From now on a restore is a snapshot installed from the leader.
+	n.fsm.confirm.Store(&cfg.ConfirmSnapshot)
 	ok = true
 	n.prop = newProposer(n)
 	n.reads = newReadIndexer(n)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,6 +30,9 @@ type fsm struct {
 	// log-trust record follow it: Node.beforeRestore).
 	beforeRestore func() (uint64, error)
 	afterRestore  func(restored bool, prev uint64)
+	// confirm is Config.ConfirmSnapshot once Raft has started (nil before:
+	// a restore during raft.NewRaft is of this node's own snapshot).
+	confirm atomic.Pointer[func(uint64, []byte) error]
 
 	mu sync.Mutex
 	// appliedIndex is the last log index the ledger holds: every command and
@@ -117,7 +121,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.afterRestore(false, prev)
 		return fmt.Errorf("before restore: %w", err)
 	}
-	err = f.store.Restore(rc)
+	var confirm state.ConfirmFunc
+	if c := f.confirm.Load(); c != nil && *c != nil {
+		confirm = *c
+	}
+	err = f.store.RestoreConfirmed(rc, confirm)
 	f.afterRestore(err == nil, prev)
 	if err != nil {
 		return err

@@ -144,12 +144,19 @@ func (d *divergenceMonitor) compare(m *memberInfo) *nodepb.PeerHashCheck {
 	return c
 }
 
-// askHash asks a peer for its state hash at index.
+// askHash asks a peer for its state hash at index, for at most a
+// comparison interval.
 func (d *divergenceMonitor) askHash(m *memberInfo, index uint64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), divergenceInterval)
 	defer cancel()
+	return d.n.askStateHash(ctx, m, index)
+}
+
+// askStateHash asks a peer for its state hash at index
+// (/dcep/statehash/1).
+func (n *Node) askStateHash(ctx context.Context, m *memberInfo, index uint64) ([]byte, error) {
 	req, _ := proto.Marshal(&nodepb.StateHashRequest{Index: index})
-	raw, err := d.n.host.Request(ctx, m.peer, protoStateHash, req, maxSmallBytes)
+	raw, err := n.host.Request(ctx, m.peer, protoStateHash, req, maxSmallBytes)
 	if err != nil {
 		return nil, fmt.Errorf("ask state hash at %d: %w", index, err)
 	}

@@ -7,6 +7,7 @@ package node_test
 // process is in deploy/localnet.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -341,6 +342,21 @@ func TestRegulatorCatchesUpBySnapshot(t *testing.T) {
 	c.WaitReady(reg, 10*time.Second)
 	t.Logf("late regulator caught up to index %d and ready in %v", idx, time.Since(began).Round(time.Millisecond))
 	assertSnapshotInstall(t, c, reg, 0)
+
+	// The snapshot it installed was confirmed by a quorum of voters before
+	// it was swapped in; a state hash the voters did not record is not.
+	if got := c.MustMetric(reg, `dcep_snapshot_confirmations_total{result="confirmed"}`); got < 1 {
+		t.Fatalf("%s installed a snapshot no quorum confirmed (%v confirmations)", reg, got)
+	}
+	at := regNode.Store().Meta()
+	if err := node.ConfirmSnapshot(regNode, at.GetAppliedIndex(), at.GetStateHash()); err != nil {
+		t.Fatalf("the voters' own state hash at %d not confirmed: %v", at.GetAppliedIndex(), err)
+	}
+	defer node.SetConfirmSnapshotTimeout(node.SetConfirmSnapshotTimeout(time.Second))
+	forged := bytes.Repeat([]byte{0xfe}, 32)
+	if err := node.ConfirmSnapshot(regNode, at.GetAppliedIndex(), forged); err == nil || !strings.Contains(err.Error(), "not confirmed by a majority of the voters") {
+		t.Fatalf("a forged state hash at %d: %v, want not confirmed", at.GetAppliedIndex(), err)
+	}
 
 	// It follows the log from there.
 	r := c.MustOK(voters[1], c.Net.Issue(t, "boc", 7))

@@ -22,6 +22,9 @@ type metrics struct {
 	applySeconds  prometheus.Histogram
 	submitLatency prometheus.Histogram
 	rpcs          *prometheus.CounterVec
+	// snapshotChecks counts snapshots sent by the leader by whether a
+	// quorum of voters confirmed their state hash (snapshot_confirm.go).
+	snapshotChecks *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -46,8 +49,11 @@ func newMetrics(n *Node) *metrics {
 		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dcep_api_requests_total", Help: "API requests by procedure and result code.",
 		}, []string{"procedure", "code"}),
+		snapshotChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dcep_snapshot_confirmations_total", Help: "Snapshots sent by the leader, by whether a quorum of voters confirmed their state hash (confirmed, refused).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.txs, m.entryTxs, m.applySeconds, m.submitLatency, m.rpcs,
+	reg.MustRegister(m.txs, m.entryTxs, m.applySeconds, m.submitLatency, m.rpcs, m.snapshotChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))

@@ -246,7 +246,8 @@ func (n *Node) startConsensus(now func() time.Time) error {
 			MaxTxs: b.MaxTxs, MaxBytes: b.MaxBytes, MaxDelay: time.Duration(b.MaxDelayUs) * time.Microsecond,
 			MaxInflight: b.MaxInflight,
 		},
-		OnApplied: n.onApplied,
+		OnApplied:       n.onApplied,
+		ConfirmSnapshot: n.confirmSnapshot,
 		Archive:   consensus.ArchiveConfig{Dir: n.archiveDir(), SegmentBytes: n.cfg.Archive.SegmentKB << 10},
 	})
 	if err != nil {

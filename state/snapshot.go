@@ -142,12 +142,30 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // one, and a refused snapshot leaves the old state untouched and no
 // directory behind. If the store already has a genesis, the snapshot must
 // be of the same network.
-func (s *Store) Restore(r io.Reader) error {
+func (s *Store) Restore(r io.Reader) error { return s.RestoreConfirmed(r, nil) }
+
+// ConfirmFunc says whether the network agrees that stateHash is the state
+// hash after index (the node asks a quorum of voters): a snapshot verified
+// in itself can still be a forgery consistent in itself, which only the
+// hash the network recorded refutes. A non-nil error refuses the snapshot.
+type ConfirmFunc func(index uint64, stateHash []byte) error
+
+// RestoreConfirmed is Restore that also asks confirm, after the snapshot
+// verified in itself and before anything is swapped in; a refusal returns
+// an error wrapping ErrSnapshotUnverified and keeps the old state. A nil
+// confirm confirms everything (a node's own snapshot at start).
+func (s *Store) RestoreConfirmed(r io.Reader, confirm ConfirmFunc) error {
 	tmp := filepath.Join(s.dir, "db.restore")
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("clear restore dir: %w", err)
 	}
 	hdr, err := s.restoreInto(tmp, r)
+	if err == nil && confirm != nil {
+		m := hdr.GetMeta()
+		if cerr := confirm(m.GetAppliedIndex(), m.GetStateHash()); cerr != nil {
+			err = fmt.Errorf("%w: state hash %x at index %d not confirmed by the network: %w", ErrSnapshotUnverified, short(m.GetStateHash()), m.GetAppliedIndex(), cerr)
+		}
+	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return err

@@ -3,6 +3,7 @@ package state_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -91,6 +92,24 @@ func TestRestoreRefusesAlteredState(t *testing.T) {
 					if err != nil {
 						t.Fatalf("a consistent forgery: %v (nothing in the stream can refuse it)", err)
 					}
+					// What refuses it is the hash the network recorded
+					// for its index (a node asks a quorum of voters).
+					network := func(index uint64, h []byte) error {
+						want, err := g.s.StateHashAt(index)
+						if err != nil || !bytes.Equal(want, h) {
+							return fmt.Errorf("the network recorded %x at %d (%v)", want, index, err)
+						}
+						return nil
+					}
+					other := emptyStore(t)
+					err := other.RestoreConfirmed(bytes.NewReader(forged), network)
+					if !errors.Is(err, state.ErrSnapshotUnverified) || other.Meta().GetAppliedIndex() != 0 {
+						t.Fatalf("a consistent forgery the network does not confirm: %v (applied %d), want ErrSnapshotUnverified and nothing restored", err, other.Meta().GetAppliedIndex())
+					}
+					if err := other.RestoreConfirmed(bytes.NewReader(snap), network); err != nil {
+						t.Fatalf("the true snapshot, confirmed: %v", err)
+					}
+					wantSameState(t, other, g.s)
 					return
 				}
 				if !errors.Is(err, state.ErrSnapshotUnverified) {
