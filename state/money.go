@@ -98,7 +98,7 @@ type credit struct {
 func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
 	switch w.GetStatus() {
 	case statepb.WalletStatus_WALLET_STATUS_FROZEN:
-		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), statepb.Text(w.GetStatusReason()))
+		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), statepb.Text(statusReason(w)))
 	case statepb.WalletStatus_WALLET_STATUS_CLOSED:
 		return statepb.Errorf(statepb.Code_CODE_WALLET_CLOSED, "%s: wallet %q is closed", field, w.GetId())
 	}

@@ -71,6 +71,9 @@ func NewPlayer() *Player {
 	return &Player{tb: &tb{}, Codes: map[statepb.Code]int{}, Kinds: map[statepb.Kind]int{}}
 }
 
+// Store is the store of the script's network (nil before net).
+func (p *Player) Store() *state.Store { return p.s }
+
 // Close releases the stores and their directories.
 func (p *Player) Close() {
 	if p.s != nil {
