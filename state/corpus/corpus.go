@@ -17,10 +17,16 @@
 //	                               then the state hash; fails unless the supply
 //	                               audit holds
 //	offpay <label> purse=<p> device=<d> to=<device> fen=<n> counter=<n> [prev=<label>]
-//	                               a payer device's offline payment, for deposits
+//	       [nonce=<tag>] [reqfen=<n>]
+//	                               a payer device's offline payment (signed by
+//	                               device's key), for deposits; nonce= signs
+//	                               another request's nonce, reqfen= presents a
+//	                               request of another amount than the signed one
 //
 // A transaction line is `<label> <kind> key=value... [flag...]`
-// (tx.go lists the kinds); `<label>:<i>` names output i of a transaction.
+// (tx.go lists the kinds); `<label>:<i>` names output i of a transaction,
+// a submitted one or one the ledger wrote (@n). Ledger time is the
+// script's: genesis time, then one second a block or at=; no clock.
 package corpus
 
 import (
