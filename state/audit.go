@@ -182,7 +182,7 @@ func (a *applier) day(bank string) *dayEntry {
 		if a.err != nil {
 			return nil
 		}
-		e.rec = &statepb.BankDay{BankId: bank, Day: d, Date: BeijingDate(d)}
+		e.rec = &statepb.BankDay{BankId: bank, Day: d}
 	}
 	a.audit.days = append(a.audit.days, e)
 	return e
@@ -209,15 +209,17 @@ const FreezeSourceBank = "freeze_wallet"
 // setWalletStatus sets a wallet's status and reason and keeps the frozen
 // index in step: an entry is written when the wallet becomes (or stays, with
 // a new reason) frozen and removed when it stops being frozen. t is the
-// transaction doing it (nil for scheduled ledger work); source names what
-// froze it (FreezeSourceBank, or the ledger rule). The caller writes the
-// wallet (setWallet), as for any other change.
-func (a *applier) setWalletStatus(t *decodedTx, w *statepb.WalletRecord, status statepb.WalletStatus, reason, source string) {
+// transaction doing it (nil for scheduled ledger work); reason is the
+// signer's words (a bank's freeze_wallet), rule the ledger rule that did it
+// instead (nil for a bank; never text: readable.go renders it when read);
+// source names what froze it (FreezeSourceBank, or the ledger rule). The
+// caller writes the wallet (setWallet), as for any other change.
+func (a *applier) setWalletStatus(t *decodedTx, w *statepb.WalletRecord, status statepb.WalletStatus, reason string, rule *statepb.LedgerReason, source string) {
 	was := w.GetStatus()
-	w.Status, w.StatusReason = status, reason
+	w.Status, w.StatusReason, w.StatusLedgerReason = status, reason, rule
 	switch {
 	case status == statepb.WalletStatus_WALLET_STATUS_FROZEN:
-		f := &statepb.FrozenWallet{WalletId: w.GetId(), BankId: w.GetBankId(), Reason: reason, SinceMs: a.timeMs, LogIndex: a.index, Source: source}
+		f := &statepb.FrozenWallet{WalletId: w.GetId(), BankId: w.GetBankId(), Reason: reason, LedgerReason: rule, SinceMs: a.timeMs, LogIndex: a.index, Source: source}
 		if t != nil {
 			f.TxId = t.id[:]
 		}
@@ -228,9 +230,10 @@ func (a *applier) setWalletStatus(t *decodedTx, w *statepb.WalletRecord, status 
 }
 
 // setFrozen freezes a wallet for a ledger rule (e.g. an offline double
-// spend): status, reason and the frozen index. The caller writes the wallet.
-func (a *applier) setFrozen(t *decodedTx, w *statepb.WalletRecord, reason, source string) {
-	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_FROZEN, reason, source)
+// spend): status, the rule and the frozen index. The caller writes the
+// wallet.
+func (a *applier) setFrozen(t *decodedTx, w *statepb.WalletRecord, rule *statepb.LedgerReason, source string) {
+	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_FROZEN, "", rule, source)
 }
 
 // BeijingDate is a Beijing day (BeijingDay) as a date, "2026-12-11".

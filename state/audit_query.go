@@ -140,7 +140,7 @@ func (s *Store) BankDays(fromDay, toDay int64, bank string) ([]*statepb.BankDay,
 	err := s.scanRange(keyDay(fromDay, ""), keyDay(toDay+1, ""), func() proto.Message { return &statepb.BankDay{} }, func(m proto.Message) bool {
 		d := m.(*statepb.BankDay)
 		if bank == "" || d.GetBankId() == bank {
-			out = append(out, d)
+			out = append(out, readableBankDay(d))
 		}
 		return len(out) < MaxPageSize
 	})
@@ -179,7 +179,7 @@ func (s *Store) FrozenWallets(after, bank string, limit int) ([]Frozen, error) {
 				fail = err
 				return false
 			}
-			out = append(out, Frozen{Record: f, BalanceFen: w.GetBalanceFen()})
+			out = append(out, Frozen{Record: readableFrozen(f), BalanceFen: w.GetBalanceFen()})
 			return len(out) < limit
 		})
 	})

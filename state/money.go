@@ -13,10 +13,13 @@ import (
 type move struct {
 	t     *decodedTx
 	field string // message prefix, e.g. "transfer"
-	// payerField names the payer in messages, e.g. "transfer.from_wallet_id".
+	// payerField is the field path a rejection of the payer names (it is
+	// recorded: TxResult.field), e.g. "transfer.from_wallet_id"; for a
+	// payer the body does not name, the field that determines it.
 	payerField string
-	// payeeField, if set, names every payee in messages (a kind with one
-	// payee field); otherwise field.payees[i] does.
+	// payeeField, if set, is the field path every payee's rejection names
+	// (a kind with one payee, named or determined by that field);
+	// otherwise field.payees[i] is.
 	payeeField string
 	payer      *statepb.WalletRecord
 	inputs     []*statepb.Outpoint
@@ -95,7 +98,7 @@ type credit struct {
 func senderStatus(field string, w *statepb.WalletRecord) *statepb.Error {
 	switch w.GetStatus() {
 	case statepb.WalletStatus_WALLET_STATUS_FROZEN:
-		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), statepb.Text(w.GetStatusReason()))
+		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "%s: wallet %q is frozen: %s", field, w.GetId(), statepb.Text(statusReason(w)))
 	case statepb.WalletStatus_WALLET_STATUS_CLOSED:
 		return statepb.Errorf(statepb.Code_CODE_WALLET_CLOSED, "%s: wallet %q is closed", field, w.GetId())
 	}
@@ -396,7 +399,7 @@ func (a *applier) redeem(t *decodedTx, k *statepb.Redeem) (uint32, *statepb.Erro
 		return 0, nil
 	}
 	return a.moveMoney(&move{
-		t: t, field: "redeem", payerField: "redeem.wallet_id", payeeField: "redeem: bank reserve", payer: w, inputs: k.GetInputs(),
+		t: t, field: "redeem", payerField: "redeem.wallet_id", payeeField: "redeem.wallet_id", payer: w, inputs: k.GetInputs(), // paid: its bank's reserve
 		payees: []*statepb.Payee{{WalletId: bank.GetBank().GetReserveWalletId(), AmountFen: k.GetAmountFen()}},
 	})
 }

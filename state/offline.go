@@ -490,7 +490,7 @@ func (a *applier) returnEscrow(p *statepb.PurseRecord, fen uint64) {
 	}
 	if fen > repay {
 		a.out(w, fen-repay)
-		a.addHistory(w, a.off.t, &statepb.HistoryEntry{InFen: fen - repay, Counterparty: "offline purse " + shortHex(p.GetPurseId())})
+		a.addHistory(w, a.off.t, &statepb.HistoryEntry{InFen: fen - repay, PurseId: p.GetPurseId()})
 	}
 	a.setWallet(w)
 	if repay > 0 {
@@ -573,8 +573,6 @@ func ledgerTxID(body *statepb.Tx) [32]byte {
 // short is an id of bytes for a message: recorded whole in a rejection,
 // printed by %x as its first 6 bytes.
 func short(b []byte) statepb.Short { return statepb.Short(b) }
-
-func shortHex(b []byte) string { return fmt.Sprintf("%x", short(b)) }
 
 func purseStatusName(s statepb.PurseStatus) statepb.PurseStatusName {
 	return statepb.PurseStatusName(s)

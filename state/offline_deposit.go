@@ -286,7 +286,7 @@ func (a *applier) recordIncident(p *statepb.PurseRecord, inc *statepb.Incident) 
 	incidents++
 	inc.Id = incidents
 	if w := a.wallet(p.GetWalletId()); w != nil && w.GetStatus() == statepb.WalletStatus_WALLET_STATUS_ACTIVE {
-		a.setFrozen(a.off.t, w, fmt.Sprintf("offline double spend: incident %d (purse %x)", incidents, short(p.GetPurseId())), freezeSourceOffline)
+		a.setFrozen(a.off.t, w, &statepb.LedgerReason{Code: statepb.LedgerReasonCode_LEDGER_REASON_OFFLINE_DOUBLE_SPEND, IncidentId: incidents, PurseId: p.GetPurseId()}, freezeSourceOffline)
 		a.addHistory(w, a.off.t, &statepb.HistoryEntry{})
 		a.setWallet(w)
 		inc.FrozeWallet = true
@@ -296,7 +296,7 @@ func (a *applier) recordIncident(p *statepb.PurseRecord, inc *statepb.Incident) 
 		revocations++
 		r = &statepb.Revocation{
 			Index: revocations, DevicePublicKey: p.GetDevicePublicKey(), IncidentId: incidents, TimeMs: a.timeMs, LogIndex: a.index,
-			Reason: fmt.Sprintf("offline double spend: incident %d", incidents),
+			LedgerReason: &statepb.LedgerReason{Code: statepb.LedgerReasonCode_LEDGER_REASON_OFFLINE_DOUBLE_SPEND, IncidentId: incidents},
 		}
 		a.set(keyRevocation(revocations), r)
 		a.set(keyDeviceRevoked(p.GetDevicePublicKey()), r)

@@ -78,7 +78,7 @@ func (s *Store) Revocations(after uint64, limit int) ([]*statepb.Revocation, err
 	limit = pageSize(limit)
 	var out []*statepb.Revocation
 	err := s.scanRange(keyRevocation(after+1), prefixEnd(keyOff('r')), func() proto.Message { return &statepb.Revocation{} }, func(m proto.Message) bool {
-		out = append(out, m.(*statepb.Revocation))
+		out = append(out, readableRevocation(m.(*statepb.Revocation)))
 		return len(out) < limit
 	})
 	return out, err
@@ -88,7 +88,8 @@ func (s *Store) Revocations(after uint64, limit int) ([]*statepb.Revocation, err
 // not revoked.
 func (s *Store) DeviceRevocation(device []byte) (*statepb.Revocation, error) {
 	var r statepb.Revocation
-	return &r, s.getOne(keyDeviceRevoked(device), &r)
+	err := s.getOne(keyDeviceRevoked(device), &r)
+	return readableRevocation(&r), err
 }
 
 // OfflineTx returns what an offline transaction did beyond its outcome

@@ -21,7 +21,8 @@ const MaxPageSize = 1000
 // Wallet returns a wallet, or ErrNotFound.
 func (s *Store) Wallet(id string) (*statepb.WalletRecord, error) {
 	var w statepb.WalletRecord
-	return &w, s.getOne(keyWallet(id), &w)
+	err := s.getOne(keyWallet(id), &w)
+	return readableWallet(&w), err
 }
 
 // Tx returns a recorded transaction with its outcome (message included),
@@ -188,7 +189,7 @@ func (s *Store) History(walletID string, before uint64, limit int) ([]*statepb.H
 			if err := proto.Unmarshal(it.Value(), &e); err != nil {
 				return fmt.Errorf("%w: history %q/%d: %v", ErrInvariant, walletID, seq, err)
 			}
-			out = append(out, &e)
+			out = append(out, readableHistory(&e))
 		}
 		return it.Error()
 	})
@@ -210,7 +211,7 @@ func (s *Store) Wallets(after string, limit int) ([]*statepb.WalletRecord, error
 			if derr = proto.Unmarshal(v, &w); derr != nil {
 				return false
 			}
-			out = append(out, &w)
+			out = append(out, readableWallet(&w))
 			return len(out) < limit
 		})
 	})

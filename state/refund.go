@@ -54,7 +54,7 @@ func (a *applier) refundPayment(t *decodedTx, k *statepb.RefundPayment) (uint32,
 		}
 	}
 	n, rej := a.moveMoney(&move{
-		t: t, field: f, payerField: f + ".merchant_wallet_id", payeeField: f + ": payer " + p.GetPayerWalletId(),
+		t: t, field: f, payerField: f + ".merchant_wallet_id", payeeField: f + ".payment_tx_id", // its payer (or sponsor)
 		payer: m, inputs: k.GetInputs(), payees: payees, conds: conds,
 	})
 	if rej != nil {

@@ -58,7 +58,7 @@ func (a *applier) createSubWallet(t *decodedTx, k *statepb.CreateSubWallet) *sta
 func (a *applier) fundSubWallet(t *decodedTx, k *statepb.FundSubWallet) (uint32, *statepb.Error) {
 	sub, parent := a.subAndParent(k.GetSubWalletId())
 	return a.moveMoney(&move{
-		t: t, field: "fund_sub_wallet", payerField: "fund_sub_wallet: parent " + parent.GetId(), payeeField: "fund_sub_wallet.sub_wallet_id",
+		t: t, field: "fund_sub_wallet", payerField: "fund_sub_wallet.sub_wallet_id", // its parent payeeField: "fund_sub_wallet.sub_wallet_id",
 		payer: parent, inputs: k.GetInputs(), payees: []*statepb.Payee{{WalletId: sub.GetId(), AmountFen: k.GetAmountFen()}},
 	})
 }
@@ -66,7 +66,7 @@ func (a *applier) fundSubWallet(t *decodedTx, k *statepb.FundSubWallet) (uint32,
 func (a *applier) withdrawSubWallet(t *decodedTx, k *statepb.WithdrawSubWallet) (uint32, *statepb.Error) {
 	sub, parent := a.subAndParent(k.GetSubWalletId())
 	return a.moveMoney(&move{
-		t: t, field: "withdraw_sub_wallet", payerField: "withdraw_sub_wallet.sub_wallet_id", payeeField: "withdraw_sub_wallet: parent " + parent.GetId(),
+		t: t, field: "withdraw_sub_wallet", payerField: "withdraw_sub_wallet.sub_wallet_id", payeeField: "withdraw_sub_wallet.sub_wallet_id", // its parent
 		payer: sub, inputs: k.GetInputs(), payees: []*statepb.Payee{{WalletId: parent.GetId(), AmountFen: k.GetAmountFen()}},
 	})
 }

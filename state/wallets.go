@@ -131,7 +131,7 @@ func (a *applier) freezeWallet(t *decodedTx, k *statepb.FreezeWallet) *statepb.E
 	if w.GetStatus() == statepb.WalletStatus_WALLET_STATUS_FROZEN {
 		return statepb.Errorf(statepb.Code_CODE_WALLET_FROZEN, "freeze_wallet.wallet_id: %q is already frozen", w.GetId())
 	}
-	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_FROZEN, k.GetReason(), FreezeSourceBank)
+	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_FROZEN, k.GetReason(), nil, FreezeSourceBank)
 	a.addHistory(w, t, &statepb.HistoryEntry{})
 	a.setWallet(w)
 	return nil
@@ -145,7 +145,7 @@ func (a *applier) unfreezeWallet(t *decodedTx, k *statepb.UnfreezeWallet) *state
 	if w.GetStatus() != statepb.WalletStatus_WALLET_STATUS_FROZEN {
 		return statepb.Errorf(statepb.Code_CODE_WALLET_NOT_FROZEN, "unfreeze_wallet.wallet_id: %q is not frozen", w.GetId())
 	}
-	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_ACTIVE, k.GetReason(), "")
+	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_ACTIVE, k.GetReason(), nil, "")
 	a.addHistory(w, t, &statepb.HistoryEntry{})
 	a.setWallet(w)
 	return nil
@@ -160,7 +160,7 @@ func (a *applier) closeWallet(t *decodedTx, k *statepb.CloseWallet) *statepb.Err
 	if w.GetBalanceFen() != 0 {
 		return statepb.Errorf(statepb.Code_CODE_WALLET_NOT_EMPTY, "close_wallet.wallet_id: %q still holds %s", w.GetId(), statepb.Fen(w.GetBalanceFen()))
 	}
-	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_CLOSED, w.GetStatusReason(), "")
+	a.setWalletStatus(t, w, statepb.WalletStatus_WALLET_STATUS_CLOSED, w.GetStatusReason(), w.GetStatusLedgerReason(), "")
 	a.addHistory(w, t, &statepb.HistoryEntry{})
 	a.setWallet(w)
 	return nil

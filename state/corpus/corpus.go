@@ -9,18 +9,29 @@
 //
 //	net name=<seed> [offline]      a fresh network and store; prints its genesis hash
 //	block [at=+<ms>]               applies the transactions of its input, one per
-//	                               line, as one block; prints each one's outcome and
-//	                               the state hash, and fails unless the supply audit
-//	                               holds
+//	                               line, as one block; prints each one's outcome,
+//	                               and those of the transactions the ledger wrote
+//	                               itself (scheduled work, offline debt collection:
+//	                               labelled @1, @2, ... in script order, with their
+//	                               kind), in the order the block record holds them,
+//	                               then the state hash; fails unless the supply
+//	                               audit holds
 //	offpay <label> purse=<p> device=<d> to=<device> fen=<n> counter=<n> [prev=<label>]
-//	                               a payer device's offline payment, for deposits
+//	       [nonce=<tag>] [reqfen=<n>]
+//	                               a payer device's offline payment (signed by
+//	                               device's key), for deposits; nonce= signs
+//	                               another request's nonce, reqfen= presents a
+//	                               request of another amount than the signed one
 //
 // A transaction line is `<label> <kind> key=value... [flag...]`
-// (tx.go lists the kinds); `<label>:<i>` names output i of a transaction.
+// (tx.go lists the kinds); `<label>:<i>` names output i of a transaction,
+// a submitted one or one the ledger wrote (@n). Ledger time is the
+// script's: genesis time, then one second a block or at=; no clock.
 package corpus
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
@@ -30,6 +41,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
@@ -46,11 +59,15 @@ type Player struct {
 	s      *state.Store
 	c      *statetest.Chain
 	ids    map[string][32]byte
-	banks  map[string]string // wallet → bank
+	kinds  map[string]statepb.Kind // label → kind of the body submitted
+	ledger int                     // transactions the ledger wrote so far
+	banks  map[string]string       // wallet → bank
 	pays   map[string]*statepb.DepositItem
 	hashes map[string][32]byte // offline payment label → hash
 	certs  map[string]*statepb.PurseCert
-	// Seen counts every code and kind the script produced (coverage).
+	// Codes counts every code the scripts' outcomes carried, Kinds every
+	// kind of a transaction that applied (OK), submitted or written by
+	// the ledger (coverage).
 	Codes map[statepb.Code]int
 	Kinds map[statepb.Kind]int
 }
@@ -59,6 +76,9 @@ type Player struct {
 func NewPlayer() *Player {
 	return &Player{tb: &tb{}, Codes: map[statepb.Code]int{}, Kinds: map[statepb.Kind]int{}}
 }
+
+// Store is the store of the script's network (nil before net).
+func (p *Player) Store() *state.Store { return p.s }
 
 // Close releases the stores and their directories.
 func (p *Player) Close() {
@@ -108,7 +128,7 @@ func (p *Player) net(args []Arg) (string, error) {
 		return "", err
 	}
 	p.n, p.s, p.c = n, s, statetest.NewChain(s)
-	p.ids, p.banks = map[string][32]byte{}, map[string]string{}
+	p.ids, p.kinds, p.banks, p.ledger = map[string][32]byte{}, map[string]statepb.Kind{}, map[string]string{}, 0
 	p.pays, p.hashes, p.certs = map[string]*statepb.DepositItem{}, map[string][32]byte{}, map[string]*statepb.PurseCert{}
 	for _, b := range n.Genesis.GetBanks() {
 		p.banks[b.GetReserveWalletId()], p.banks[b.GetGuaranteeWalletId()] = b.GetId(), b.GetId()
@@ -139,19 +159,96 @@ func (p *Player) block(args []Arg, input string) (string, error) {
 		labels, txs = append(labels, label), append(txs, raw)
 	}
 	res := p.c.ApplyAt(p.tb, at, txs...)
+	rec, err := p.s.BlockAt(p.c.Index)
+	if err != nil {
+		return "", fmt.Errorf("block record %d: %w", p.c.Index, err)
+	}
 	var b strings.Builder
+	recorded, next := rec.GetResults(), 0
+	// ledgerUpTo prints the block record's outcomes before k: those of
+	// transactions the ledger wrote (the submitted ones are matched below).
+	ledgerUpTo := func(k int) error {
+		for ; next < k; next++ {
+			if err := p.ledgerTx(&b, recorded[next]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for i, r := range res {
-		p.Codes[r.GetCode()]++
-		if err := statepb.CheckRecorded(r.GetField(), r.GetArgs()); err != nil {
-			return "", fmt.Errorf("%s: outcome breaks the Outcomes rule: %w", labels[i], err)
+		if k := indexOf(recorded, next, r); k >= 0 {
+			if err := ledgerUpTo(k); err != nil {
+				return "", err
+			}
+			next = k + 1
+		}
+		if err := p.count(labels[i], p.kinds[labels[i]], r); err != nil {
+			return "", err
 		}
 		fmt.Fprintf(&b, "%s: %s\n", labels[i], describe(r))
+	}
+	if err := ledgerUpTo(len(recorded)); err != nil {
+		return "", err
 	}
 	if _, err := p.s.AuditSupply(); err != nil {
 		return "", fmt.Errorf("after block %d: %w", p.c.Index, err)
 	}
 	fmt.Fprintf(&b, "hash %x\n", p.s.Meta().GetStateHash())
 	return b.String(), nil
+}
+
+// indexOf is the position at or after from in recorded of r's outcome,
+// -1 if r was not recorded (stateless and authority rejections,
+// duplicates).
+func indexOf(recorded []*statepb.TxResult, from int, r *statepb.TxResult) int {
+	if r.GetDuplicate() || len(r.GetTxId()) == 0 {
+		return -1
+	}
+	for k := from; k < len(recorded); k++ {
+		if bytes.Equal(recorded[k].GetTxId(), r.GetTxId()) {
+			return k
+		}
+	}
+	return -1
+}
+
+// ledgerTx prints the outcome of a transaction the ledger wrote itself,
+// labelled @<n>, and counts it.
+func (p *Player) ledgerTx(b *strings.Builder, r *statepb.TxResult) error {
+	p.ledger++
+	label := "@" + strconv.Itoa(p.ledger)
+	tx, err := p.s.Tx(r.GetTxId())
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	var body statepb.Tx
+	var stx statepb.SignedTx
+	if err := proto.Unmarshal(tx.GetSignedTx(), &stx); err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	if err := proto.Unmarshal(stx.GetBody(), &body); err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	kind := statepb.KindOf(&body)
+	p.ids[label] = [32]byte(r.GetTxId())
+	if err := p.count(label, kind, r); err != nil {
+		return err
+	}
+	fmt.Fprintf(b, "%s %s: %s\n", label, kind, describe(r))
+	return nil
+}
+
+// count notes an outcome's code, and its kind if it applied, and refuses
+// an outcome that breaks the Outcomes rule.
+func (p *Player) count(label string, kind statepb.Kind, r *statepb.TxResult) error {
+	if err := statepb.CheckRecorded(r.GetField(), r.GetArgs()); err != nil {
+		return fmt.Errorf("%s: outcome breaks the Outcomes rule: %w", label, err)
+	}
+	p.Codes[r.GetCode()]++
+	if r.GetCode() == statepb.Code_CODE_OK && !r.GetDuplicate() {
+		p.Kinds[kind]++
+	}
+	return nil
 }
 
 // describe is an outcome as the script states it: code, duplicate, field
@@ -197,7 +294,16 @@ func argString(a *statepb.Arg) string {
 	return "unsupported"
 }
 
-// Missing is the codes and kinds the scripts played so far did not reach.
+// Missing is the codes and kinds the scripts played so far did not reach:
+// every code of statepb.Code an outcome can carry, and every kind of the
+// Tx oneof, none excepted, those only the ledger writes (expire_purse,
+// pay_offline_claims, collect_offline_debt) included.
+//
+// The one code excluded, by rule: CODE_UNSPECIFIED, the enum's zero
+// value. No outcome carries it: applyTx fills every result with OK or a
+// rejection's code before it is returned or recorded, and a Code of 0 in
+// a TxResult reads as "not set". Every other code has a rule that
+// returns it (docs/errors.md), so a script must reach it.
 func (p *Player) Missing() (codes []string, kinds []string) {
 	for v, name := range statepb.Code_name {
 		if c := statepb.Code(v); c != statepb.Code_CODE_UNSPECIFIED && p.Codes[c] == 0 {

@@ -4,8 +4,10 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dcep/dcep/state"
@@ -41,11 +43,16 @@ import (
 //	sub_push parent= sub= platform= maxpay= maxday= expires=+ms
 //	sub_revoke parent= sub=; sub_withdraw parent= sub= in= fen=
 //	charge platform= sub= in= fen=
-//	raw hex=<bytes>                               (any bytes)
+//	none                                          a body with no kind (wallet/alice)
+//	raw hex=<bytes> | raw zeros=<n>               (any bytes)
 //
 // Flags on any line: sig=<name>,... (sign with these keys instead),
-// badsig (flip a bit of the first signature), nosig, nonce=, chain=,
-// version=, memo=. Times "+ms" are relative to the block's ledger time.
+// badsig (flip a bit of the first signature), shortsig (cut the first
+// signature to 63 bytes), nosig, unknown (an unknown field 99 appended
+// to the body before signing), nonce=, chain=, version=, memo=. Times
+// "+ms" (or "-ms") are relative to the block's ledger time. Inputs are
+// <label>:<i>, or <label>:<a>..<b> for outputs a to b-1 (to pass the
+// input limit); a payee <w>:<fen>*<n> is repeated n times.
 func (p *Player) tx(line string, at int64) (string, []byte, error) {
 	f := strings.Fields(line)
 	if len(f) < 2 {
@@ -53,6 +60,9 @@ func (p *Player) tx(line string, at int64) (string, []byte, error) {
 	}
 	label, kind, args := f[0], f[1], ParseArgs(f[2:])
 	if kind == "raw" {
+		if z := get(args, "zeros"); z != "" {
+			return label, make([]byte, atoi(z)), nil
+		}
 		b, err := hex.DecodeString(get(args, "hex"))
 		return label, b, err
 	}
@@ -80,27 +90,40 @@ func (p *Player) tx(line string, at int64) (string, []byte, error) {
 	if v := get(args, "chain"); v != "" {
 		body.ChainId = v
 	}
-	p.Kinds[statepb.KindOf(body)]++
 	raw, err := deterministic.Marshal(body)
 	if err != nil {
 		return "", nil, err
 	}
+	if has(args, "unknown") {
+		raw = protowire.AppendVarint(protowire.AppendTag(raw, 99, protowire.VarintType), 1)
+	}
 	stx := p.n.SignRaw(p.tb, raw, signers...)
-	if has(args, "badsig") {
-		var s statepb.SignedTx
-		if err := proto.Unmarshal(stx, &s); err != nil {
-			return "", nil, err
-		}
-		s.GetSignatures()[0].Signature[0] ^= 1
-		if stx, err = deterministic.Marshal(&s); err != nil {
+	if has(args, "badsig") || has(args, "shortsig") {
+		if stx, err = editSignature(stx, has(args, "shortsig")); err != nil {
 			return "", nil, err
 		}
 	}
 	if _, dup := p.ids[label]; dup && !has(args, "again") {
 		return "", nil, fmt.Errorf("label %q used twice", label)
 	}
-	p.ids[label] = txID(raw)
+	p.ids[label], p.kinds[label] = txID(raw), statepb.KindOf(body)
 	return label, stx, nil
+}
+
+// editSignature flips a bit of the first signature, or cuts it to 63
+// bytes.
+func editSignature(stx []byte, cut bool) ([]byte, error) {
+	var s statepb.SignedTx
+	if err := proto.Unmarshal(stx, &s); err != nil {
+		return nil, err
+	}
+	sig := s.GetSignatures()[0]
+	if cut {
+		sig.Signature = sig.Signature[:len(sig.Signature)-1]
+	} else {
+		sig.Signature[0] ^= 1
+	}
+	return deterministic.Marshal(&s)
 }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
@@ -133,7 +156,14 @@ func (p *Player) body(kind string, a []Arg, at int64) (*statepb.Tx, []ed25519.Pr
 		var pay []*statepb.Payee
 		for _, x := range split(g("pay")) {
 			w, fen, _ := strings.Cut(x, ":")
-			pay = append(pay, statetest.Pay(w, uint64(atoi(fen))))
+			fen, times, repeated := strings.Cut(fen, "*")
+			n := int64(1)
+			if repeated {
+				n = atoi(times)
+			}
+			for range n {
+				pay = append(pay, statetest.Pay(w, uint64(atoi(fen))))
+			}
 		}
 		return statetest.TransferBody(g("from"), in, pay...), keys(wallet("from")), nil
 	case "register":
@@ -164,6 +194,8 @@ func (p *Player) body(kind string, a []Arg, at int64) (*statepb.Tx, []ed25519.Pr
 		return n.AddMemberBody(g("name"), role), keys(n.CentralBank()), nil
 	case "member_remove":
 		return statetest.RemoveMemberBody(g("name")), keys(n.CentralBank()), nil
+	case "none":
+		return &statepb.Tx{}, keys(n.Wallet("alice")), nil
 	}
 	return p.offlineBody(kind, a, at, in)
 }
@@ -278,18 +310,26 @@ func (p *Player) offpay(args []Arg) error {
 	if !ok {
 		return fmt.Errorf("no purse %q opened in this script", g("purse"))
 	}
-	req := p.n.Request(g("to"), uint64(atoi(g("fen"))), f)
+	fen := uint64(atoi(g("fen")))
+	// The payment answers signed (its body), the deposit presents req.
+	req, signed := p.n.Request(g("to"), fen, f), p.n.Request(g("to"), fen, f)
+	if tag := g("nonce"); tag != "" {
+		signed = p.n.Request(g("to"), fen, tag)
+	}
+	if v := g("reqfen"); v != "" {
+		req.AmountFen = uint64(atoi(v))
+	}
 	var prev []byte
 	if l := g("prev"); l != "" {
 		h := p.hashes[l]
 		prev = h[:]
 	}
-	pay, h := p.n.Payment(p.tb, statetest.OfflinePay{Device: g("device"), Cert: cert, Counter: uint32(atoi(g("counter"))), Prev: prev, Req: req})
+	pay, h := p.n.Payment(p.tb, statetest.OfflinePay{Device: g("device"), Cert: cert, Counter: uint32(atoi(g("counter"))), Prev: prev, Req: signed})
 	p.pays[f], p.hashes[f] = statetest.Item(pay, req), h
 	return nil
 }
 
-// inputs parses "label:i,label:j".
+// inputs parses "label:i,label:j,label:a..b".
 func (p *Player) inputs(s string) []*statepb.Outpoint {
 	var out []*statepb.Outpoint
 	for _, x := range split(s) {
@@ -298,7 +338,13 @@ func (p *Player) inputs(s string) []*statepb.Outpoint {
 		if !ok || !known {
 			panic(fatal(fmt.Sprintf("input %q: want <label>:<index> of an earlier transaction", x)))
 		}
-		out = append(out, statetest.Out(id, uint32(atoi(i))))
+		from, to, isRange := strings.Cut(i, "..")
+		if !isRange {
+			to = strconv.FormatInt(atoi(from)+1, 10)
+		}
+		for j := atoi(from); j < atoi(to); j++ {
+			out = append(out, statetest.Out(id, uint32(j)))
+		}
 	}
 	return out
 }

@@ -217,7 +217,8 @@ type BankDay struct {
 	// reporting threshold among them.
 	LargeCount     uint64 `protobuf:"varint,6,opt,name=large_count,json=largeCount,proto3" json:"large_count,omitempty"`
 	LargeVolumeFen uint64 `protobuf:"varint,7,opt,name=large_volume_fen,json=largeVolumeFen,proto3" json:"large_volume_fen,omitempty"`
-	// date is day as a Beijing-time date, "2026-12-11".
+	// date is day as a Beijing-time date, "2026-12-11": not stored (text for
+	// people, derived from day), filled when read (Store.BankDays).
 	Date          string `protobuf:"bytes,8,opt,name=date,proto3" json:"date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -316,15 +317,21 @@ type FrozenWallet struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WalletId string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
 	BankId   string                 `protobuf:"bytes,2,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
-	Reason   string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	SinceMs  int64                  `protobuf:"varint,4,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
-	LogIndex uint64                 `protobuf:"varint,5,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	// reason: the freezing bank's words (freeze_wallet.reason). When a ledger
+	// rule froze it (ledger_reason set) it is empty as stored, and a read
+	// (Store.FrozenWallets) fills it with that reason's text.
+	Reason   string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	SinceMs  int64  `protobuf:"varint,4,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	LogIndex uint64 `protobuf:"varint,5,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	// tx_id is the transaction that froze it (empty if scheduled ledger work
 	// did).
 	TxId []byte `protobuf:"bytes,6,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
-	// source names what froze it: "freeze_wallet" (its bank), or a ledger rule
-	// such as an offline double-spend incident.
-	Source        string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	// source names what froze it, as a stable identifier: "freeze_wallet"
+	// (its bank), or "offline_double_spend" (the ledger's rule).
+	Source string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	// ledger_reason: the ledger rule that froze it, with the ids it concerns;
+	// unset when its bank did.
+	LedgerReason  *LedgerReason `protobuf:"bytes,8,opt,name=ledger_reason,json=ledgerReason,proto3" json:"ledger_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,11 +415,18 @@ func (x *FrozenWallet) GetSource() string {
 	return ""
 }
 
+func (x *FrozenWallet) GetLedgerReason() *LedgerReason {
+	if x != nil {
+		return x.LedgerReason
+	}
+	return nil
+}
+
 var File_state_statepb_audit_proto protoreflect.FileDescriptor
 
 const file_state_statepb_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19state/statepb/audit.proto\x12\rdcep.state.v1\"\x88\x02\n" +
+	"\x19state/statepb/audit.proto\x12\rdcep.state.v1\x1a\x1astate/statepb/reason.proto\"\x88\x02\n" +
 	"\fLargePayment\x12\x13\n" +
 	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
@@ -441,7 +455,7 @@ const file_state_statepb_audit_proto_rawDesc = "" +
 	"\vlarge_count\x18\x06 \x01(\x04R\n" +
 	"largeCount\x12(\n" +
 	"\x10large_volume_fen\x18\a \x01(\x04R\x0elargeVolumeFen\x12\x12\n" +
-	"\x04date\x18\b \x01(\tR\x04date\"\xc1\x01\n" +
+	"\x04date\x18\b \x01(\tR\x04date\"\x83\x02\n" +
 	"\fFrozenWallet\x12\x1b\n" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12\x16\n" +
@@ -449,7 +463,8 @@ const file_state_statepb_audit_proto_rawDesc = "" +
 	"\bsince_ms\x18\x04 \x01(\x03R\asinceMs\x12\x1b\n" +
 	"\tlog_index\x18\x05 \x01(\x04R\blogIndex\x12\x13\n" +
 	"\x05tx_id\x18\x06 \x01(\fR\x04txId\x12\x16\n" +
-	"\x06source\x18\a \x01(\tR\x06sourceB$Z\"github.com/dcep/dcep/state/statepbb\x06proto3"
+	"\x06source\x18\a \x01(\tR\x06source\x12@\n" +
+	"\rledger_reason\x18\b \x01(\v2\x1b.dcep.state.v1.LedgerReasonR\fledgerReasonB$Z\"github.com/dcep/dcep/state/statepbb\x06proto3"
 
 var (
 	file_state_statepb_audit_proto_rawDescOnce sync.Once
@@ -469,14 +484,16 @@ var file_state_statepb_audit_proto_goTypes = []any{
 	(*PaymentLeg)(nil),   // 1: dcep.state.v1.PaymentLeg
 	(*BankDay)(nil),      // 2: dcep.state.v1.BankDay
 	(*FrozenWallet)(nil), // 3: dcep.state.v1.FrozenWallet
+	(*LedgerReason)(nil), // 4: dcep.state.v1.LedgerReason
 }
 var file_state_statepb_audit_proto_depIdxs = []int32{
 	1, // 0: dcep.state.v1.LargePayment.payees:type_name -> dcep.state.v1.PaymentLeg
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 1: dcep.state.v1.FrozenWallet.ledger_reason:type_name -> dcep.state.v1.LedgerReason
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_audit_proto_init() }
@@ -484,6 +501,7 @@ func file_state_statepb_audit_proto_init() {
 	if File_state_statepb_audit_proto != nil {
 		return
 	}
+	file_state_statepb_reason_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

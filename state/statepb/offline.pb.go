@@ -1653,9 +1653,13 @@ type Revocation struct {
 	IncidentId      uint64 `protobuf:"varint,3,opt,name=incident_id,json=incidentId,proto3" json:"incident_id,omitempty"`
 	TimeMs          int64  `protobuf:"varint,4,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
 	LogIndex        uint64 `protobuf:"varint,5,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
-	Reason          string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// reason: ledger_reason as people read it. Not stored: filled when read
+	// (Store.Revocations, DeviceRevocation).
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// ledger_reason: why the device was revoked (the incident).
+	LedgerReason  *LedgerReason `protobuf:"bytes,7,opt,name=ledger_reason,json=ledgerReason,proto3" json:"ledger_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Revocation) Reset() {
@@ -1728,6 +1732,13 @@ func (x *Revocation) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Revocation) GetLedgerReason() *LedgerReason {
+	if x != nil {
+		return x.LedgerReason
+	}
+	return nil
 }
 
 // OfflineDebt is what a wallet holder owes its bank for offline payments the
@@ -2280,7 +2291,7 @@ var File_state_statepb_offline_proto protoreflect.FileDescriptor
 
 const file_state_statepb_offline_proto_rawDesc = "" +
 	"\n" +
-	"\x1bstate/statepb/offline.proto\x12\rdcep.state.v1\"\x98\x02\n" +
+	"\x1bstate/statepb/offline.proto\x12\rdcep.state.v1\x1a\x1astate/statepb/reason.proto\"\x98\x02\n" +
 	"\rPurseCertBody\x12\x19\n" +
 	"\bpurse_id\x18\x01 \x01(\fR\apurseId\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12\x1b\n" +
@@ -2420,7 +2431,7 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"\x10revocation_index\x18\x17 \x01(\x04R\x0frevocationIndex\x12(\n" +
 	"\x10from_reserve_fen\x18\x18 \x01(\x04R\x0efromReserveFen\x12$\n" +
 	"\x0epaid_later_fen\x18\x19 \x01(\x04R\fpaidLaterFen\x12\x1b\n" +
-	"\tclaim_seq\x18\x1a \x01(\x04R\bclaimSeq\"\xbd\x01\n" +
+	"\tclaim_seq\x18\x1a \x01(\x04R\bclaimSeq\"\xff\x01\n" +
 	"\n" +
 	"Revocation\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12*\n" +
@@ -2429,7 +2440,8 @@ const file_state_statepb_offline_proto_rawDesc = "" +
 	"incidentId\x12\x17\n" +
 	"\atime_ms\x18\x04 \x01(\x03R\x06timeMs\x12\x1b\n" +
 	"\tlog_index\x18\x05 \x01(\x04R\blogIndex\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xc2\x02\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12@\n" +
+	"\rledger_reason\x18\a \x01(\v2\x1b.dcep.state.v1.LedgerReasonR\fledgerReason\"\xc2\x02\n" +
 	"\vOfflineDebt\x12\x1b\n" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12\x19\n" +
@@ -2549,6 +2561,7 @@ var file_state_statepb_offline_proto_goTypes = []any{
 	(*BankOfflineRecord)(nil), // 18: dcep.state.v1.BankOfflineRecord
 	(*DepositItemResult)(nil), // 19: dcep.state.v1.DepositItemResult
 	(*OfflineTxRecord)(nil),   // 20: dcep.state.v1.OfflineTxRecord
+	(*LedgerReason)(nil),      // 21: dcep.state.v1.LedgerReason
 }
 var file_state_statepb_offline_proto_depIdxs = []int32{
 	5,  // 0: dcep.state.v1.PaymentBody.cert:type_name -> dcep.state.v1.PurseCert
@@ -2560,13 +2573,14 @@ var file_state_statepb_offline_proto_depIdxs = []int32{
 	11, // 6: dcep.state.v1.PurseRecord.reserved:type_name -> dcep.state.v1.ReservedPayment
 	1,  // 7: dcep.state.v1.Incident.kind:type_name -> dcep.state.v1.IncidentKind
 	2,  // 8: dcep.state.v1.Incident.status:type_name -> dcep.state.v1.IncidentStatus
-	3,  // 9: dcep.state.v1.DepositItemResult.outcome:type_name -> dcep.state.v1.DepositItemOutcome
-	19, // 10: dcep.state.v1.OfflineTxRecord.items:type_name -> dcep.state.v1.DepositItemResult
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	21, // 9: dcep.state.v1.Revocation.ledger_reason:type_name -> dcep.state.v1.LedgerReason
+	3,  // 10: dcep.state.v1.DepositItemResult.outcome:type_name -> dcep.state.v1.DepositItemOutcome
+	19, // 11: dcep.state.v1.OfflineTxRecord.items:type_name -> dcep.state.v1.DepositItemResult
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_offline_proto_init() }
@@ -2574,6 +2588,7 @@ func file_state_statepb_offline_proto_init() {
 	if File_state_statepb_offline_proto != nil {
 		return
 	}
+	file_state_statepb_reason_proto_init()
 	file_state_statepb_offline_proto_msgTypes[6].OneofWrappers = []any{
 		(*OfflineMessage_Request)(nil),
 		(*OfflineMessage_Payment)(nil),

@@ -694,6 +694,10 @@ type WalletRecord struct {
 	SpendYear    int32  `protobuf:"varint,14,opt,name=spend_year,json=spendYear,proto3" json:"spend_year,omitempty"`
 	SpentYearFen uint64 `protobuf:"varint,15,opt,name=spent_year_fen,json=spentYearFen,proto3" json:"spent_year_fen,omitempty"`
 	CreatedMs    int64  `protobuf:"varint,16,opt,name=created_ms,json=createdMs,proto3" json:"created_ms,omitempty"`
+	// status_reason is why the status last changed, in the words of the bank
+	// that signed the freeze_wallet or unfreeze_wallet. When a ledger rule
+	// changed it instead (status_ledger_reason set) it is empty as stored, and
+	// a read (Store.Wallet, Wallets) fills it with that reason's text.
 	StatusReason string `protobuf:"bytes,17,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
 	// history_len is the number of history entries (the next entry's sequence).
 	HistoryLen uint64 `protobuf:"varint,18,opt,name=history_len,json=historyLen,proto3" json:"history_len,omitempty"`
@@ -703,8 +707,12 @@ type WalletRecord struct {
 	// (offline.proto), so that crediting a wallet knows without a read that
 	// the money must repay the debt first (state/offline_debt.go).
 	OfflineDebtFen uint64 `protobuf:"varint,20,opt,name=offline_debt_fen,json=offlineDebtFen,proto3" json:"offline_debt_fen,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// status_ledger_reason: the ledger rule that last changed the status, if
+	// one did (e.g. an offline double spend froze the wallet); cleared when
+	// its bank changes the status.
+	StatusLedgerReason *LedgerReason `protobuf:"bytes,21,opt,name=status_ledger_reason,json=statusLedgerReason,proto3" json:"status_ledger_reason,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *WalletRecord) Reset() {
@@ -877,6 +885,13 @@ func (x *WalletRecord) GetOfflineDebtFen() uint64 {
 	return 0
 }
 
+func (x *WalletRecord) GetStatusLedgerReason() *LedgerReason {
+	if x != nil {
+		return x.StatusLedgerReason
+	}
+	return nil
+}
+
 // OutputRecord is one unspent output.
 type OutputRecord struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1022,12 +1037,17 @@ type HistoryEntry struct {
 	InFen  uint64 `protobuf:"varint,3,opt,name=in_fen,json=inFen,proto3" json:"in_fen,omitempty"`
 	OutFen uint64 `protobuf:"varint,4,opt,name=out_fen,json=outFen,proto3" json:"out_fen,omitempty"`
 	// counterparty is the other wallet (the first payee, or the payer), if any.
+	// For money back from an offline purse (close or expiry) it is empty as
+	// stored, purse_id is set, and a read (Store.History) fills it with
+	// "offline purse <first 6 bytes of purse_id in hex>".
 	Counterparty string `protobuf:"bytes,5,opt,name=counterparty,proto3" json:"counterparty,omitempty"`
 	TimeMs       int64  `protobuf:"varint,6,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
 	LogIndex     uint64 `protobuf:"varint,7,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	Memo         string `protobuf:"bytes,8,opt,name=memo,proto3" json:"memo,omitempty"`
 	// balance_fen is the wallet's balance after the transaction.
-	BalanceFen    uint64 `protobuf:"varint,9,opt,name=balance_fen,json=balanceFen,proto3" json:"balance_fen,omitempty"`
+	BalanceFen uint64 `protobuf:"varint,9,opt,name=balance_fen,json=balanceFen,proto3" json:"balance_fen,omitempty"`
+	// purse_id: the offline purse the money came back from, if it did.
+	PurseId       []byte `protobuf:"bytes,10,opt,name=purse_id,json=purseId,proto3" json:"purse_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1123,6 +1143,13 @@ func (x *HistoryEntry) GetBalanceFen() uint64 {
 		return x.BalanceFen
 	}
 	return 0
+}
+
+func (x *HistoryEntry) GetPurseId() []byte {
+	if x != nil {
+		return x.PurseId
+	}
+	return nil
 }
 
 // BankRecord is an operating bank as stored.
@@ -1506,7 +1533,7 @@ var File_state_statepb_store_proto protoreflect.FileDescriptor
 
 const file_state_statepb_store_proto_rawDesc = "" +
 	"\n" +
-	"\x19state/statepb/store.proto\x12\rdcep.state.v1\x1a\x1bstate/statepb/genesis.proto\x1a\x16state/statepb/tx.proto\"\xf4\x01\n" +
+	"\x19state/statepb/store.proto\x12\rdcep.state.v1\x1a\x1bstate/statepb/genesis.proto\x1a\x1astate/statepb/reason.proto\x1a\x16state/statepb/tx.proto\"\xf4\x01\n" +
 	"\bTxResult\x12\x13\n" +
 	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.dcep.state.v1.CodeR\x04code\x12\x18\n" +
@@ -1527,7 +1554,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\x04bool\x18\b \x01(\bH\x00R\x04bool\x12\x14\n" +
 	"\x04kind\x18\t \x01(\x05H\x00R\x04kind\x12\"\n" +
 	"\vunsupported\x18\x0f \x01(\bH\x00R\vunsupportedB\a\n" +
-	"\x05value\"\xbf\x05\n" +
+	"\x05value\"\x8e\x06\n" +
 	"\fWalletRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12\x1d\n" +
@@ -1555,7 +1582,8 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\vhistory_len\x18\x12 \x01(\x04R\n" +
 	"historyLen\x12#\n" +
 	"\runspent_count\x18\x13 \x01(\x04R\funspentCount\x12(\n" +
-	"\x10offline_debt_fen\x18\x14 \x01(\x04R\x0eofflineDebtFen\"\x8a\x01\n" +
+	"\x10offline_debt_fen\x18\x14 \x01(\x04R\x0eofflineDebtFen\x12M\n" +
+	"\x14status_ledger_reason\x18\x15 \x01(\v2\x1b.dcep.state.v1.LedgerReasonR\x12statusLedgerReason\"\x8a\x01\n" +
 	"\fOutputRecord\x12\x1b\n" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x1d\n" +
 	"\n" +
@@ -1568,7 +1596,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\bTxRecord\x12\x1b\n" +
 	"\tsigned_tx\x18\x01 \x01(\fR\bsignedTx\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.dcep.state.v1.TxResultR\x06result\x12!\n" +
-	"\foutput_count\x18\x03 \x01(\rR\voutputCount\"\xf6\x01\n" +
+	"\foutput_count\x18\x03 \x01(\rR\voutputCount\"\x91\x02\n" +
 	"\fHistoryEntry\x12\x13\n" +
 	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x15\n" +
@@ -1579,7 +1607,9 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\tlog_index\x18\a \x01(\x04R\blogIndex\x12\x12\n" +
 	"\x04memo\x18\b \x01(\tR\x04memo\x12\x1f\n" +
 	"\vbalance_fen\x18\t \x01(\x04R\n" +
-	"balanceFen\"w\n" +
+	"balanceFen\x12\x19\n" +
+	"\bpurse_id\x18\n" +
+	" \x01(\fR\apurseId\"w\n" +
 	"\n" +
 	"BankRecord\x12'\n" +
 	"\x04bank\x18\x01 \x01(\v2\x13.dcep.state.v1.BankR\x04bank\x12\x1d\n" +
@@ -1731,7 +1761,8 @@ var file_state_statepb_store_proto_goTypes = []any{
 	(WalletKind)(0),        // 12: dcep.state.v1.WalletKind
 	(*Limits)(nil),         // 13: dcep.state.v1.Limits
 	(WalletStatus)(0),      // 14: dcep.state.v1.WalletStatus
-	(*Bank)(nil),           // 15: dcep.state.v1.Bank
+	(*LedgerReason)(nil),   // 15: dcep.state.v1.LedgerReason
+	(*Bank)(nil),           // 16: dcep.state.v1.Bank
 }
 var file_state_statepb_store_proto_depIdxs = []int32{
 	0,  // 0: dcep.state.v1.TxResult.code:type_name -> dcep.state.v1.Code
@@ -1739,15 +1770,16 @@ var file_state_statepb_store_proto_depIdxs = []int32{
 	12, // 2: dcep.state.v1.WalletRecord.kind:type_name -> dcep.state.v1.WalletKind
 	13, // 3: dcep.state.v1.WalletRecord.limits:type_name -> dcep.state.v1.Limits
 	14, // 4: dcep.state.v1.WalletRecord.status:type_name -> dcep.state.v1.WalletStatus
-	1,  // 5: dcep.state.v1.TxRecord.result:type_name -> dcep.state.v1.TxResult
-	15, // 6: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
-	1,  // 7: dcep.state.v1.BlockRecord.results:type_name -> dcep.state.v1.TxResult
-	9,  // 8: dcep.state.v1.SnapshotHeader.meta:type_name -> dcep.state.v1.Meta
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 5: dcep.state.v1.WalletRecord.status_ledger_reason:type_name -> dcep.state.v1.LedgerReason
+	1,  // 6: dcep.state.v1.TxRecord.result:type_name -> dcep.state.v1.TxResult
+	16, // 7: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
+	1,  // 8: dcep.state.v1.BlockRecord.results:type_name -> dcep.state.v1.TxResult
+	9,  // 9: dcep.state.v1.SnapshotHeader.meta:type_name -> dcep.state.v1.Meta
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_store_proto_init() }
@@ -1756,6 +1788,7 @@ func file_state_statepb_store_proto_init() {
 		return
 	}
 	file_state_statepb_genesis_proto_init()
+	file_state_statepb_reason_proto_init()
 	file_state_statepb_tx_proto_init()
 	file_state_statepb_store_proto_msgTypes[1].OneofWrappers = []any{
 		(*Arg_Int)(nil),

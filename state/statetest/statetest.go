@@ -190,7 +190,9 @@ func NewChain(s *state.Store) *Chain {
 }
 
 // Apply applies txs as one block one second after the last and returns
-// their results; it fails the test on a store error.
+// their results; it fails the test on a store error, and on a recorded
+// outcome that holds anything but what the rules decided (a field path and
+// typed args: statepb.CheckRecorded, state/DESIGN.md "Outcomes").
 func (c *Chain) Apply(tb testing.TB, txs ...[]byte) []*statepb.TxResult {
 	tb.Helper()
 	c.Index++
@@ -198,6 +200,15 @@ func (c *Chain) Apply(tb testing.TB, txs ...[]byte) []*statepb.TxResult {
 	out, err := c.S.Apply([]state.Block{{Index: c.Index, Term: 1, TimeMs: c.TimeMs, Txs: txs}})
 	if err != nil {
 		tb.Fatalf("apply block %d: %v", c.Index, err)
+	}
+	rec, err := c.S.BlockAt(c.Index)
+	if err != nil {
+		tb.Fatalf("block record %d: %v", c.Index, err)
+	}
+	for _, r := range rec.GetResults() {
+		if err := statepb.CheckRecorded(r.GetField(), r.GetArgs()); err != nil {
+			tb.Fatalf("block %d: recorded %s outcome of %x: %v", c.Index, r.GetCode().Short(), r.GetTxId(), err)
+		}
 	}
 	return out.Results[0]
 }
