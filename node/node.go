@@ -248,7 +248,7 @@ func (n *Node) startConsensus(now func() time.Time) error {
 		},
 		OnApplied:       n.onApplied,
 		ConfirmSnapshot: n.confirmSnapshot,
-		Archive:   consensus.ArchiveConfig{Dir: n.archiveDir(), SegmentBytes: n.cfg.Archive.SegmentKB << 10},
+		Archive:         consensus.ArchiveConfig{Dir: n.archiveDir(), SegmentBytes: n.cfg.Archive.SegmentKB << 10},
 	})
 	if err != nil {
 		return err
