@@ -111,7 +111,8 @@ type Config struct {
 	// calls it when its own clock was stepped (clock.go).
 	SampleClocks func(ctx context.Context)
 	// OnFatal is called once, on its own goroutine, when the node found a
-	// failure it must not run on (a damaged Raft log: ErrLogCorrupt); the
+	// failure it must not run on (a damaged Raft log, ErrLogCorrupt, or a
+	// damaged ledger file met while applying, state.ErrCorrupt); the
 	// node has stopped taking proposals and is shutting down. The process
 	// should stop and exit non-zero.
 	OnFatal func(error)
@@ -266,7 +267,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.logs = &guardedLog{LogStore: cache, n: n}
 	n.fsm = newFSM(cfg.Store, n.log)
-	n.fsm.onApplied, n.fsm.beforeRestore, n.fsm.afterRestore = n.onApplied, n.beforeRestore, n.afterRestore
+	n.fsm.onApplied, n.fsm.beforeRestore, n.fsm.afterRestore, n.fsm.onFatal = n.onApplied, n.beforeRestore, n.afterRestore, n.fail
 	if err := n.openArchive(); err != nil {
 		return nil, err
 	}
@@ -279,6 +280,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	ok = true
 	n.started.Store(true)
+	if err := n.Fatal(); err != nil { // found while Raft started (fail)
+		_ = n.Shutdown()
+		return nil, err
+	}
 	n.prop = newProposer(n)
 	n.reads = newReadIndexer(n)
 	n.wg.Add(3)
@@ -316,20 +321,21 @@ func (n *Node) openLog() error {
 	return nil
 }
 
-// fail stops a running node that found damage it must not run on: no
-// more proposals, Raft shut down, the caller told (Config.OnFatal). Before
-// Raft runs, New returns the error instead.
+// fail stops a node that found damage it must not run on (its Raft log,
+// or the ledger below the FSM): no more proposals, Raft shut down, the
+// caller told (Config.OnFatal). Before Raft runs, New returns the error
+// instead.
 func (n *Node) fail(err error) {
-	if !n.started.Load() {
-		return
-	}
 	n.fatalOnce.Do(func() {
 		n.fatal.Store(&err)
 		n.ready.Store(false)
-		n.log.Error("STOPPING: this node's Raft log is damaged; it neither applies nor sends the entry", "error", err)
+		if !n.started.Load() {
+			return // New sees it
+		}
+		n.log.Error("STOPPING: damaged storage; this node neither applies nor sends from it", "error", err)
 		go func() {
 			if serr := n.Shutdown(); serr != nil {
-				n.log.Error("shutdown after a damaged Raft log", "error", serr)
+				n.log.Error("shutdown after damaged storage", "error", serr)
 			}
 		}()
 		if n.cfg.OnFatal != nil {
@@ -624,7 +630,7 @@ func (n *Node) shutdown() error {
 	select {
 	case err = <-raftDone:
 	case <-time.After(time.Until(deadline)):
-		n.log.Error("shutdown: Raft did not stop in time; leaving the log open and giving up", "timeout", n.cfg.ShutdownTimeout, "waiting_for", waitingFor("hashicorp/raft"))
+		n.log.Error("shutdown: Raft did not stop in time; leaving the log open and giving up", "timeout", n.cfg.ShutdownTimeout, "waiting_for", WaitingFor("hashicorp/raft"))
 		return fmt.Errorf("%w: Raft still running after %v", ErrShutdownTimeout, n.cfg.ShutdownTimeout)
 	}
 	ownDone := make(chan struct{})
@@ -632,7 +638,7 @@ func (n *Node) shutdown() error {
 	select {
 	case <-ownDone:
 	case <-time.After(time.Until(deadline)):
-		n.log.Error("shutdown: consensus goroutines did not stop in time; giving up", "timeout", n.cfg.ShutdownTimeout, "waiting_for", waitingFor("dcep/dcep/consensus"))
+		n.log.Error("shutdown: consensus goroutines did not stop in time; giving up", "timeout", n.cfg.ShutdownTimeout, "waiting_for", WaitingFor("dcep/dcep/consensus"))
 		return fmt.Errorf("%w: consensus goroutines still running after %v", ErrShutdownTimeout, n.cfg.ShutdownTimeout)
 	}
 	n.prop.failAll(ErrStopped)
@@ -645,10 +651,10 @@ func (n *Node) shutdown() error {
 	return err
 }
 
-// waitingFor summarises the goroutines whose stacks pass through pkg: for
-// each, its state and the first frame in pkg (what a stuck shutdown waits
-// on), at most 32 of them.
-func waitingFor(pkg string) []string {
+// WaitingFor summarises the goroutines whose stacks pass through pkg (a
+// substring of a function's path): for each, its state and the first
+// frame in pkg, what a stuck shutdown waits on; at most 32 of them.
+func WaitingFor(pkg string) []string {
 	buf := make([]byte, 4<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string

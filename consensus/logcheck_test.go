@@ -239,3 +239,45 @@ func TestCheckedLogStopsOnDamage(t *testing.T) {
 		t.Fatalf("reported %v, want one ErrLogCorrupt", reported)
 	}
 }
+
+// BenchmarkCheckLogFile measures the start-up check (checkLogFile: bbolt's
+// Check and every entry verified) on the largest log a node keeps by
+// default: SnapshotThreshold + TrailingLogs = 18,432 entries, of the size
+// in the sub-benchmark's name. DCEP_BENCH_LOG_KB picks one size.
+func BenchmarkCheckLogFile(b *testing.B) {
+	for _, kb := range []int{4, 64} {
+		b.Run(fmt.Sprintf("entries=18432/kb=%d", kb), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "raft.db")
+			bs, err := raftboltdb.New(raftboltdb.Options{Path: path, NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := &checkedLog{bolt: bs, path: path}
+			data := make([]byte, kb<<10)
+			rng := mrand.New(mrand.NewPCG(1, 1))
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			for lo := 1; lo <= 18432; lo += 256 {
+				var batch []*raft.Log
+				for i := lo; i < lo+256; i++ {
+					batch = append(batch, &raft.Log{Index: uint64(i), Term: 3, Type: raft.LogCommand, Data: data})
+				}
+				if err := c.StoreLogs(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_ = bs.Set(logFormatKey, logFormatValue)
+			bs.Close()
+			st, _ := os.Stat(path)
+			b.ResetTimer()
+			for range b.N {
+				info, err := checkLogFile(path)
+				if err != nil || info.entries != 18432 {
+					b.Fatal(info, err)
+				}
+			}
+			b.ReportMetric(float64(st.Size())/(1<<20), "file_MiB")
+		})
+	}
+}

@@ -35,6 +35,10 @@ type Options struct {
 	// VerifyWorkers is how many goroutines verify signatures; default
 	// GOMAXPROCS.
 	VerifyWorkers int
+	// OnCorrupt is called once, on its own goroutine, when a read or a
+	// background compaction finds a damaged ledger file (integrity.go):
+	// the node must stop. Damage present at Open is Open's error.
+	OnCorrupt func(error)
 	// NoSync commits Apply batches without fsync, and Pebble writes them to
 	// the OS asynchronously: a crash, even of the process alone (kill -9),
 	// may lose the last batches, which the caller must then re-apply from a
@@ -115,6 +119,7 @@ func (s *Store) openDB(path string) (*pebble.DB, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(s.opts.MemTableBytes),
 		Logger:             pebbleLogger{s.log},
+		EventListener:      s.eventListener(),
 	}
 	// Bloom filters: most of Apply's lookups of transaction ids (the
 	// duplicate check) miss, and without filters a miss reads an index and
@@ -125,6 +130,11 @@ func (s *Store) openDB(path string) (*pebble.DB, error) {
 	db, err := pebble.Open(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble at %s: %w", path, err)
+	}
+	// A damaged table is refused now, not met by a read later.
+	opts.EnsureDefaults()
+	if err := s.checkTables(db, path, opts.MakeReaderOptions()); err != nil {
+		return nil, err
 	}
 	return db, nil
 }
