@@ -1,6 +1,7 @@
 package localnet_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/dcep/dcep/node"
+	"github.com/dcep/dcep/node/nodepb"
+	"github.com/dcep/dcep/state/statepb"
 )
 
 // stopBoundS is how long a node may take to stop after SIGTERM
@@ -38,11 +43,54 @@ func TestSIGTERMAllAtOnce(t *testing.T) {
 			go l.finish() // clients see errors from here on; only the stop is judged
 		}
 		tn.leader(10*time.Second, "")
+		// Submissions in flight on every node when the signal comes: a
+		// handler waiting for a commit that cannot come any more.
+		stop := make(chan struct{})
+		done := issueLoad(tn, round, stop)
+		time.Sleep(500 * time.Millisecond)
 		stopAllAtOnce(t, tn, round)
+		close(stop)
+		<-done
 		if t.Failed() {
 			return
 		}
 	}
+}
+
+// issueLoad keeps 8 clients submitting issues to random voters until stop,
+// each with a client timeout longer than the node's submit timeout.
+func issueLoad(tn *testNet, round int, stop chan struct{}) <-chan struct{} {
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nonce := uint64(round)<<48 | uint64(w+100)<<40
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nonce++
+				body := &statepb.Tx{Version: statepb.TxVersion, ChainId: tn.signer.ChainID, Nonce: nonce,
+					Kind: &statepb.Tx_Issue{Issue: &statepb.Issue{BankId: "icbc", AmountFen: 100}}}
+				raw, _, err := tn.signer.Sign(body, tn.cb)
+				if err != nil {
+					panic(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err = tn.clients[tn.voters[(w+i)%len(tn.voters)]].Submit(ctx, connect.NewRequest(&nodepb.SubmitRequest{Tx: raw}))
+				cancel()
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
 }
 
 // stopAllAtOnce sends SIGTERM to every node in one go and waits for each to
