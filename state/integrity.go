@@ -13,7 +13,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Damage in the ledger's Pebble files (DESIGN.md, "Damaged tables"). Pebble
+// Damage in the ledger's Pebble files (docs/RELIABILITY.md, defect 3;
+// docs/operations.md, "A damaged ledger"). Pebble
 // checksums every block but verifies one only when it reads it, so a node
 // with a flipped byte in a table started, was ready, and panicked later,
 // at every restart, when a read or a compaction reached the block
@@ -83,7 +84,7 @@ func (s *Store) eventListener() *pebble.EventListener {
 
 // verifyTables reads every block of every live table of db (in dir) and
 // verifies its checksum; the first damaged table is refused. It reads the
-// whole ledger once (DESIGN.md: measured).
+// whole ledger once (docs/operations.md, "A damaged ledger": measured).
 func verifyTables(db *pebble.DB, dir string, ropts sstable.ReaderOptions) (tables int, bytes uint64, err error) {
 	levels, err := db.SSTables()
 	if err != nil {
@@ -145,4 +146,12 @@ func (s *Store) checkTables(db *pebble.DB, path string, ropts sstable.ReaderOpti
 	}
 	s.log.Info("ledger tables verified", "tables", n, "bytes", size, "elapsed_ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// readerOptions are the table reader options of the store's Pebble
+// options (benchmarks; Open derives them from the options it opened with).
+func (s *Store) readerOptions() sstable.ReaderOptions {
+	opts := s.pebbleOptions()
+	opts.EnsureDefaults()
+	return opts.MakeReaderOptions()
 }

@@ -114,8 +114,23 @@ func dbDir(dir string) string { return filepath.Join(dir, "db") }
 func (s *Store) openDB(path string) (*pebble.DB, error) {
 	cache := pebble.NewCache(s.opts.CacheBytes)
 	defer cache.Unref()
+	opts := s.pebbleOptions()
+	opts.Cache = cache
+	db, err := pebble.Open(path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble at %s: %w", path, err)
+	}
+	// A damaged table is refused now, not met by a read later.
+	opts.EnsureDefaults()
+	if err := s.checkTables(db, path, opts.MakeReaderOptions()); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// pebbleOptions are the ledger's Pebble options, without a cache.
+func (s *Store) pebbleOptions() *pebble.Options {
 	opts := &pebble.Options{
-		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(s.opts.MemTableBytes),
 		Logger:             pebbleLogger{s.log},
@@ -127,16 +142,7 @@ func (s *Store) openDB(path string) (*pebble.DB, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(path, opts)
-	if err != nil {
-		return nil, fmt.Errorf("open pebble at %s: %w", path, err)
-	}
-	// A damaged table is refused now, not met by a read later.
-	opts.EnsureDefaults()
-	if err := s.checkTables(db, path, opts.MakeReaderOptions()); err != nil {
-		return nil, err
-	}
-	return db, nil
+	return opts
 }
 
 // loadMeta reads genesis and meta into memory. A store without genesis is
