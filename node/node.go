@@ -271,7 +271,7 @@ func (n *Node) startConsensus(now func() time.Time) error {
 			MaxInflight: b.MaxInflight,
 		},
 		OnApplied: n.onApplied, OnFatal: n.fail, ShutdownTimeout: consensusStopTimeout,
-		Archive:   consensus.ArchiveConfig{Dir: n.archiveDir(), SegmentBytes: n.cfg.Archive.SegmentKB << 10},
+		Archive: consensus.ArchiveConfig{Dir: n.archiveDir(), SegmentBytes: n.cfg.Archive.SegmentKB << 10},
 	})
 	if err != nil {
 		return err
