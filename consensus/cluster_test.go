@@ -74,6 +74,17 @@ func freeAddr(t *testing.T) string {
 }
 
 func (c *cluster) start(name string, bootstrap bool) *member {
+	c.t.Helper()
+	m, err := c.tryStart(name, bootstrap)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return m
+}
+
+// tryStart starts a node and returns New's error (the ledger and
+// transport it opened are closed again).
+func (c *cluster) tryStart(name string, bootstrap bool) (*member, error) {
 	t := c.t
 	t.Helper()
 	dir := filepath.Join(c.dir, name)
@@ -101,7 +112,9 @@ func (c *cluster) start(name string, bootstrap bool) *member {
 	}
 	node, err := consensus.New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		trans.Close()
+		store.Close()
+		return nil, err
 	}
 	if bootstrap {
 		if err := node.Bootstrap(c.net.Genesis.GetNodes()); err != nil {
@@ -112,7 +125,7 @@ func (c *cluster) start(name string, bootstrap bool) *member {
 	c.mu.Lock()
 	c.nodes[name] = m
 	c.mu.Unlock()
-	return m
+	return m, nil
 }
 
 func (c *cluster) startAll() {

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +57,16 @@ var (
 	// differently.
 	ErrSegmentRefused = errors.New("archive segment refused")
 
+	// ErrLogCorrupt: an entry of this node's Raft log, its stable store or
+	// the file holding them is damaged (a *LogCorruptError names which and
+	// the repair). Found at start, New refuses; found while running, the
+	// node stops (Config.OnFatal) rather than apply or send the entry.
+	ErrLogCorrupt = errors.New("raft log damaged")
+	// ErrShutdownTimeout: Shutdown gave up waiting for Raft to stop (what
+	// it waited for is logged); nothing is lost, every write was durable
+	// when it was acknowledged.
+	ErrShutdownTimeout = errors.New("consensus did not stop in time")
+
 	// errLogMismatch: the log store returned an entry of another index.
 	errLogMismatch = errors.New("log store returned another index")
 	// errTrustFile: the log-trust file is not one this node wrote.
@@ -98,6 +110,14 @@ type Config struct {
 	// (feeding ObserveClock) and returns when done or ctx ends. The leader
 	// calls it when its own clock was stepped (clock.go).
 	SampleClocks func(ctx context.Context)
+	// OnFatal is called once, on its own goroutine, when the node found a
+	// failure it must not run on (a damaged Raft log, ErrLogCorrupt, or a
+	// damaged ledger file met while applying, state.ErrCorrupt); the
+	// node has stopped taking proposals and is shutting down. The process
+	// should stop and exit non-zero.
+	OnFatal func(error)
+	// ShutdownTimeout bounds Shutdown (default 10s).
+	ShutdownTimeout time.Duration
 	// OnApplied is called after each applied batch (on the FSM goroutine;
 	// must not block). Used for metrics and outcome streams.
 	OnApplied func(ApplyInfo)
@@ -144,6 +164,7 @@ func (c *Config) defaults() {
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.Batch.MaxDelay, 2*time.Millisecond)
 	def(&c.Batch.ApplyTimeout, 5*time.Second)
+	def(&c.ShutdownTimeout, 10*time.Second)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
@@ -193,6 +214,7 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *fsm
 	bolt  *raftboltdb.BoltStore
+	store *checkedLog // raft-boltdb with a checksum in every entry (logcheck.go)
 	logs  *guardedLog // what Raft, the archiver and History read the log through
 	snaps *raft.FileSnapshotStore
 	prop  *proposer
@@ -207,6 +229,16 @@ type Node struct {
 	ready atomic.Bool
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	// started: Raft runs (damage found before is New's error, after it
+	// stops the node); fatal is the failure that stopped it.
+	started   atomic.Bool
+	fatal     atomic.Pointer[error]
+	fatalOnce sync.Once
+	// shutdownOnce and stopped make Shutdown safe to call from several
+	// goroutines: every caller waits for the one that runs.
+	shutdownOnce sync.Once
+	stopped      chan struct{}
+	shutdownErr  error
 	// reconcile wakes the membership reconciler.
 	reconcile chan struct{}
 }
@@ -221,10 +253,9 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "consensus"), stop: make(chan struct{}), reconcile: make(chan struct{}, 1), clock: newNetClock(cfg.Now)}
-	var err error
-	if n.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
-		return nil, fmt.Errorf("open raft log: %w", err)
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "consensus"), stop: make(chan struct{}), stopped: make(chan struct{}), reconcile: make(chan struct{}, 1), clock: newNetClock(cfg.Now)}
+	if err := n.openLog(); err != nil {
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -232,17 +263,18 @@ func New(cfg Config) (*Node, error) {
 			n.closeStores()
 		}
 	}()
+	var err error
 	hlog := newHCLogger(cfg.Logger)
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
-	cache, err := raft.NewLogCache(logCacheEntries(cfg.Batch.MaxBytes), n.bolt)
+	cache, err := raft.NewLogCache(logCacheEntries(cfg.Batch.MaxBytes), n.store)
 	if err != nil {
 		return nil, err
 	}
 	n.logs = &guardedLog{LogStore: cache, n: n}
 	n.fsm = newFSM(cfg.Store, n.log)
-	n.fsm.onApplied, n.fsm.beforeRestore, n.fsm.afterRestore = n.onApplied, n.beforeRestore, n.afterRestore
+	n.fsm.onApplied, n.fsm.beforeRestore, n.fsm.afterRestore, n.fsm.onFatal = n.onApplied, n.beforeRestore, n.afterRestore, n.fail
 	if err := n.openArchive(); err != nil {
 		return nil, err
 	}
@@ -250,12 +282,17 @@ func New(cfg Config) (*Node, error) {
 	if rc.NoSnapshotRestoreOnStart, err = n.skipRestore(); err != nil {
 		return nil, err
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.bolt, n.snaps, cfg.Transport); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, raftLog{n.logs}, checkedStable{n.store}, n.snaps, cfg.Transport); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	// From now on a restore is a snapshot installed from the leader.
 	n.fsm.confirm.Store(&cfg.ConfirmSnapshot)
 	ok = true
+	n.started.Store(true)
+	if err := n.Fatal(); err != nil { // found while Raft started (fail)
+		_ = n.Shutdown()
+		return nil, err
+	}
 	n.prop = newProposer(n)
 	n.reads = newReadIndexer(n)
 	n.wg.Add(3)
@@ -267,6 +304,61 @@ func New(cfg Config) (*Node, error) {
 		go n.ar.run()
 	}
 	return n, nil
+}
+
+// openLog verifies raft.db (checkLogFile: a damaged file is refused here,
+// naming what is damaged and the repair), opens it, and seals a file from
+// before checksums (upgradeLog).
+func (n *Node) openLog() error {
+	path := filepath.Join(n.cfg.Dir, "raft.db")
+	info, err := checkLogFile(path)
+	if err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	if info.exists {
+		n.log.Info("raft log verified", "path", path, "entries", info.entries, "first_index", info.first, "last_index", info.last,
+			"file_bytes", info.fileBytes, "elapsed_ms", info.elapsed.Milliseconds())
+	}
+	if n.bolt, err = raftboltdb.New(raftboltdb.Options{Path: path}); err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	n.store = &checkedLog{bolt: n.bolt, path: path, onCorrupt: n.fail}
+	if err := upgradeLog(n.store, info, n.log); err != nil {
+		n.bolt.Close()
+		return err
+	}
+	return nil
+}
+
+// fail stops a node that found damage it must not run on (its Raft log,
+// or the ledger below the FSM): no more proposals, Raft shut down, the
+// caller told (Config.OnFatal). Before Raft runs, New returns the error
+// instead.
+func (n *Node) fail(err error) {
+	n.fatalOnce.Do(func() {
+		n.fatal.Store(&err)
+		n.ready.Store(false)
+		if !n.started.Load() {
+			return // New sees it
+		}
+		n.log.Error("STOPPING: damaged storage; this node neither applies nor sends from it", "error", err)
+		go func() {
+			if serr := n.Shutdown(); serr != nil {
+				n.log.Error("shutdown after damaged storage", "error", serr)
+			}
+		}()
+		if n.cfg.OnFatal != nil {
+			go n.cfg.OnFatal(err)
+		}
+	})
+}
+
+// Fatal is the failure that stopped this node (nil if none).
+func (n *Node) Fatal() error {
+	if p := n.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // openArchive reads the log-trust record and, if configured, opens the
@@ -379,7 +471,7 @@ func (n *Node) afterRestore(restored bool, prev uint64) {
 // the same list, which Raft allows; a regulator (or a node with existing Raft
 // state) does nothing and waits for the leader to replicate to it.
 func (n *Node) Bootstrap(members []*statepb.Node) error {
-	has, err := raft.HasExistingState(n.bolt, n.bolt, n.snaps)
+	has, err := raft.HasExistingState(n.store, checkedStable{n.store}, n.snaps)
 	if err != nil || has {
 		return err
 	}
@@ -514,17 +606,50 @@ func (n *Node) MembershipChanged() {
 	}
 }
 
-// Shutdown stops Raft and closes the log. The ledger is the caller's to
-// close.
+// Shutdown stops Raft and closes the log, within Config.ShutdownTimeout.
+// The transport is closed first, so that no Raft goroutine waits out an
+// RPC to a peer that has gone (each could take the transport's timeout,
+// 10 s, and a heartbeat loop retried them: defect 4). If Raft still has
+// not stopped by the deadline, Shutdown logs the goroutines it waits for
+// and returns ErrShutdownTimeout without closing the log under them;
+// nothing is lost (every entry was fsynced before it was acknowledged).
+// Safe to call more than once and from several goroutines: every caller
+// waits for the first. The ledger is the caller's to close.
 func (n *Node) Shutdown() error {
-	select {
-	case <-n.stop:
-		return nil
-	default:
-	}
+	n.shutdownOnce.Do(func() {
+		n.shutdownErr = n.shutdown()
+		close(n.stopped)
+	})
+	<-n.stopped
+	return n.shutdownErr
+}
+
+func (n *Node) shutdown() error {
+	deadline := time.Now().Add(n.cfg.ShutdownTimeout)
 	close(n.stop)
-	err := n.raft.Shutdown().Error()
-	n.wg.Wait()
+	n.ready.Store(false)
+	if c, ok := n.cfg.Transport.(raft.WithClose); ok {
+		if err := c.Close(); err != nil {
+			n.log.Warn("shutdown: close the raft transport", "error", err)
+		}
+	}
+	raftDone := make(chan error, 1)
+	go func() { raftDone <- n.raft.Shutdown().Error() }()
+	var err error
+	select {
+	case err = <-raftDone:
+	case <-time.After(time.Until(deadline)):
+		n.log.Error("shutdown: Raft did not stop in time; leaving the log open and giving up", "timeout", n.cfg.ShutdownTimeout, "waiting_for", WaitingFor("hashicorp/raft"))
+		return fmt.Errorf("%w: Raft still running after %v", ErrShutdownTimeout, n.cfg.ShutdownTimeout)
+	}
+	ownDone := make(chan struct{})
+	go func() { n.wg.Wait(); close(ownDone) }()
+	select {
+	case <-ownDone:
+	case <-time.After(time.Until(deadline)):
+		n.log.Error("shutdown: consensus goroutines did not stop in time; giving up", "timeout", n.cfg.ShutdownTimeout, "waiting_for", WaitingFor("dcep/dcep/consensus"))
+		return fmt.Errorf("%w: consensus goroutines still running after %v", ErrShutdownTimeout, n.cfg.ShutdownTimeout)
+	}
 	n.prop.failAll(ErrStopped)
 	if n.ar != nil {
 		n.ar.a.Close()
@@ -533,6 +658,33 @@ func (n *Node) Shutdown() error {
 		err = cerr
 	}
 	return err
+}
+
+// WaitingFor summarises the goroutines whose stacks pass through pkg (a
+// substring of a function's path): for each, its state and the first
+// frame in pkg, what a stuck shutdown waits on; at most 32 of them.
+func WaitingFor(pkg string) []string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		lines := strings.Split(g, "\n")
+		if len(lines) < 2 || !strings.Contains(g, pkg) {
+			continue
+		}
+		frame := ""
+		for _, l := range lines[1:] {
+			if strings.Contains(l, pkg) && !strings.HasPrefix(l, "\t") {
+				frame = l
+				break
+			}
+		}
+		out = append(out, strings.TrimSuffix(lines[0], ":")+" at "+frame)
+		if len(out) == 32 {
+			break
+		}
+	}
+	return out
 }
 
 func (n *Node) onApplied(last uint64, applied *state.Applied, elapsed time.Duration, txs int) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,8 @@ type fsm struct {
 	// confirm is Config.ConfirmSnapshot once Raft has started (nil before:
 	// a restore during raft.NewRaft is of this node's own snapshot).
 	confirm atomic.Pointer[func(uint64, []byte) error]
+	// onFatal stops the node (Node.fail).
+	onFatal func(error)
 
 	mu sync.Mutex
 	// appliedIndex is the last log index the ledger holds: every command and
@@ -80,6 +83,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	applied, err := f.store.Apply(blocks)
+	if err != nil && state.IsCorrupt(err) && f.onFatal != nil {
+		// A damaged ledger file (state/integrity.go): nothing of this
+		// batch was written. The node stops; this goroutine (Raft's FSM
+		// loop) ends rather than panic, so Shutdown completes.
+		f.onFatal(fmt.Errorf("apply entries from %d: %w", logs[0].Index, err))
+		runtime.Goexit()
+	}
 	if err != nil {
 		f.log.Error("ledger apply failed; stopping", "first_index", logs[0].Index, "error", err)
 		panic(fmt.Sprintf("consensus: ledger apply failed at index %d: %v", logs[0].Index, err))

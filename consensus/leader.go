@@ -35,7 +35,10 @@ func (n *Node) watchLeadership() {
 
 func (n *Node) becomeReady() {
 	for n.raft.State() == raft.Leader {
-		err := n.raft.Barrier(n.cfg.ElectionTimeout * 5).Error()
+		err := n.await(n.raft.Barrier(n.cfg.ElectionTimeout * 5))
+		if errors.Is(err, ErrStopped) {
+			return
+		}
 		if err == nil {
 			n.ready.Store(true)
 			n.log.Info("leading", "applied_index", n.AppliedIndex(), "ledger_time_ms", n.cfg.Store.Meta().GetLedgerTimeMs())
@@ -48,6 +51,20 @@ func (n *Node) becomeReady() {
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// await waits for a Raft future, or for Shutdown. With BatchApplyCh a
+// future still in Raft's apply buffer when Raft shuts down is never
+// answered; waiting for it alone would hold Shutdown for ever.
+func (n *Node) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.stop:
+		return ErrStopped
 	}
 }
 
@@ -164,12 +181,12 @@ func (n *Node) reconcileMembership() error {
 			f = n.raft.AddNonvoter(s.ID, s.Address, 0, n.cfg.ElectionTimeout*5)
 		}
 		n.log.Info("raft membership: adding", "id", s.ID, "suffrage", s.Suffrage.String())
-		errs = append(errs, f.Error())
+		errs = append(errs, n.await(f))
 	}
 	for _, s := range have.Servers {
 		if !wanted[s.ID] {
 			n.log.Info("raft membership: removing", "id", s.ID)
-			errs = append(errs, n.raft.RemoveServer(s.ID, 0, n.cfg.ElectionTimeout*5).Error())
+			errs = append(errs, n.await(n.raft.RemoveServer(s.ID, 0, n.cfg.ElectionTimeout*5)))
 		}
 	}
 	return errors.Join(errs...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -24,10 +25,10 @@ import (
 // LogBounds returns the first and last index the log store holds (0, 0 if
 // it is empty). Entries before first were compacted into a snapshot.
 func (n *Node) LogBounds() (first, last uint64, err error) {
-	if first, err = n.bolt.FirstIndex(); err != nil {
+	if first, err = n.store.FirstIndex(); err != nil {
 		return 0, 0, fmt.Errorf("log first index: %w", err)
 	}
-	if last, err = n.bolt.LastIndex(); err != nil {
+	if last, err = n.store.LastIndex(); err != nil {
 		return 0, 0, fmt.Errorf("log last index: %w", err)
 	}
 	return first, last, nil
@@ -309,4 +310,23 @@ func (g *guardedLog) DeleteRange(lo, hi uint64) error {
 		}
 	}
 	return g.LogStore.DeleteRange(lo, hi)
+}
+
+// raftLog is the log store handed to Raft. Raft panics on an entry it
+// cannot read while applying (processLogs) and retries for ever while
+// sending one, so a read that finds damage, once Raft runs, ends the
+// goroutine that asked (runtime.Goexit runs its deferred cleanup; Raft's
+// wait group sees it finish) after the node was told to stop
+// (checkedLog.onCorrupt): the damaged entry is neither applied nor sent,
+// and Shutdown completes. Everything else reads through guardedLog and
+// gets the error.
+type raftLog struct{ *guardedLog }
+
+func (r raftLog) GetLog(i uint64, l *raft.Log) error {
+	err := r.guardedLog.GetLog(i, l)
+	if err != nil && errors.Is(err, ErrLogCorrupt) && r.n.started.Load() {
+		r.n.fail(err)
+		runtime.Goexit()
+	}
+	return err
 }

@@ -30,6 +30,22 @@ import (
 // Version is reported in status.
 var Version = "0.1.0-dev"
 
+var (
+	// ErrShutdownTimeout: Close gave up after ShutdownTimeout (what it
+	// waited for is logged). Nothing is lost: every write was durable when
+	// it was acknowledged; the process should exit non-zero.
+	ErrShutdownTimeout = errors.New("node did not stop in time")
+)
+
+// Shutdown bounds (docs/operations.md, "Stopping a node"): Close returns
+// within ShutdownTimeout, of which draining the API takes at most
+// apiDrainTimeout and stopping consensus at most consensusStopTimeout.
+const (
+	ShutdownTimeout      = 15 * time.Second
+	apiDrainTimeout      = 4 * time.Second
+	consensusStopTimeout = 8 * time.Second
+)
+
 // Options are what a Node needs beyond its config file.
 type Options struct {
 	// Key is the node's identity key (its libp2p peer id).
@@ -79,6 +95,14 @@ type Node struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	closeErr  error
+
+	// fatal is closed when the node found damage it must not run on
+	// (fatalErr says what): its consensus has stopped; the process should
+	// Close it and exit non-zero.
+	fatal     chan struct{}
+	fatalOnce sync.Once
+	fatalErr  error
 }
 
 // Start opens the node's state and log, joins the network and serves the
@@ -94,7 +118,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n = &Node{cfg: cfg, key: opts.Key, log: log.With("node", cfg.Name), stop: make(chan struct{}), startedAt: time.Now()}
+	n = &Node{cfg: cfg, key: opts.Key, log: log.With("node", cfg.Name), stop: make(chan struct{}), fatal: make(chan struct{}), startedAt: time.Now()}
 	// The returns below set n to nil: the cleanup holds its own reference.
 	started := n
 	defer func() {
@@ -158,7 +182,7 @@ func (n *Node) openState() error {
 	var err error
 	// Ledger commits are fsynced (consensus/DESIGN.md, "fsync points"), so a
 	// restart, even after kill -9, never re-applies what the ledger holds.
-	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, CacheBytes: int64(n.cfg.StateCacheMB) << 20, MemTableBytes: int64(n.cfg.StateMemtableMB) << 20})
+	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, CacheBytes: int64(n.cfg.StateCacheMB) << 20, MemTableBytes: int64(n.cfg.StateMemtableMB) << 20, OnCorrupt: n.fail})
 	if err != nil {
 		return err
 	}
@@ -246,7 +270,7 @@ func (n *Node) startConsensus(now func() time.Time) error {
 			MaxTxs: b.MaxTxs, MaxBytes: b.MaxBytes, MaxDelay: time.Duration(b.MaxDelayUs) * time.Microsecond,
 			MaxInflight: b.MaxInflight,
 		},
-		OnApplied:       n.onApplied,
+		OnApplied: n.onApplied, OnFatal: n.fail, ShutdownTimeout: consensusStopTimeout,
 		ConfirmSnapshot: n.confirmSnapshot,
 		Archive:         consensus.ArchiveConfig{Dir: n.archiveDir(), SegmentBytes: n.cfg.Archive.SegmentKB << 10},
 	})
@@ -325,28 +349,91 @@ func (n *Node) Store() *state.Store { return n.store }
 // Consensus is the node's Raft member (tests, operator tools).
 func (n *Node) Consensus() *consensus.Node { return n.cons }
 
-// Close shuts the node down: the API stops taking requests and drains, then
-// consensus, libp2p and the ledger close. Safe to call more than once.
+// Close shuts the node down: the API stops taking requests and drains
+// (apiDrainTimeout at most, then open requests are cut), then consensus,
+// libp2p and the ledger close. It returns within ShutdownTimeout (or
+// ctx's deadline, if sooner): past it, it logs the goroutines it waits for
+// and returns ErrShutdownTimeout, leaving what is still in use open (the
+// ledger and the log are durable at every moment; the process exits).
+// It also returns the failure that stopped the node, if one did (Fatal).
+// Safe to call more than once.
 func (n *Node) Close(ctx context.Context) error {
-	var err error
 	n.closeOnce.Do(func() {
-		close(n.stop)
-		if n.httpSrv != nil {
-			if e := n.httpSrv.Shutdown(ctx); e != nil {
-				n.log.Warn("api shutdown", "error", e)
-			}
+		ctx, cancel := context.WithTimeout(ctx, ShutdownTimeout)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- n.shutdown(ctx) }()
+		select {
+		case err := <-done:
+			n.closeErr = err
+			n.log.Info("node stopped")
+		case <-ctx.Done():
+			n.log.Error("shutdown did not finish in time; exiting without it", "timeout", ShutdownTimeout,
+				"waiting_for", consensus.WaitingFor("github.com/dcep/dcep/"))
+			n.closeErr = fmt.Errorf("%w (%v)", ErrShutdownTimeout, ShutdownTimeout)
 		}
-		n.wg.Wait()
-		err = n.closeAll()
-		n.log.Info("node stopped")
+		if fe := n.FatalErr(); fe != nil {
+			n.closeErr = errors.Join(fe, n.closeErr)
+		}
 	})
-	return err
+	return n.closeErr
+}
+
+// shutdown is Close's work, in order.
+func (n *Node) shutdown(ctx context.Context) error {
+	close(n.stop)
+	if n.httpSrv != nil {
+		drain, cancel := context.WithTimeout(ctx, apiDrainTimeout)
+		err := n.httpSrv.Shutdown(drain)
+		cancel()
+		if err != nil {
+			// Requests still open (a submit waiting for a commit that
+			// will not come) are cut: their clients resubmit the same
+			// bytes elsewhere, which is safe.
+			n.log.Warn("api did not drain in time; closing open requests", "timeout", apiDrainTimeout, "error", err)
+			_ = n.httpSrv.Close()
+		}
+	}
+	n.wg.Wait()
+	return n.closeAll()
+}
+
+// fail is how the ledger (state.Options.OnCorrupt) and consensus
+// (consensus.Config.OnFatal) report damage the node must not run on. The
+// node stops serving at once (consensus has already stopped itself);
+// Fatal tells the process, which Closes the node and exits non-zero.
+func (n *Node) fail(err error) {
+	n.fatalOnce.Do(func() {
+		n.fatalErr = err
+		n.log.Error("FATAL: this node stops", "error", err)
+		close(n.fatal)
+	})
+}
+
+// Fatal is closed when the node hit a failure it cannot run on (FatalErr
+// says which): the process should Close it and exit non-zero.
+func (n *Node) Fatal() <-chan struct{} { return n.fatal }
+
+// FatalErr is the failure that stopped the node, nil if none.
+func (n *Node) FatalErr() error {
+	select {
+	case <-n.fatal:
+		return n.fatalErr
+	default:
+		return nil
+	}
 }
 
 func (n *Node) closeAll() error {
 	var errs []error
 	if n.cons != nil {
-		errs = append(errs, n.cons.Shutdown())
+		if err := n.cons.Shutdown(); errors.Is(err, consensus.ErrShutdownTimeout) {
+			// Raft may still apply to the ledger: closing it under the
+			// FSM would turn a slow stop into a crash. The process exits.
+			return err
+		} else if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())

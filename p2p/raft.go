@@ -29,14 +29,64 @@ const RaftProtocol protocol.ID = "/dcep/raft/1.0.0"
 // connection's process must be settled (session.go) and the peer's role
 // must be one that may open RaftProtocol (Rules: voters only), so a slow
 // or refused stream never holds up raft's accept loop.
+//
+// Close makes every raft stream fail at once: it cancels dials in
+// progress, refuses new ones and resets the streams it handed out, both
+// ways, so that no raft goroutine waits out an RPC's timeout (10 s) to a
+// peer while this node stops (defect 4: Raft's Shutdown waits for those
+// goroutines).
 type StreamLayer struct {
 	h        *Host
 	ln       net.Listener
 	accepted chan net.Conn
 	closed   chan struct{}
+	// ctx bounds every dial; cancelled by Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	conns map[*raftConn]struct{} // streams handed to raft, until closed
 
 	closeOnce sync.Once
 	loopDone  chan struct{}
+}
+
+// raftConn is a raft stream the layer tracks so that Close can reset it.
+type raftConn struct {
+	net.Conn
+	s    *StreamLayer
+	once sync.Once
+}
+
+func (c *raftConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// reset aborts the stream (both directions, at once).
+func (c *raftConn) reset() {
+	if r, ok := c.Conn.(interface{ Reset() error }); ok {
+		_ = r.Reset()
+		return
+	}
+	_ = c.Conn.Close()
+}
+
+// track registers c, or resets it if the layer is already closed.
+func (s *StreamLayer) track(c net.Conn) (*raftConn, error) {
+	rc := &raftConn{Conn: c, s: s}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		rc.reset()
+		return nil, fmt.Errorf("p2p: raft stream layer closed: %w", net.ErrClosed)
+	}
+	s.conns[rc] = struct{}{}
+	return rc, nil
 }
 
 var _ raft.StreamLayer = (*StreamLayer)(nil)
@@ -54,7 +104,8 @@ func (h *Host) RaftStreamLayer() (*StreamLayer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: listen on %s: %w", RaftProtocol, err)
 	}
-	sl := &StreamLayer{h: h, ln: ln, accepted: make(chan net.Conn), closed: make(chan struct{}), loopDone: make(chan struct{})}
+	sl := &StreamLayer{h: h, ln: ln, accepted: make(chan net.Conn), closed: make(chan struct{}), loopDone: make(chan struct{}), conns: map[*raftConn]struct{}{}}
+	sl.ctx, sl.cancel = context.WithCancel(h.ctx)
 	h.raftLayer = sl
 	go sl.acceptLoop()
 	return sl, nil
@@ -111,15 +162,16 @@ func (s *StreamLayer) admit(c net.Conn) error {
 func (s *StreamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-s.accepted:
-		return c, nil
+		return s.track(c)
 	case <-s.closed:
 		// net.ErrClosed is what listener users (raft) test for.
 		return nil, fmt.Errorf("p2p: raft accept: %w", net.ErrClosed)
 	}
 }
 
-// Close stops accepting raft streams. Established connections stay open
-// until raft closes them. Close is idempotent.
+// Close stops accepting raft streams, cancels dials in progress and resets
+// every raft stream this layer handed out: a raft RPC in flight fails at
+// once. Close is idempotent.
 func (s *StreamLayer) Close() error {
 	s.closeOnce.Do(func() {
 		// Held across ln.Close so a new stream layer cannot register its
@@ -127,10 +179,18 @@ func (s *StreamLayer) Close() error {
 		s.h.raftMu.Lock()
 		defer s.h.raftMu.Unlock()
 		close(s.closed)
+		s.cancel()
 		_ = s.ln.Close()
 		<-s.loopDone
 		if s.h.raftLayer == s {
 			s.h.raftLayer = nil
+		}
+		s.mu.Lock()
+		conns := s.conns
+		s.conns = nil
+		s.mu.Unlock()
+		for c := range conns {
+			c.reset()
 		}
 	})
 	return nil
@@ -148,7 +208,12 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrInvalidRaftAddress, address, err)
 	}
-	ctx := s.h.ctx
+	select {
+	case <-s.closed:
+		return nil, fmt.Errorf("p2p: raft dial %s: stream layer closed: %w", p, net.ErrClosed)
+	default:
+	}
+	ctx := s.ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -168,5 +233,5 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 			return nil, fmt.Errorf("p2p: raft dial %s: %w", p, err)
 		}
 	}
-	return c, nil
+	return s.track(c)
 }

@@ -35,6 +35,10 @@ type Options struct {
 	// VerifyWorkers is how many goroutines verify signatures; default
 	// GOMAXPROCS.
 	VerifyWorkers int
+	// OnCorrupt is called once, on its own goroutine, when a read or a
+	// background compaction finds a damaged ledger file (integrity.go):
+	// the node must stop. Damage present at Open is Open's error.
+	OnCorrupt func(error)
 	// NoSync commits Apply batches without fsync, and Pebble writes them to
 	// the OS asynchronously: a crash, even of the process alone (kill -9),
 	// may lose the last batches, which the caller must then re-apply from a
@@ -118,11 +122,27 @@ func dbDir(dir string) string { return filepath.Join(dir, "db") }
 func (s *Store) openDB(path string) (*pebble.DB, error) {
 	cache := pebble.NewCache(s.opts.CacheBytes)
 	defer cache.Unref()
+	opts := s.pebbleOptions()
+	opts.Cache = cache
+	db, err := pebble.Open(path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble at %s: %w", path, err)
+	}
+	// A damaged table is refused now, not met by a read later.
+	opts.EnsureDefaults()
+	if err := s.checkTables(db, path, opts.MakeReaderOptions()); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// pebbleOptions are the ledger's Pebble options, without a cache.
+func (s *Store) pebbleOptions() *pebble.Options {
 	opts := &pebble.Options{
-		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(s.opts.MemTableBytes),
 		Logger:             pebbleLogger{s.log},
+		EventListener:      s.eventListener(),
 	}
 	// Bloom filters: most of Apply's lookups of transaction ids (the
 	// duplicate check) miss, and without filters a miss reads an index and
@@ -130,11 +150,7 @@ func (s *Store) openDB(path string) (*pebble.DB, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(path, opts)
-	if err != nil {
-		return nil, fmt.Errorf("open pebble at %s: %w", path, err)
-	}
-	return db, nil
+	return opts
 }
 
 // loadMeta reads genesis and meta into memory. A store without genesis is

@@ -67,8 +67,12 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			waitSignal()
-			log.Info("shutting down")
+			select {
+			case <-signalled():
+				log.Info("shutting down")
+			case <-n.Fatal():
+				log.Error("shutting down: the node cannot go on", "error", n.FatalErr())
+			}
 			return closeNodes(n)
 		},
 	}
@@ -143,11 +147,19 @@ func newLogger(w io.Writer, c node.LogConfig) (*slog.Logger, error) {
 }
 
 // waitSignal blocks until SIGINT or SIGTERM.
-func waitSignal() {
+func waitSignal() { <-signalled() }
+
+// signalled is closed on the first SIGINT or SIGTERM.
+func signalled() <-chan struct{} {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	<-ch
-	signal.Stop(ch)
+	done := make(chan struct{})
+	go func() {
+		<-ch
+		signal.Stop(ch)
+		close(done)
+	}()
+	return done
 }
 
 // closeNodes shuts nodes down in parallel, each draining its API first.
