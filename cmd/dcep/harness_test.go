@@ -9,8 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
+	"github.com/dcep/dcep/internal/testports"
 	"net/http"
 	"os"
 	"os/exec"
@@ -329,30 +328,14 @@ func (d *devNet) logTail() string {
 	return string(raw)
 }
 
-// freePortRange finds n consecutive free loopback TCP ports and returns the
-// first (0 if none found). They are closed again: another process may
-// take one meanwhile, which startDev survives by trying again.
+// freePortRange reserves n consecutive free loopback TCP ports for this
+// test process (internal/testports) and returns the first (0 if none).
 func freePortRange(n int) int {
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		ok := true
-		var ls []net.Listener
-		for i := range n {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := testports.Range(n)
+	if err != nil {
+		return 0
 	}
-	return 0
+	return base
 }
 
 // shared returns the network shared by the tests that only need a

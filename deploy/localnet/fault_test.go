@@ -14,9 +14,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/dcep/dcep/internal/testports"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,33 +76,15 @@ func dcepd(t *testing.T) string {
 	return binPath
 }
 
-// freePorts finds n consecutive free TCP ports (node i uses base+i), below
-// the kernel's ephemeral range (32768+ on Linux) so that no outgoing
-// connection on the machine takes one before its node binds it.
-func freePorts(t *testing.T, n int, avoid ...int) int {
+// freePorts reserves n consecutive free TCP ports (node i uses base+i)
+// for this test process (internal/testports).
+func freePorts(t *testing.T, n int) int {
 	t.Helper()
-	for range 200 {
-		base := 10_000 + mrand.IntN(22_000-n)
-		ok := true
-		for _, a := range avoid {
-			if base < a+n && a < base+n {
-				ok = false
-			}
-		}
-		for i := 0; ok && i < n; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf(":%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := testports.Range(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return base
 }
 
 // net is a running localnet with API clients and operator keys.
@@ -123,7 +105,7 @@ func startNet(t *testing.T) *testNet {
 	bin := dcepd(t)
 	dir := t.TempDir()
 	p2pBase := freePorts(t, 8)
-	apiBase := freePorts(t, 8, p2pBase)
+	apiBase := freePorts(t, 8)
 	ln, err := localnet.Create(dir, bin, localnet.Options{
 		ChainID: "dcep-fault", Regulators: 1, P2PPort: p2pBase, APIPort: apiBase,
 		Raft:   node.RaftConfig{HeartbeatMs: 300, ElectionMs: 300, LeaderLeaseMs: 200, CommitMs: 20},

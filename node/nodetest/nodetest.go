@@ -7,10 +7,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/dcep/dcep/internal/testports"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,35 +125,16 @@ func (c *Cluster) AddNode(name string, role statepb.NodeRole) *statepb.Node {
 	return c.addConfig(name, role, c.tweak)
 }
 
-// FreePort finds a free loopback TCP port for a node to listen on. It is
-// closed again before the node binds it, so it is taken from below the
-// kernel's ephemeral range (32768+ on Linux), where outgoing connections of
-// this and every other process on the machine would otherwise grab it in
-// between, and never handed out twice by this process.
+// FreePort finds a free loopback TCP port for a node to listen on,
+// reserved for this test process until it exits (internal/testports), so
+// that a node restarted on it finds it free again.
 func FreePort(t testing.TB) int {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		p := 10_000 + rand.IntN(22_000)
-		if portsGiven[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		portsGiven[p] = true
-		return p
+	p, err := testports.One()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return p
 }
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
 
 // Key is a node's identity key.
 func (c *Cluster) Key(name string) ed25519.PrivateKey { return c.Net.Key("node/" + name) }
