@@ -55,13 +55,19 @@ type cachedToken struct {
 	exp time.Time
 }
 
-// Token returns a bearer token for id, for the node this client talks to.
-func (c *Client) Token(ctx context.Context, id Identity) (string, error) {
+// Token mints a bearer token for id, for the node this client talks to,
+// good for lifetime (token.DefaultLifetime if 0; at most
+// token.MaxLifetime).
+func (c *Client) Token(ctx context.Context, id Identity, lifetime time.Duration) (string, error) {
 	t := c.tokens
 	if t == nil {
 		t = &tokens{plain: c.plain, cache: map[string]cachedToken{}}
 	}
-	return t.get(ctx, id)
+	chain, node, err := t.audience(ctx)
+	if err != nil {
+		return "", err
+	}
+	return token.Mint(id.Key, id.Subject, chain, node, time.Now(), lifetime)
 }
 
 func (t *tokens) audience(ctx context.Context) (string, string, error) {

@@ -57,6 +57,11 @@ func (c *Cluster) Picker() client.IdentityFunc {
 	return func(_ string, req any) *client.Identity {
 		if m, ok := req.(proto.Message); ok {
 			if w := walletOf(m); w != "" {
+				for _, b := range c.Net.Genesis.GetBanks() {
+					if w == b.GetReserveWalletId() || w == b.GetGuaranteeWalletId() {
+						return c.BankIdentity(b.GetId())
+					}
+				}
 				return c.Holder(w)
 			}
 		}
