@@ -204,14 +204,19 @@ func (p policyInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		msg, _ := req.Any().(proto.Message)
 		subject, err := p.n.allow(c, rule, msg)
 		if err != nil {
-			p.n.logAccess(ctx, rule, c, subject, false)
+			if lerr := p.n.logAccess(ctx, rule, c, subject, err); lerr != nil {
+				return nil, lerr
+			}
 			return nil, err
 		}
 		resp, err := next(ctx, req)
 		if rule.Access == accessRecord {
-			resp, err, subject = p.n.checkRecord(c, rule, resp, err)
+			resp, subject, err = p.n.checkRecord(c, rule, resp, err)
 		}
-		p.n.logAccess(ctx, rule, c, subject, err == nil || !isDenial(err))
+		// An access that cannot be put on record is not answered.
+		if lerr := p.n.logAccess(ctx, rule, c, subject, err); lerr != nil {
+			return nil, lerr
+		}
 		return resp, err
 	}
 }
@@ -337,16 +342,16 @@ func (n *Node) walletAllowed(c caller, id string) bool {
 // checkRecord decides an accessRecord call on its answer: c must be a
 // party of the record. A record that does not exist is answered to a
 // non-regulator exactly as one it may not read.
-func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse, err error) (connect.AnyResponse, error, string) {
+func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse, err error) (connect.AnyResponse, string, error) {
 	what := strings.TrimPrefix(rule.Procedure, "/dcep.node.v1.")
 	if c.is(token.KindRegulator) {
-		return resp, err, ""
+		return resp, "", err
 	}
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeNotFound {
-			return nil, denied(c, what, rule.Access), ""
+			return nil, "", denied(c, what, rule.Access)
 		}
-		return nil, err, ""
+		return nil, "", err
 	}
 	msg, _ := resp.Any().(proto.Message)
 	rec := msg
@@ -360,15 +365,15 @@ func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse,
 	}
 	for _, k := range keys {
 		if len(c.key) > 0 && c.key.Equal(k) {
-			return resp, nil, subject
+			return resp, subject, nil
 		}
 	}
 	for _, w := range wallets {
 		if n.walletAllowed(c, w) {
-			return resp, nil, subject
+			return resp, subject, nil
 		}
 	}
-	return nil, denied(c, what, rule.Access), subject
+	return nil, subject, denied(c, what, rule.Access)
 }
 
 // maxParties bounds the wallets checkRecord looks up for one record.
@@ -425,17 +430,41 @@ func isDenial(err error) bool {
 	return ce.Code() == connect.CodePermissionDenied || ce.Code() == connect.CodeUnauthenticated
 }
 
-// logAccess records a Logged call (recordAccess).
-func (n *Node) logAccess(ctx context.Context, rule *policyRule, c caller, subject string, allowed bool) {
-	if rule.Logged {
-		n.recordAccess(ctx, c, rule.Procedure, subject, allowed)
+// logAccess records a Logged call, answered with err (nil: allowed and
+// answered), through recordAccess. A read that could not be recorded is
+// refused UNAVAILABLE rather than answered unrecorded.
+func (n *Node) logAccess(ctx context.Context, rule *policyRule, c caller, subject string, err error) error {
+	if !rule.Logged {
+		return nil
 	}
+	allowed := err == nil || !isDenial(err)
+	if lerr := n.recordAccess(ctx, c, rule.Procedure, subject, allowed); lerr != nil {
+		return apiError(CodeUnavailable, "access log: %v", lerr)
+	}
+	return nil
+}
+
+// role is the caller's role as the access log names it.
+func (c caller) role() string {
+	switch c.sub.Kind {
+	case token.KindWallet:
+		return "holder"
+	case token.KindBank:
+		return "bank"
+	case token.KindCentralBank:
+		return "central_bank"
+	case token.KindRegulator:
+		return "regulator"
+	}
+	return "anonymous"
 }
 
 // recordAccess is the one hook where every read of identity-linked data
-// is recorded: who (c, its role), what (procedure and subject), from where
-// (c.addr), allowed or refused. It is a no-op until the access log
-// (node/accesslog, issue 12) lands.
-func (n *Node) recordAccess(ctx context.Context, c caller, procedure, subject string, allowed bool) {
-	_, _, _, _, _ = ctx, c, procedure, subject, allowed
+// is recorded: who (c and c.role), what (procedure and subject, "wallet:ID"
+// or "campaign:ID"), from where (c.addr), allowed or refused. It is a
+// no-op until the access log (node/accesslog, issue 12, branch memolog)
+// lands on main.
+func (n *Node) recordAccess(ctx context.Context, c caller, procedure, subject string, allowed bool) error {
+	n.log.DebugContext(ctx, "access", "identity", c.String(), "role", c.role(), "procedure", procedure, "subject", subject, "addr", c.addr, "allowed", allowed)
+	return nil
 }
