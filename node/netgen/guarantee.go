@@ -71,7 +71,7 @@ func FundGuarantees(ctx context.Context, dir, node string, fen uint64) ([]Funded
 			if _, err := cl.Issue(ctx, cb.Private, bank.GetId(), fen); err != nil {
 				return out, fmt.Errorf("issue to %s: %w", bank.GetId(), err)
 			}
-			if _, err := cl.Exchange(ctx, bk.Private, bank.GetId(), gid, fen); err != nil {
+			if _, err := bcl.Exchange(ctx, bk.Private, bank.GetId(), gid, fen); err != nil {
 				return out, fmt.Errorf("fund %s: %w", gid, err)
 			}
 			f.Fen = fen
