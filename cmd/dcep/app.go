@@ -17,6 +17,7 @@ import (
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/amount"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/state/statepb"
 )
 
@@ -87,6 +88,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		a.auditCmd(), a.keysCmd(),
 		a.redpacketCmd(), a.subwalletCmd(), a.chargeCmd(), a.refundCmd(), a.paymentsCmd(), a.demoCmd(),
 		a.offlineCmd(), a.incidentsCmd(),
+		cmddoc.ManCommand(),
 	)
 	return root
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
 )
@@ -40,7 +41,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       node.Version,
 	}
-	root.AddCommand(runCmd(), devCmd(), testnetCmd())
+	root.AddCommand(runCmd(), devCmd(), testnetCmd(), cmddoc.ManCommand())
 	return root
 }
 
