@@ -90,6 +90,8 @@ type Node struct {
 
 	httpSrv  *http.Server
 	listener net.Listener
+	// adminSrv serves the operator's admin socket (backup.go).
+	adminSrv *http.Server
 
 	startedAt time.Time
 	stop      chan struct{}
@@ -153,6 +155,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if err = n.serve(); err != nil {
 		return nil, err
 	}
+	n.serveAdmin()
 	n.wg.Add(3)
 	go n.followMembership()
 	go n.pollPeers()
@@ -426,6 +429,9 @@ func (n *Node) FatalErr() error {
 
 func (n *Node) closeAll() error {
 	var errs []error
+	if n.adminSrv != nil {
+		_ = n.adminSrv.Close()
+	}
 	if n.cons != nil {
 		if err := n.cons.Shutdown(); errors.Is(err, consensus.ErrShutdownTimeout) {
 			// Raft may still apply to the ledger: closing it under the

@@ -35,12 +35,13 @@ func rootCmd() *cobra.Command {
 
   dcepd dev                    the whole network on this machine, no configuration
   dcepd run --config FILE      one node of a real deployment
-  dcepd testnet --out DIR ...  genesis, keys and one config per node for a deployment`,
+  dcepd testnet --out DIR ...  genesis, keys and one config per node for a deployment
+  dcepd snapshot save|verify|restore   back up a node, verify a backup, restore a node`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       node.Version,
 	}
-	root.AddCommand(runCmd(), devCmd(), testnetCmd())
+	root.AddCommand(runCmd(), devCmd(), testnetCmd(), snapshotCmd())
 	return root
 }
 
