@@ -35,6 +35,11 @@ var (
 	// waited for is logged). Nothing is lost: every write was durable when
 	// it was acknowledged; the process should exit non-zero.
 	ErrShutdownTimeout = errors.New("node did not stop in time")
+	// ErrRemoved: a committed membership change removed this node, or
+	// gave its name another key; it stops (Fatal) and the process exits
+	// cleanly: it is no longer a member, and restarting it would not make
+	// it one.
+	ErrRemoved = errors.New("this node was removed from the network's membership")
 )
 
 // Shutdown bounds (docs/operations.md, "Stopping a node"): Close returns
@@ -315,9 +320,13 @@ func (n *Node) followMembership() {
 		if v == seen {
 			continue
 		}
+		wasMember := n.self() != nil
 		members, err := n.store.Members()
 		if err == nil {
 			err = n.members.set(members)
+		}
+		if err == nil && wasMember {
+			n.checkStillMember()
 		}
 		var p2pMembers []p2p.Member
 		if err == nil {
@@ -409,6 +418,28 @@ func (n *Node) fail(err error) {
 	n.fatalOnce.Do(func() {
 		n.fatalErr = err
 		n.log.Error("FATAL: this node stops", "error", err)
+		close(n.fatal)
+	})
+}
+
+// checkStillMember stops a node that a committed membership change
+// removed (or whose member record now names another key: its key was
+// rotated): it logs why and stops serving, instead of running on as a
+// node nobody talks to ("no leader known").
+func (n *Node) checkStillMember() {
+	m := n.self()
+	why := ""
+	switch {
+	case m == nil:
+		why = "its member record was deleted by a committed ChangeMembership"
+	case !bytes.Equal(m.GetPublicKey(), n.key.Public().(ed25519.PublicKey)):
+		why = "its member record now names another node key (the key was rotated)"
+	default:
+		return
+	}
+	n.fatalOnce.Do(func() {
+		n.fatalErr = fmt.Errorf("%w: %s (ledger index %d)", ErrRemoved, why, n.store.Meta().GetAppliedIndex())
+		n.log.Warn("REMOVED: this node is no longer a member of the network; it stops serving", "reason", why, "applied_index", n.store.Meta().GetAppliedIndex())
 		close(n.fatal)
 	})
 }

@@ -72,9 +72,20 @@ func runCmd() *cobra.Command {
 			case <-signalled():
 				log.Info("shutting down")
 			case <-n.Fatal():
+				if errors.Is(n.FatalErr(), node.ErrRemoved) {
+					log.Warn("shutting down: removed from the network", "error", n.FatalErr())
+					break
+				}
 				log.Error("shutting down: the node cannot go on", "error", n.FatalErr())
 			}
-			return closeNodes(n)
+			err = closeNodes(n)
+			if errors.Is(err, node.ErrRemoved) {
+				// Expected, and final: exit 0 so that a supervisor does
+				// not restart a node that is no longer a member.
+				fmt.Fprintln(os.Stderr, "dcepd:", err)
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (TOML)")
