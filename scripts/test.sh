@@ -17,6 +17,7 @@ need chromium chromium  # the console's browser test (cmd/dcep/console_browser_t
 need nft nftables       # the fault campaign's partitions (deploy/chaos)
 need ip iproute2        # the fault campaign's network namespaces (deploy/chaos)
 need systemd-analyze systemd  # verifies the unit (deploy/systemd/unit_test.go)
+need podman podman      # builds the image (deploy/container/container_test.go)
 need man man-db         # renders the generated man pages (internal/cmddoc, cmd/*/man_test.go)
 
 if [ ${#missing[@]} -gt 0 ]; then
