@@ -18,6 +18,7 @@ need nft nftables       # the fault campaign's partitions (deploy/chaos)
 need ip iproute2        # the fault campaign's network namespaces (deploy/chaos)
 need systemd-analyze systemd  # verifies the unit (deploy/systemd/unit_test.go)
 need podman podman      # builds the image (deploy/container/container_test.go)
+need promtool prometheus  # checks and unit-tests the alert rules and dashboard queries (deploy/observability)
 need man man-db         # renders the generated man pages (internal/cmddoc, cmd/*/man_test.go)
 
 if [ ${#missing[@]} -gt 0 ]; then
