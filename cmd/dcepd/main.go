@@ -41,7 +41,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       node.Version,
 	}
-	root.AddCommand(runCmd(), devCmd(), testnetCmd(), snapshotCmd())
+	root.AddCommand(runCmd(), devCmd(), testnetCmd(), snapshotCmd(), recoverCmd())
 	return root
 }
 
