@@ -42,7 +42,14 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       node.Version,
 	}
-	root.AddCommand(runCmd(), devCmd(), testnetCmd(), snapshotCmd(), cmddoc.ManCommand())
+	root.AddCommand(
+		runCmd(),
+		devCmd(),
+		testnetCmd(),
+		snapshotCmd(),
+		recoverCmd(),
+		cmddoc.ManCommand(),
+	)
 	return root
 }
 
