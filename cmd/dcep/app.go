@@ -87,7 +87,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		a.payCmd(), a.balanceCmd(), a.historyCmd(), a.txCmd(),
 		a.auditCmd(), a.keysCmd(),
 		a.redpacketCmd(), a.subwalletCmd(), a.chargeCmd(), a.refundCmd(), a.paymentsCmd(), a.demoCmd(),
-		a.offlineCmd(), a.incidentsCmd(), a.memberCmd(),
+		a.offlineCmd(), a.incidentsCmd(), a.memberCmd(), a.benchCmd(),
 		cmddoc.ManCommand(),
 	)
 	return root
