@@ -130,6 +130,13 @@ func (c *benchConfig) validate() error {
 	case c.transfers < 0 || c.transfers > benchMaxTransfers:
 		return usage("--transfers %d: 0..%d", c.transfers, benchMaxTransfers)
 	}
+	for i, u := range c.nodes {
+		cl, err := client.New(u)
+		if err != nil {
+			return usage("--nodes %q: %v", u, err)
+		}
+		c.nodes[i] = cl.BaseURL()
+	}
 	return nil
 }
 

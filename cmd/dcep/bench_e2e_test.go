@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -55,6 +57,17 @@ func TestBench(t *testing.T) {
 	}
 	if sum != out.FundedFen {
 		t.Fatalf("bench wallets hold %d fen by dcep balance, %d was funded", sum, out.FundedFen)
+	}
+	// For people: a closed loop, a progress line each second on stderr,
+	// the report and the supply audit on stdout.
+	r := net.ok(t, "bench", "--duration", "2s", "--concurrency", "2", "--transfers", "400", "--wallets", "4", "--tag", tag+"x")
+	for _, want := range []string{"load          closed loop, 2 clients", "latency ms    p50 ", "failures      none", " verify/s on ", "; funded ", " ✓", "invariant holds: "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("stdout lacks %q:\n%v", want, r)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\s+1s\s+\d+ committed\s+\d+ tx/s\s+\d+ in flight\s+failures: none$`).MatchString(r.stderr) {
+		t.Fatalf("no progress line after 1 s on stderr:\n%v", r)
 	}
 	// Bad flags are usage errors, and nothing is sent.
 	net.refused(t, exitUsage, codeUsage, []string{"bench", "--wallets", "1"}, "--wallets 1")
