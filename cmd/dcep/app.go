@@ -90,6 +90,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		a.offlineCmd(), a.incidentsCmd(),
 		a.memberCmd(),
 		a.recoveryCmd(),
+		a.benchCmd(),
 		cmddoc.ManCommand(),
 	)
 	return root
