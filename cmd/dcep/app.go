@@ -17,6 +17,7 @@ import (
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/amount"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/state/statepb"
 )
 
@@ -90,7 +91,12 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		a.payCmd(), a.balanceCmd(), a.historyCmd(), a.txCmd(),
 		a.auditCmd(), a.keysCmd(),
 		a.redpacketCmd(), a.subwalletCmd(), a.chargeCmd(), a.refundCmd(), a.paymentsCmd(), a.demoCmd(),
-		a.offlineCmd(), a.incidentsCmd(), a.tokenCmd(),
+		a.offlineCmd(), a.incidentsCmd(),
+		a.memberCmd(),
+		a.recoveryCmd(),
+		a.benchCmd(),
+		a.tokenCmd(),
+		cmddoc.ManCommand(),
 	)
 	return root
 }
