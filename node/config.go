@@ -46,7 +46,9 @@ type Config struct {
 	Limits  LimitsConfig  `toml:"limits"`
 	Log     LogConfig     `toml:"log"`
 	Archive ArchiveConfig `toml:"archive"`
-	Debug   DebugConfig   `toml:"debug,omitempty"`
+	// AccessLog bounds the access log in data_dir/access (node/accesslog).
+	AccessLog AccessLogConfig `toml:"access_log"`
+	Debug     DebugConfig     `toml:"debug,omitempty"`
 
 	// dir is the directory of the config file.
 	dir string
@@ -114,6 +116,17 @@ type ArchiveConfig struct {
 	// SegmentKB is how many KiB of entries a segment holds before it is
 	// closed (default 4096).
 	SegmentKB int `toml:"segment_kb"`
+}
+
+// AccessLogConfig bounds the node's access log (who read what), kept in
+// data_dir/access: at most KeepFiles files of MaxFileMB each.
+type AccessLogConfig struct {
+	// MaxFileMB: the active file is rotated before it would pass this
+	// (default 64).
+	MaxFileMB int `toml:"max_file_mb"`
+	// KeepFiles: how many files are kept, the active one included; older
+	// ones are deleted at rotation (default 8, so 512 MiB at most).
+	KeepFiles int `toml:"keep_files"`
 }
 
 // LogConfig chooses log level ("debug", "info", "warn", "error") and format
@@ -200,6 +213,8 @@ func (c *Config) Validate() error {
 	defInt(&l.MaxStreamsPerIP, min(16, l.MaxStreams))
 	defInt(&l.MaxInflightSubmits, 20_000)
 	defInt(&c.Archive.SegmentKB, 4096)
+	defInt(&c.AccessLog.MaxFileMB, 64)
+	defInt(&c.AccessLog.KeepFiles, 8)
 	if err := c.checkRanges(); err != nil {
 		return err
 	}
@@ -242,6 +257,8 @@ func (c *Config) checkRanges() error {
 		{"debug.clock_offset_ms", c.Debug.ClockOffsetMs, -maxClockOffsetMs, maxClockOffsetMs},
 		{"limits.max_inflight_submits", int64(l.MaxInflightSubmits), 1, 1_000_000},
 		{"archive.segment_kb", int64(c.Archive.SegmentKB), 4, 8192},
+		{"access_log.max_file_mb", int64(c.AccessLog.MaxFileMB), 1, 4096},
+		{"access_log.keep_files", int64(c.AccessLog.KeepFiles), 1, 1000},
 	} {
 		if f.v < f.lo || f.v > f.hi {
 			return fmt.Errorf("config: %s %d is outside %d..%d", f.key, f.v, f.lo, f.hi)

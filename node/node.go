@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/node/accesslog"
 	"github.com/dcep/dcep/p2p"
 	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
@@ -40,6 +41,9 @@ var (
 	// cleanly: it is no longer a member, and restarting it would not make
 	// it one.
 	ErrRemoved = errors.New("this node was removed from the network's membership")
+	// ErrAccessLog: an access could not be put on record (the access log's
+	// write or fsync failed); the read it was for must be refused.
+	ErrAccessLog = errors.New("access not recorded")
 )
 
 // Shutdown bounds (docs/operations.md, "Stopping a node"): Close returns
@@ -92,6 +96,8 @@ type Node struct {
 	// archive serves archive segments to members and fills this node's
 	// holes from them (archive.go).
 	archive *archiveSync
+	// access is the access log, data_dir/access (accesslog.go).
+	access *accesslog.Log
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -218,7 +224,7 @@ func (n *Node) openState() error {
 	n.limits = newLimiter(n.cfg.Limits)
 	n.audit = newAuditor(n)
 	n.archive = newArchiveSync(n)
-	return nil
+	return n.openAccessLog()
 }
 
 // archiveDir is where the node keeps its archive of committed entries, or
@@ -480,6 +486,9 @@ func (n *Node) closeAll() error {
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
+	}
+	if n.access != nil {
+		errs = append(errs, n.access.Close())
 	}
 	return errors.Join(errs...)
 }
