@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/dcep/dcep/client/token"
+	"github.com/dcep/dcep/node/accesslog"
 	"github.com/dcep/dcep/node/nodepb"
 	pc "github.com/dcep/dcep/node/nodepb/nodepbconnect"
 	"github.com/dcep/dcep/state/statepb"
@@ -204,8 +205,8 @@ func (p policyInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		msg, _ := req.Any().(proto.Message)
 		subject, err := p.n.allow(c, rule, msg)
 		if err != nil {
-			if lerr := p.n.logAccess(ctx, rule, c, subject, err); lerr != nil {
-				return nil, lerr
+			if lerr := p.n.logAccess(rule, c, msg, subject, false, errorCode(err)); lerr != nil {
+				return nil, apiError(CodeUnavailable, "access log: %v", lerr)
 			}
 			return nil, err
 		}
@@ -214,8 +215,9 @@ func (p policyInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			resp, subject, err = p.n.checkRecord(c, rule, resp, err)
 		}
 		// An access that cannot be put on record is not answered.
-		if lerr := p.n.logAccess(ctx, rule, c, subject, err); lerr != nil {
-			return nil, lerr
+		allowed := err == nil || !isDenial(err)
+		if lerr := p.n.logAccess(rule, c, msg, subject, allowed, errorCode(err)); lerr != nil {
+			return nil, apiError(CodeUnavailable, "access log: %v", lerr)
 		}
 		return resp, err
 	}
@@ -430,41 +432,62 @@ func isDenial(err error) bool {
 	return ce.Code() == connect.CodePermissionDenied || ce.Code() == connect.CodeUnauthenticated
 }
 
-// logAccess records a Logged call, answered with err (nil: allowed and
-// answered), through recordAccess. A read that could not be recorded is
-// refused UNAVAILABLE rather than answered unrecorded.
-func (n *Node) logAccess(ctx context.Context, rule *policyRule, c caller, subject string, err error) error {
+// logAccess puts a Logged call on the access log (node/accesslog):
+// who (the caller and its role), what (the procedure, the subject wallet,
+// the request's tx id if it names one), from where, allowed or refused.
+// The record is fsynced before logAccess returns; an error means the access
+// is not on record, and an allowed read must then be refused (the
+// interceptor answers UNAVAILABLE), never answered unrecorded.
+func (n *Node) logAccess(rule *policyRule, c caller, msg proto.Message, subject string, allowed bool, code string) error {
 	if !rule.Logged {
 		return nil
 	}
-	allowed := err == nil || !isDenial(err)
-	if lerr := n.recordAccess(ctx, c, rule.Procedure, subject, allowed); lerr != nil {
-		return apiError(CodeUnavailable, "access log: %v", lerr)
+	wallet, _ := strings.CutPrefix(subject, "wallet:")
+	if wallet == subject {
+		wallet = "" // "campaign:ID" or none
 	}
-	return nil
+	rec := accesslog.Record{
+		Identity: c.sub.ID, Role: c.role(), Procedure: rule.Procedure,
+		Wallet: wallet, TxID: requestTxID(msg),
+		Addr: c.addr, Allowed: allowed, Code: code,
+	}
+	return n.recordAccess(rec)
 }
 
-// role is the caller's role as the access log names it.
+// requestTxID is the request's tx_id field, if it has one.
+func requestTxID(m proto.Message) []byte {
+	if m == nil {
+		return nil
+	}
+	fd := m.ProtoReflect().Descriptor().Fields().ByName("tx_id")
+	if fd == nil || fd.Kind() != protoreflect.BytesKind {
+		return nil
+	}
+	return m.ProtoReflect().Get(fd).Bytes()
+}
+
+// role names the caller's kind for the access log: "anonymous", or the
+// token subject's kind (wallet, bank, central-bank, regulator; a platform
+// signs in as its wallet).
 func (c caller) role() string {
-	switch c.sub.Kind {
-	case token.KindWallet:
-		return "holder"
-	case token.KindBank:
-		return "bank"
-	case token.KindCentralBank:
-		return "central_bank"
-	case token.KindRegulator:
-		return "regulator"
+	if c.anonymous() {
+		return "anonymous"
 	}
-	return "anonymous"
+	return c.sub.Kind
 }
 
-// recordAccess is the one hook where every read of identity-linked data
-// is recorded: who (c and c.role), what (procedure and subject, "wallet:ID"
-// or "campaign:ID"), from where (c.addr), allowed or refused. It is a
-// no-op until the access log (node/accesslog, issue 12, branch memolog)
-// lands on main.
-func (n *Node) recordAccess(ctx context.Context, c caller, procedure, subject string, allowed bool) error {
-	n.log.DebugContext(ctx, "access", "identity", c.String(), "role", c.role(), "procedure", procedure, "subject", subject, "addr", c.addr, "allowed", allowed)
-	return nil
+// errorCode is the stable code an API error carries ("" for none).
+func errorCode(err error) string {
+	var ce *connect.Error
+	if err == nil || !errors.As(err, &ce) {
+		return ""
+	}
+	for _, d := range ce.Details() {
+		if v, derr := d.Value(); derr == nil {
+			if info, ok := v.(*nodepb.ErrorInfo); ok {
+				return info.GetCode()
+			}
+		}
+	}
+	return ce.Code().String()
 }
