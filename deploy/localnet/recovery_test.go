@@ -10,6 +10,7 @@ package localnet_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,6 +210,137 @@ func TestEveryNodeLost(t *testing.T) {
 		t.Fatalf("new network at %d, not past the backup's %d", index, before.Msg.GetNode().GetAppliedIndex())
 	}
 	tn.supplyEverywhere(tn.all())
+	if err := tn.ln.StopAll(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+}
+
+// TestQuorumLost: four of seven voters are lost for good (killed, disks
+// deleted), so the three left cannot commit. The central bank signs the
+// removal of the four (`dcep recovery order`); a tampered order is refused;
+// the survivor whose log ends last is recovered with it (`dcepd recover`),
+// the other survivors are re-seeded from it, and the network of three
+// voters and the regulator commits again, with the four removed in its
+// ledger, every earlier acknowledged transaction kept, equal state hashes
+// and the supply audit holding.
+func TestQuorumLost(t *testing.T) {
+	dcepCLI(t)
+	tn := startNet(t)
+	l := tn.startLoad(4)
+	l.waitAcks(60, 60*time.Second)
+	acks := l.finish()
+	tn.converge(tn.all(), 60*time.Second)
+	survivors, lost := []string{"icbc", "abc", "boc"}, []string{"pboc", "ccb", "bocom", "psbc"}
+	for _, n := range lost {
+		if err := tn.ln.Kill(n); err != nil {
+			t.Fatal(err)
+		}
+		tn.wipe(n)
+	}
+	order := filepath.Join(t.TempDir(), "recovery.json")
+	if out, err := tn.cli("icbc", "recovery", "order", "--remove", strings.Join(lost, ","), "--out", order); err != nil {
+		t.Fatalf("recovery order: %v\n%s", err, out)
+	}
+	for _, n := range append(survivors, tn.reg) {
+		if err := tn.ln.Stop(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Which survivor's log ends last.
+	type pos struct {
+		Applied  uint64 `json:"ledger_applied_index"`
+		Index    uint64 `json:"log_last_index"`
+		Term     uint64 `json:"log_last_term"`
+		Nodename string `json:"node"`
+	}
+	var best pos
+	for _, n := range survivors {
+		out, err := tn.dcepdCmd("recover", "--inspect", "--config", tn.config(n))
+		if err != nil {
+			t.Fatalf("%s: recover --inspect: %v\n%s", n, err, out)
+		}
+		var p pos
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("%s: %v: %s", n, err, out)
+		}
+		if p.Term > best.Term || p.Term == best.Term && p.Index > best.Index {
+			best = p
+		}
+	}
+	chosen := best.Nodename
+	t.Logf("recovering %s (log ends at %d, term %d; ledger at %d)", chosen, best.Index, best.Term, best.Applied)
+	// A tampered order is refused, and changes nothing.
+	raw, err := os.ReadFile(order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o struct {
+		ChainID string   `json:"chain_id"`
+		Remove  []string `json:"remove"`
+		Txs     [][]byte `json:"txs"`
+	}
+	if err := json.Unmarshal(raw, &o); err != nil {
+		t.Fatal(err)
+	}
+	bad := o
+	bad.Txs = append([][]byte{}, o.Txs...)
+	bad.Txs[0] = bytes.Clone(o.Txs[0])
+	bad.Txs[0][len(bad.Txs[0])-1] ^= 1 // the signature's last byte
+	badPath := filepath.Join(t.TempDir(), "tampered.json")
+	if b, _ := json.Marshal(bad); os.WriteFile(badPath, b, 0o600) != nil {
+		t.Fatal("write tampered order")
+	}
+	if out, err := tn.dcepdCmd("recover", "--config", tn.config(chosen), badPath); err == nil || !strings.Contains(out, "recovery order refused") {
+		t.Fatalf("tampered order: %v\n%s", err, out)
+	} else {
+		t.Logf("tampered order refused: %s", strings.TrimSpace(out))
+	}
+	out, err := tn.dcepdCmd("recover", "--config", tn.config(chosen), order)
+	if err != nil {
+		t.Fatalf("recover: %v\n%s", err, out)
+	}
+	t.Logf("dcepd recover: %s", strings.TrimSpace(out))
+	// Every other survivor is re-seeded from the recovered one.
+	seed := filepath.Join(t.TempDir(), "seed.snap")
+	if out, err := tn.dcepdCmd("snapshot", "save", seed, "--config", tn.config(chosen)); err != nil {
+		t.Fatalf("snapshot save (stopped): %v\n%s", err, out)
+	}
+	for _, n := range append(survivors, tn.reg) {
+		if n == chosen {
+			continue
+		}
+		tn.wipe(n)
+		if out, err := tn.dcepdCmd("snapshot", "restore", seed, "--config", tn.config(n)); err != nil {
+			t.Fatalf("%s: restore: %v\n%s", n, err, out)
+		}
+	}
+	for _, n := range append(survivors, tn.reg) {
+		if err := tn.ln.Start(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range append(survivors, tn.reg) {
+		waitReady(t, tn.ln, n)
+	}
+	tn.voters = survivors
+	remaining := append(append([]string{}, survivors...), tn.reg)
+	if got := tn.memberNames(chosen); len(got) != 4 {
+		t.Fatalf("members after recovery: %v", got)
+	}
+	for _, n := range remaining {
+		if err := tn.checkAcks(n, acks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l = tn.startLoadNamed(3, "after-")
+	l.waitAcks(60, 60*time.Second)
+	l.finish()
+	if l.notOK.Load() > 0 {
+		t.Fatalf("%d transactions after the recovery were not OK", l.notOK.Load())
+	}
+	index, hash := tn.converge(remaining, 90*time.Second)
+	t.Logf("3 voters + regulator at index %d, state hash %x", index, hash[:8])
+	tn.supplyEverywhere(remaining)
 	if err := tn.ln.StopAll(); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
