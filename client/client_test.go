@@ -80,7 +80,7 @@ func setup(t *testing.T, c *client.Client, n *statetest.Net) (alice, bob, shop e
 }
 
 func TestClientFlow(t *testing.T) {
-	tn := startNet(t, 1, 1) // the test client reads as the regulator (nodetest.Picker)
+	tn := startNet(t, 1, 1)           // the test client reads as the regulator (nodetest.Picker)
 	px := newProxy(t, tn.URL("pboc")) // counts submissions
 	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
