@@ -86,7 +86,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		a.payCmd(), a.balanceCmd(), a.historyCmd(), a.txCmd(),
 		a.auditCmd(), a.keysCmd(),
 		a.redpacketCmd(), a.subwalletCmd(), a.chargeCmd(), a.refundCmd(), a.paymentsCmd(), a.demoCmd(),
-		a.offlineCmd(), a.incidentsCmd(), a.memberCmd(), a.recoveryCmd(),
+		a.offlineCmd(), a.incidentsCmd(), a.memberCmd(), a.recoveryCmd(), a.ledgerVersionCmd(),
 	)
 	return root
 }
