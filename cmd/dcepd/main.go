@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -17,13 +18,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
 )
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "dcepd:", err)
+		// One line, whatever the error (docs/operations.md, "Start-up
+		// errors"): the cause and, for start-up failures, the fix.
+		fmt.Fprintln(os.Stderr, "dcepd:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }
@@ -42,7 +46,14 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       node.Version,
 	}
-	root.AddCommand(runCmd(), devCmd(), testnetCmd(), snapshotCmd(), recoverCmd())
+	root.AddCommand(
+		runCmd(),
+		devCmd(),
+		testnetCmd(),
+		snapshotCmd(),
+		recoverCmd(),
+		cmddoc.ManCommand(),
+	)
 	return root
 }
 
@@ -61,7 +72,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := netgen.LoadNodeKey(cfg.Path(cfg.NodeKey))
+			key, err := loadNodeKey(cfg)
 			if err != nil {
 				return err
 			}
@@ -160,6 +171,19 @@ func ledgerVersionMax() (uint32, error) {
 		return 0, fmt.Errorf("$DCEP_LEDGER_VERSION_MAX %q: want a version 1..65535", v)
 	}
 	return uint32(n), nil
+}
+
+// loadNodeKey reads the node's identity key, naming the config key and
+// the fix when it cannot.
+func loadNodeKey(cfg *node.Config) (ed25519.PrivateKey, error) {
+	path := cfg.Path(cfg.NodeKey)
+	key, err := netgen.LoadNodeKey(path)
+	if err != nil {
+		return nil, &node.StartupError{Kind: node.ErrBadConfig, Err: err,
+			Cause: fmt.Sprintf("node_key %s: %v", path, err),
+			Fix:   "point node_key at this node's key file (dcepd testnet: nodes/NAME/keys/node.key)"}
+	}
+	return key, nil
 }
 
 // newLogger builds the node's slog logger from its log config.

@@ -70,6 +70,7 @@ func (tn *testNet) waitExit(name string, timeout time.Duration) (string, error) 
 func TestRollingUpgrade(t *testing.T) {
 	dcepCLI(t)
 	tn := startNet(t)
+	tn.signInAsRegulator()
 	tn.ln.Env = map[string][]string{}
 	l := tn.startLoad(4)
 	l.waitAcks(40, 60*time.Second)
@@ -135,6 +136,7 @@ func TestRollingUpgrade(t *testing.T) {
 // (the ledger names another key; peers refuse it at the connection).
 func TestRotateNodeKey(t *testing.T) {
 	tn := startNet(t)
+	tn.signInAsRegulator()
 	const who = "ccb"
 	keyDir := filepath.Join(tn.ln.Dir, "nodes", who, "keys")
 	ks, err := keystore.Open(keyDir)
@@ -155,7 +157,7 @@ func TestRotateNodeKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	logText, exitErr = tn.waitExit(who, 20*time.Second)
-	if exitErr == nil || !strings.Contains(logText, "identity key does not match") {
+	if exitErr == nil || !strings.Contains(logText, "is not member \"ccb\"'s key in the ledger") {
 		t.Fatalf("%s with its old key: exit %v, log:\n%s", who, exitErr, tail([]byte(logText), 2000))
 	}
 	if _, err := ks.Replace(keystore.Key{Name: "node", Kind: keystore.KindNode, Private: newKey}); err != nil {
