@@ -341,7 +341,11 @@ func (n *Node) fail(err error) {
 		if !n.started.Load() {
 			return // New sees it
 		}
-		n.log.Error("STOPPING: damaged storage; this node neither applies nor sends from it", "error", err)
+		if errors.Is(err, state.ErrLedgerVersion) {
+			n.log.Error("STOPPING: the network activated a ledger version this build cannot run; it applies nothing more (upgrade dcepd and start it again)", "error", err)
+		} else {
+			n.log.Error("STOPPING: damaged storage; this node neither applies nor sends from it", "error", err)
+		}
 		go func() {
 			if serr := n.Shutdown(); serr != nil {
 				n.log.Error("shutdown after damaged storage", "error", serr)

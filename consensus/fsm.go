@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,9 +84,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	applied, err := f.store.Apply(blocks)
-	if err != nil && state.IsCorrupt(err) && f.onFatal != nil {
-		// A damaged ledger file (state/integrity.go): nothing of this
-		// batch was written. The node stops; this goroutine (Raft's FSM
+	if err != nil && (state.IsCorrupt(err) || errors.Is(err, state.ErrLedgerVersion)) && f.onFatal != nil {
+		// A damaged ledger file (state/integrity.go), or a ledger version
+		// this build cannot run: nothing of this batch was written. The node stops; this goroutine (Raft's FSM
 		// loop) ends rather than panic, so Shutdown completes.
 		f.onFatal(fmt.Errorf("apply entries from %d: %w", logs[0].Index, err))
 		runtime.Goexit()

@@ -66,6 +66,11 @@ type Options struct {
 	// debug.clock_offset_ms: what it reports to its peers and, as leader,
 	// counts among the voters' clocks ledger time is stamped from.
 	Now func() time.Time
+	// MaxLedgerVersion is the highest ledger version this build runs
+	// (default state.LedgerVersion); dcepd takes it from
+	// $DCEP_LEDGER_VERSION_MAX, which stands for a newer build in upgrade
+	// tests (docs/operations.md, "Rolling upgrade").
+	MaxLedgerVersion uint32
 }
 
 // Node is one running dcep node.
@@ -158,7 +163,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 			return nil, startupErr(ErrBadConfig, err, "use the network's genesis.json as dcepd testnet wrote it", "%v", err)
 		}
 	}
-	if err = n.openState(); err != nil {
+	if err = n.openState(opts.MaxLedgerVersion); err != nil {
 		return nil, err
 	}
 	if err = n.joinNetwork(); err != nil {
@@ -206,12 +211,15 @@ func LoadGenesis(path string) (*statepb.Genesis, error) {
 	return &g, nil
 }
 
-func (n *Node) openState() error {
+func (n *Node) openState(maxVersion uint32) error {
 	var err error
 	// Ledger commits are fsynced (consensus/DESIGN.md, "fsync points"), so a
 	// restart, even after kill -9, never re-applies what the ledger holds.
-	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, CacheBytes: int64(n.cfg.StateCacheMB) << 20, MemTableBytes: int64(n.cfg.StateMemtableMB) << 20, OnCorrupt: n.fail})
+	n.store, err = state.Open(filepath.Join(n.cfg.Path(n.cfg.DataDir), "state"), state.Options{Logger: n.log, CacheBytes: int64(n.cfg.StateCacheMB) << 20, MemTableBytes: int64(n.cfg.StateMemtableMB) << 20, OnCorrupt: n.fail, MaxLedgerVersion: maxVersion})
 	if err != nil {
+		return err
+	}
+	if err := checkLedgerVersion(n.store, maxVersion); err != nil {
 		return err
 	}
 	if err := n.store.InitGenesis(n.genesis); err != nil {
@@ -241,6 +249,22 @@ func (n *Node) openState() error {
 	n.audit = newAuditor(n)
 	n.archive = newArchiveSync(n)
 	return n.openAccessLog()
+}
+
+// checkLedgerVersion refuses to start a build that cannot run the ledger
+// version the network has already activated.
+func checkLedgerVersion(st *state.Store, maxVersion uint32) error {
+	if maxVersion == 0 {
+		maxVersion = state.LedgerVersion
+	}
+	v, err := st.LedgerVersionSchedule()
+	if err != nil {
+		return err
+	}
+	if v.GetActive() > maxVersion {
+		return fmt.Errorf("%w: the network runs ledger version %d; this build runs versions up to %d: install a build that runs version %d", state.ErrLedgerVersion, v.GetActive(), maxVersion, v.GetActive())
+	}
+	return nil
 }
 
 // archiveDir is where the node keeps its archive of committed entries, or

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -75,7 +76,11 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := node.Start(cfg, node.Options{Key: key, Logger: log})
+			maxVersion, err := ledgerVersionMax()
+			if err != nil {
+				return err
+			}
+			n, err := node.Start(cfg, node.Options{Key: key, Logger: log, MaxLedgerVersion: maxVersion})
 			if err != nil {
 				return err
 			}
@@ -151,6 +156,21 @@ func printNodes(w io.Writer, net *netgen.Network) {
 	for _, n := range net.Nodes {
 		fmt.Fprintf(w, "  %-13s %-10s %s\n", n.Name, n.Role, n.API)
 	}
+}
+
+// ledgerVersionMax is $DCEP_LEDGER_VERSION_MAX: the highest ledger version
+// this process runs, for upgrade tests where the same binary stands for a
+// newer build (0: this build's own, state.LedgerVersion).
+func ledgerVersionMax() (uint32, error) {
+	v := os.Getenv("DCEP_LEDGER_VERSION_MAX")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("$DCEP_LEDGER_VERSION_MAX %q: want a version 1..65535", v)
+	}
+	return uint32(n), nil
 }
 
 // loadNodeKey reads the node's identity key, naming the config key and

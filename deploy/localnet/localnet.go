@@ -35,6 +35,10 @@ type Network struct {
 	// HTTP is the client WaitReady uses (default http.DefaultClient); a
 	// harness whose nodes live in namespaces sets one that dials into them.
 	HTTP *http.Client
+	// Env, if set, gives a node extra environment variables (NAME=value)
+	// for its next Start, e.g. DCEP_LEDGER_VERSION_MAX to stand for a newer
+	// build in a rolling upgrade.
+	Env map[string][]string
 
 	mu    sync.Mutex
 	procs map[string]*proc
@@ -113,6 +117,9 @@ func (n *Network) Start(name string) error {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if env := n.Env[name]; len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// Own process group: a signal to the launcher does not reach nodes
 	// unless the launcher sends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -77,6 +77,7 @@ type memberJSON struct {
 func TestMemberRemoveAndAdd(t *testing.T) {
 	dcepCLI(t)
 	tn := startNet(t)
+	tn.signInAsRegulator()
 	if got := tn.memberNames("icbc"); len(got) != 8 || !strings.Contains(strings.Join(got, " "), "ccb/voter") {
 		t.Fatalf("member list: %v", got)
 	}
