@@ -24,6 +24,7 @@ import (
 
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/deploy/localnet"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
@@ -332,11 +333,24 @@ func (c *Campaign) startNetwork() error {
 	if err := c.waitAllReady(90 * time.Second); err != nil {
 		return err
 	}
+	keys, err := keystore.Open(filepath.Join(c.net.Dir, "keys"))
+	if err != nil {
+		return err
+	}
+	// The checker reads every wallet, every block's outcomes and the
+	// audits: it signs in as the regulator (netgen puts its operator key in
+	// the keystore), which the policy lets read all of it; submissions are
+	// open to anyone.
+	reg, err := keys.Get(c.regulator)
+	if err != nil {
+		return fmt.Errorf("the regulator's operator key: %w", err)
+	}
+	as := client.As(client.Identity{Subject: token.Subject{Kind: token.KindRegulator, ID: c.regulator}, Key: reg.Private})
 	for _, nn := range c.net.Info.Nodes {
 		cl, err := client.New(nn.API, client.WithHTTPClient(c.fabric.HTTP()), client.WithRetry(client.RetryPolicy{
 			MaxAttempts: 3, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 			AttemptTimeout: 8 * time.Second, Deadline: 20 * time.Second,
-		}), client.WithTimeout(8*time.Second))
+		}), client.WithTimeout(8*time.Second), as)
 		if err != nil {
 			return err
 		}
@@ -344,12 +358,7 @@ func (c *Campaign) startNetwork() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var err error
 	if c.builder, err = c.client(c.voters[0]).Builder(ctx); err != nil {
-		return err
-	}
-	keys, err := keystore.Open(filepath.Join(c.net.Dir, "keys"))
-	if err != nil {
 		return err
 	}
 	cb, err := keys.CentralBank()
