@@ -63,10 +63,14 @@ func TestChecksOnARealNode(t *testing.T) {
 	ops := c.wl.ops()
 	codes := map[statepb.Code]int{}
 	for _, o := range ops {
-		if o.status != statusAcked {
+		switch o.status {
+		case statusAcked:
+			codes[o.result.GetCode()]++
+		case statusUnknown: // a loaded machine: the checks resolve it
+			t.Logf("transfer %x: outcome unknown (%s)", o.tx.ID[:6], o.apiCode)
+		default:
 			t.Fatalf("transfer %x: %s (%s) against a healthy node", o.tx.ID[:6], statusName(o.status), o.apiCode)
 		}
-		codes[o.result.GetCode()]++
 	}
 	if codes[statepb.Code_CODE_OK] == 0 {
 		t.Fatalf("no transfer went through: %v", codes)
