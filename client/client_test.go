@@ -63,7 +63,9 @@ func setup(t *testing.T, c *client.Client, n *statetest.Net) (alice, bob, shop e
 	ctx := ctxT(t)
 	mustOK(t)(c.Issue(ctx, n.CentralBank(), "icbc", 1_000_000*yuan))
 	mustOK(t)(c.Issue(ctx, n.CentralBank(), "boc", 1_000*yuan))
-	alice, bob, shop = newKey(t), newKey(t), newKey(t)
+	// The statetest keys of these names: the cluster's test clients sign
+	// their reads in as the holder with them (nodetest.Picker).
+	alice, bob, shop = n.Wallet("alice"), n.Wallet("bob"), n.Wallet("jd.shop")
 	for _, w := range []struct {
 		bank, id string
 		key      ed25519.PrivateKey
@@ -78,7 +80,7 @@ func setup(t *testing.T, c *client.Client, n *statetest.Net) (alice, bob, shop e
 }
 
 func TestClientFlow(t *testing.T) {
-	tn := startNet(t, 1, 0)
+	tn := startNet(t, 1, 1)           // the test client reads as the regulator (nodetest.Picker)
 	px := newProxy(t, tn.URL("pboc")) // counts submissions
 	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
@@ -91,10 +93,12 @@ func TestClientFlow(t *testing.T) {
 	wantBalance(t, c, "jd.shop", 8850)
 	wantBalance(t, c, "bob", 50_100*yuan)
 
-	// The transaction can be read back by id.
+	// The transaction can be read back by id, by its parties (here its
+	// payer: a transaction names no wallet in its request, so the test
+	// client's picker cannot choose for it).
 	var id [32]byte
 	copy(id[:], r.GetTxId())
-	got, err := c.Tx(ctx, id)
+	got, err := tn.clientAt(t, px.URL, client.As(*tn.Holder("alice"))).Tx(ctx, id)
 	if err != nil || got.GetBody().GetMemo() != "dinner" || got.GetResult().GetCode() != statepb.Code_CODE_OK || got.GetOutputCount() != 3 {
 		t.Fatalf("Tx: %v, %v", got, err)
 	}
@@ -458,7 +462,7 @@ func TestOutcomesResume(t *testing.T) {
 
 // TestProtocols: the client works over HTTP/1.1 (default), h2c and gRPC.
 func TestProtocols(t *testing.T) {
-	tn := startNet(t, 1, 0)
+	tn := startNet(t, 1, 1) // reads as the regulator, who may learn that a wallet does not exist
 	for name, opt := range map[string]client.Option{"http1": client.WithTimeout(5 * time.Second), "h2c": client.WithH2C(), "grpc": client.WithGRPC()} {
 		c := tn.clientAt(t, tn.URL("pboc"), opt)
 		ctx := ctxT(t)

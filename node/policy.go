@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/dcep/dcep/client/token"
+	"github.com/dcep/dcep/node/accesslog"
 	"github.com/dcep/dcep/node/nodepb"
 	pc "github.com/dcep/dcep/node/nodepb/nodepbconnect"
 	"github.com/dcep/dcep/state/statepb"
@@ -204,14 +205,20 @@ func (p policyInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		msg, _ := req.Any().(proto.Message)
 		subject, err := p.n.allow(c, rule, msg)
 		if err != nil {
-			p.n.logAccess(ctx, rule, c, subject, false)
+			if lerr := p.n.logAccess(rule, c, msg, subject, false, errorCode(err)); lerr != nil {
+				return nil, apiError(CodeUnavailable, "access log: %v", lerr)
+			}
 			return nil, err
 		}
 		resp, err := next(ctx, req)
 		if rule.Access == accessRecord {
-			resp, err, subject = p.n.checkRecord(c, rule, resp, err)
+			resp, subject, err = p.n.checkRecord(c, rule, resp, err)
 		}
-		p.n.logAccess(ctx, rule, c, subject, err == nil || !isDenial(err))
+		// An access that cannot be put on record is not answered.
+		allowed := err == nil || !isDenial(err)
+		if lerr := p.n.logAccess(rule, c, msg, subject, allowed, errorCode(err)); lerr != nil {
+			return nil, apiError(CodeUnavailable, "access log: %v", lerr)
+		}
 		return resp, err
 	}
 }
@@ -337,16 +344,16 @@ func (n *Node) walletAllowed(c caller, id string) bool {
 // checkRecord decides an accessRecord call on its answer: c must be a
 // party of the record. A record that does not exist is answered to a
 // non-regulator exactly as one it may not read.
-func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse, err error) (connect.AnyResponse, error, string) {
+func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse, err error) (connect.AnyResponse, string, error) {
 	what := strings.TrimPrefix(rule.Procedure, "/dcep.node.v1.")
 	if c.is(token.KindRegulator) {
-		return resp, err, ""
+		return resp, "", err
 	}
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeNotFound {
-			return nil, denied(c, what, rule.Access), ""
+			return nil, "", denied(c, what, rule.Access)
 		}
-		return nil, err, ""
+		return nil, "", err
 	}
 	msg, _ := resp.Any().(proto.Message)
 	rec := msg
@@ -360,15 +367,15 @@ func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse,
 	}
 	for _, k := range keys {
 		if len(c.key) > 0 && c.key.Equal(k) {
-			return resp, nil, subject
+			return resp, subject, nil
 		}
 	}
 	for _, w := range wallets {
 		if n.walletAllowed(c, w) {
-			return resp, nil, subject
+			return resp, subject, nil
 		}
 	}
-	return nil, denied(c, what, rule.Access), subject
+	return nil, subject, denied(c, what, rule.Access)
 }
 
 // maxParties bounds the wallets checkRecord looks up for one record.
@@ -425,17 +432,62 @@ func isDenial(err error) bool {
 	return ce.Code() == connect.CodePermissionDenied || ce.Code() == connect.CodeUnauthenticated
 }
 
-// logAccess records a Logged call (recordAccess).
-func (n *Node) logAccess(ctx context.Context, rule *policyRule, c caller, subject string, allowed bool) {
-	if rule.Logged {
-		n.recordAccess(ctx, c, rule.Procedure, subject, allowed)
+// logAccess puts a Logged call on the access log (node/accesslog):
+// who (the caller and its role), what (the procedure, the subject wallet,
+// the request's tx id if it names one), from where, allowed or refused.
+// The record is fsynced before logAccess returns; an error means the access
+// is not on record, and an allowed read must then be refused (the
+// interceptor answers UNAVAILABLE), never answered unrecorded.
+func (n *Node) logAccess(rule *policyRule, c caller, msg proto.Message, subject string, allowed bool, code string) error {
+	if !rule.Logged {
+		return nil
 	}
+	wallet, _ := strings.CutPrefix(subject, "wallet:")
+	if wallet == subject {
+		wallet = "" // "campaign:ID" or none
+	}
+	rec := accesslog.Record{
+		Identity: c.sub.ID, Role: c.role(), Procedure: rule.Procedure,
+		Wallet: wallet, TxID: requestTxID(msg),
+		Addr: c.addr, Allowed: allowed, Code: code,
+	}
+	return n.recordAccess(rec)
 }
 
-// recordAccess is the one hook where every read of identity-linked data
-// is recorded: who (c, its role), what (procedure and subject), from where
-// (c.addr), allowed or refused. It is a no-op until the access log
-// (node/accesslog, issue 12) lands.
-func (n *Node) recordAccess(ctx context.Context, c caller, procedure, subject string, allowed bool) {
-	_, _, _, _, _ = ctx, c, procedure, subject, allowed
+// requestTxID is the request's tx_id field, if it has one.
+func requestTxID(m proto.Message) []byte {
+	if m == nil {
+		return nil
+	}
+	fd := m.ProtoReflect().Descriptor().Fields().ByName("tx_id")
+	if fd == nil || fd.Kind() != protoreflect.BytesKind {
+		return nil
+	}
+	return m.ProtoReflect().Get(fd).Bytes()
+}
+
+// role names the caller's kind for the access log: "anonymous", or the
+// token subject's kind (wallet, bank, central-bank, regulator; a platform
+// signs in as its wallet).
+func (c caller) role() string {
+	if c.anonymous() {
+		return "anonymous"
+	}
+	return c.sub.Kind
+}
+
+// errorCode is the stable code an API error carries ("" for none).
+func errorCode(err error) string {
+	var ce *connect.Error
+	if err == nil || !errors.As(err, &ce) {
+		return ""
+	}
+	for _, d := range ce.Details() {
+		if v, derr := d.Value(); derr == nil {
+			if info, ok := v.(*nodepb.ErrorInfo); ok {
+				return info.GetCode()
+			}
+		}
+	}
+	return ce.Code().String()
 }

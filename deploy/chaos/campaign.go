@@ -333,24 +333,17 @@ func (c *Campaign) startNetwork() error {
 	if err := c.waitAllReady(90 * time.Second); err != nil {
 		return err
 	}
-	keys, err := keystore.Open(filepath.Join(c.net.Dir, "keys"))
+	// The harness reads everything, as a regulator: it signs in with the
+	// regulator's operator key netgen wrote to the keystore.
+	reg, err := regulatorIdentity(filepath.Join(c.net.Dir, "keys"))
 	if err != nil {
 		return err
 	}
-	// The checker reads every wallet, every block's outcomes and the
-	// audits: it signs in as the regulator (netgen puts its operator key in
-	// the keystore), which the policy lets read all of it; submissions are
-	// open to anyone.
-	reg, err := keys.Get(c.regulator)
-	if err != nil {
-		return fmt.Errorf("the regulator's operator key: %w", err)
-	}
-	as := client.As(client.Identity{Subject: token.Subject{Kind: token.KindRegulator, ID: c.regulator}, Key: reg.Private})
 	for _, nn := range c.net.Info.Nodes {
-		cl, err := client.New(nn.API, client.WithHTTPClient(c.fabric.HTTP()), client.WithRetry(client.RetryPolicy{
+		cl, err := client.New(nn.API, client.As(reg), client.WithHTTPClient(c.fabric.HTTP()), client.WithRetry(client.RetryPolicy{
 			MaxAttempts: 3, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 			AttemptTimeout: 8 * time.Second, Deadline: 20 * time.Second,
-		}), client.WithTimeout(8*time.Second), as)
+		}), client.WithTimeout(8*time.Second))
 		if err != nil {
 			return err
 		}
@@ -359,6 +352,10 @@ func (c *Campaign) startNetwork() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if c.builder, err = c.client(c.voters[0]).Builder(ctx); err != nil {
+		return err
+	}
+	keys, err := keystore.Open(filepath.Join(c.net.Dir, "keys"))
+	if err != nil {
 		return err
 	}
 	cb, err := keys.CentralBank()
@@ -607,4 +604,18 @@ func (c *Campaign) teardown(rep *Report) error {
 		rep.Dir = ""
 	}
 	return errors.Join(errs...)
+}
+
+// regulatorIdentity is the identity of the first regulator operator key in
+// the keystore at dir.
+func regulatorIdentity(dir string) (client.Identity, error) {
+	keys, err := keystore.Open(dir)
+	if err != nil {
+		return client.Identity{}, err
+	}
+	k, err := keys.Find("regulator key", func(k *keystore.Key) bool { return k.Kind == keystore.KindRegulator })
+	if err != nil {
+		return client.Identity{}, fmt.Errorf("chaos: the harness reads as a regulator: %w", err)
+	}
+	return client.Identity{Subject: token.Subject{Kind: token.KindRegulator, ID: k.Name}, Key: k.Private}, nil
 }
