@@ -40,6 +40,7 @@ func (c *Campaign) check() *Report {
 	streams := c.streamAll(rep, applied)
 	c.resolve(rep, ops)
 	c.checkAcked(rep, ops, streams)
+	completeFromStreams(ops, streams)
 	c.checkCells(rep, ops, streams)
 	c.audits(rep)
 	return rep.finish(c, ops)
@@ -154,17 +155,13 @@ func (c *Campaign) resolve(rep *Report, ops []*op) {
 			defer wg.Done()
 			for j := range jobs {
 				i, n := j[0], j[1]
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				resp, err := c.client(c.nodes[n]).Tx(ctx, ops[i].tx.ID)
-				cancel()
-				switch {
-				case err == nil:
-					results[i][n] = resp.GetResult()
-				case !errors.Is(err, client.ErrNotFound):
+				r, err := c.lookupTx(c.nodes[n], ops[i].tx.ID)
+				if err != nil {
 					mu.Lock()
 					rep.breakf("%s: GetTx %x: %v", c.nodes[n], ops[i].tx.ID[:6], err)
 					mu.Unlock()
 				}
+				results[i][n] = r
 			}
 		}()
 	}
@@ -182,8 +179,73 @@ func (c *Campaign) resolve(rep *Report, ops []*op) {
 				rep.breakf("tx %x: %s says %s, %s says %s", o.tx.ID[:6], c.nodes[0], describe(rs[0]), c.nodes[n], describe(rs[n]))
 			}
 		}
-		o.resolved = rs[0]
+		o.resolved = pickResolved(rs)
 	}
+}
+
+// lookupTx is one node's record of a transaction (nil: not recorded),
+// retrying a lookup that failed for another reason than "not found" (a
+// node busy with the checker's 16 concurrent lookups, a connection reset):
+// a transient failure is reported, but must not pass for "not recorded".
+func (c *Campaign) lookupTx(node string, id [32]byte) (*statepb.TxResult, error) {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var resp *nodepb.GetTxResponse
+		resp, err = c.client(node).Tx(ctx, id)
+		cancel()
+		switch {
+		case err == nil:
+			return resp.GetResult(), nil
+		case errors.Is(err, client.ErrNotFound):
+			return nil, nil
+		}
+	}
+	return nil, err
+}
+
+// pickResolved is the ledger's record of a transaction from every node's
+// answer: the first node that has one. A node that did not answer (or,
+// wrongly, does not have it) is reported by the caller; the model must
+// still see the transaction, or its effect goes missing from the log-order
+// replay and the next transaction touching the same outputs is "a model
+// break" that names the wrong transaction.
+func pickResolved(rs []*statepb.TxResult) *statepb.TxResult {
+	for _, r := range rs {
+		if r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// completeFromStreams gives every transfer the ledger decided but no
+// lookup found (checkAcked has reported it) its first outcome from the
+// outcome streams, so that the model replays what the ledger did.
+func completeFromStreams(ops []*op, streams []map[[32]byte][]appearance) {
+	for _, o := range ops {
+		if o.kind != opTransfer || o.tx == nil || o.resolved != nil {
+			continue
+		}
+		for _, m := range streams {
+			if a, ok := firstAppearance(m[o.tx.ID]); ok {
+				o.resolved = a.result
+				break
+			}
+		}
+	}
+}
+
+func firstAppearance(as []appearance) (appearance, bool) {
+	for _, a := range as {
+		if !a.result.GetDuplicate() {
+			return a, true
+		}
+	}
+	return appearance{}, false
 }
 
 func sameResult(a, b *statepb.TxResult) bool {
@@ -281,7 +343,8 @@ func (c *Campaign) checkCells(rep *Report, ops []*op, streams []map[[32]byte][]a
 	verdicts := make([]porcupine.CheckResult, len(byCell))
 	for ci, cops := range byCell {
 		cl := c.wl.cells[ci]
-		final := c.replayCell(rep, m, cl, cops, streams[0])
+		c.checkHistory(rep, cl, cops)
+		final := c.replayCell(rep, m, cl, cops, streams)
 		if final != nil {
 			c.compareBalances(rep, cl, final)
 		}
@@ -303,7 +366,7 @@ func (c *Campaign) checkCells(rep *Report, ops []*op, streams []map[[32]byte][]a
 
 // replayCell applies the cell's recorded transfers in log order (block,
 // then position in the block) and returns the final state.
-func (c *Campaign) replayCell(rep *Report, m *cellModel, cl *cell, cops []*op, stream map[[32]byte][]appearance) *cellState {
+func (c *Campaign) replayCell(rep *Report, m *cellModel, cl *cell, cops []*op, streams []map[[32]byte][]appearance) *cellState {
 	type rec struct {
 		o   *op
 		pos int
@@ -311,13 +374,7 @@ func (c *Campaign) replayCell(rep *Report, m *cellModel, cl *cell, cops []*op, s
 	var recs []rec
 	for _, o := range cops {
 		if o.kind == opTransfer && o.resolved != nil {
-			pos := 0
-			for _, a := range stream[o.tx.ID] {
-				if a.index == o.resolved.GetLogIndex() {
-					pos = a.pos
-				}
-			}
-			recs = append(recs, rec{o, pos})
+			recs = append(recs, rec{o, positionIn(streams, o)})
 		}
 	}
 	sort.Slice(recs, func(i, j int) bool {
@@ -339,6 +396,19 @@ func (c *Campaign) replayCell(rep *Report, m *cellModel, cl *cell, cops []*op, s
 		s = next
 	}
 	return s
+}
+
+// positionIn is o's position in the block that decided it, from the first
+// node's outcome stream that holds that block's record of it.
+func positionIn(streams []map[[32]byte][]appearance, o *op) int {
+	for _, m := range streams {
+		for _, a := range m[o.tx.ID] {
+			if a.index == o.resolved.GetLogIndex() && !a.result.GetDuplicate() {
+				return a.pos
+			}
+		}
+	}
+	return 0
 }
 
 func inputOf(o *op) modelIn {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/dcep/dcep/state/statepb"
 )
 
 // explainBreak logs what a model break in the log-order replay is about,
@@ -37,6 +39,9 @@ func (c *Campaign) explainBreak(cl *cell, cops []*op, bad *op, s *cellState) {
 			}
 		}
 	}
+	if len(c.nodes) == 0 {
+		return
+	}
 	known := map[[32]byte]bool{}
 	for _, o := range cops {
 		if o.kind == opTransfer && o.tx != nil {
@@ -55,7 +60,7 @@ func (c *Campaign) explainBreak(cl *cell, cops []*op, bad *op, s *cellState) {
 				c.logf("  history of w%d: %v", j, err)
 				break
 			}
-			if id := [32]byte(e.GetTxId()); !known[id] {
+			if id := [32]byte(e.GetTxId()); !known[id] && e.GetKind() != "register_wallet" {
 				c.logf("  ledger: w%d's history has %s tx %x at %d (in %d, out %d fen) that no operation of the cell made",
 					j, e.GetKind(), id[:6], e.GetLogIndex(), e.GetInFen(), e.GetOutFen())
 			}
@@ -75,4 +80,42 @@ func statusName(s status) string {
 		return "local error"
 	}
 	return fmt.Sprint(uint8(s))
+}
+
+// checkHistory: every transaction in a cell wallet's ledger history (node
+// 0's) is the setup's (registration, funding) or a transfer of the cell's history that
+// the ledger decided OK at the same index. A transaction the workload did
+// not make, or one whose outcome the checker did not learn, is named here,
+// before the log-order replay would report its first consequence instead.
+func (c *Campaign) checkHistory(rep *Report, cl *cell, cops []*op) {
+	want := map[[32]byte]uint64{}
+	for _, o := range cops {
+		if o.kind == opTransfer && o.resolved != nil && o.resolved.GetCode() == statepb.Code_CODE_OK {
+			want[o.tx.ID] = o.resolved.GetLogIndex()
+		}
+	}
+	funding := map[[32]byte]bool{}
+	for _, k := range cl.initial {
+		funding[k.key.tx] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for j := range cellWallets {
+		for e, err := range c.client(c.nodes[0]).History(ctx, cl.wallets[j].id) {
+			if err != nil {
+				rep.breakf("%s: history of %s: %v", c.nodes[0], cl.wallets[j].id, err)
+				break
+			}
+			id := [32]byte(e.GetTxId())
+			at, ok := want[id]
+			switch {
+			case funding[id] || e.GetKind() == "register_wallet": // the setup's
+			case !ok:
+				rep.breakf("cell %d: %s's ledger history has %s tx %x at %d (in %d, out %d fen) that is no transfer of the cell's history decided OK",
+					cl.id, cl.wallets[j].id, e.GetKind(), id[:6], e.GetLogIndex(), e.GetInFen(), e.GetOutFen())
+			case at != e.GetLogIndex():
+				rep.breakf("cell %d: %s's ledger history has tx %x at %d, its record says %d", cl.id, cl.wallets[j].id, id[:6], e.GetLogIndex(), at)
+			}
+		}
+	}
 }
