@@ -80,7 +80,7 @@ func setup(t *testing.T, c *client.Client, n *statetest.Net) (alice, bob, shop e
 func TestClientFlow(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	px := newProxy(t, tn.URL("pboc")) // counts submissions
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, bob, _ := setup(t, c, n)
 
@@ -195,7 +195,7 @@ func TestClientFlow(t *testing.T) {
 // ListUnspent, shows the too-fragmented error, consolidates, and pays.
 func TestUnspentPagingAndConsolidate(t *testing.T) {
 	tn := startNet(t, 1, 0)
-	c := newClientAt(t, tn.URL("pboc"))
+	c := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	_, bob, _ := setup(t, c, n)
 	for range 40 {
@@ -227,7 +227,7 @@ func TestUnspentPagingAndConsolidate(t *testing.T) {
 func TestSubmitRetrySafe(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	px := newProxy(t, tn.URL("pboc"))
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	mustOK(t)(c.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
@@ -258,7 +258,7 @@ func TestSubmitRetrySafe(t *testing.T) {
 func TestSubmitOutcomeUnknown(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	px := newProxy(t, tn.URL("pboc"))
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	mustOK(t)(c.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
@@ -311,7 +311,7 @@ func TestNoQuorum(t *testing.T) {
 	c.StartAll()
 	c.WaitLeader()
 	tn := &testNet{Cluster: c, n: c.Net}
-	cl := newClientAt(t, tn.URL("pboc"))
+	cl := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, cl, n)
 	mustOK(t)(cl.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
@@ -383,7 +383,7 @@ func TestUnreachable(t *testing.T) {
 // delivers every block exactly once, in order, while more are committed.
 func TestOutcomesResume(t *testing.T) {
 	tn := startNet(t, 1, 0)
-	c := newClientAt(t, tn.URL("pboc"))
+	c := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	setup(t, c, n)
 	for range 5 {
@@ -392,7 +392,7 @@ func TestOutcomesResume(t *testing.T) {
 	px := newProxy(t, tn.URL("pboc"))
 	px.cutStreamAfter.Store(3)
 	px.replayOnResume.Store(true)
-	sc := newClientAt(t, px.URL)
+	sc := tn.clientAt(t, px.URL)
 
 	const from = 2
 	var mu sync.Mutex
@@ -460,7 +460,7 @@ func TestOutcomesResume(t *testing.T) {
 func TestProtocols(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	for name, opt := range map[string]client.Option{"http1": client.WithTimeout(5 * time.Second), "h2c": client.WithH2C(), "grpc": client.WithGRPC()} {
-		c := newClientAt(t, tn.URL("pboc"), opt)
+		c := tn.clientAt(t, tn.URL("pboc"), opt)
 		ctx := ctxT(t)
 		if _, err := c.Builder(ctx); err != nil {
 			t.Fatalf("%s: genesis: %v", name, err)
@@ -485,7 +485,7 @@ func TestGenesisChecked(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	px := newProxy(t, tn.URL("pboc"))
 	px.lieGenesis.Store(true)
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	if _, err := c.Issue(ctxT(t), tn.n.CentralBank(), "icbc", 1); !errors.Is(err, client.ErrBadResponse) || px.submits.Load() != 0 {
 		t.Fatalf("lying genesis: %v (%d submits)", err, px.submits.Load())
 	}
@@ -493,7 +493,7 @@ func TestGenesisChecked(t *testing.T) {
 
 func TestWalletManagement(t *testing.T) {
 	tn := startNet(t, 1, 1)
-	c := newClientAt(t, tn.URL("pboc"))
+	c := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	icbc := n.Bank("icbc")
@@ -525,7 +525,7 @@ func TestWalletManagement(t *testing.T) {
 	// The regulator refuses writes: answered once, not retried, and the
 	// outcome is known (nothing was committed).
 	px := newProxy(t, tn.URL("regulator-1"))
-	rc := newClientAt(t, px.URL)
+	rc := tn.clientAt(t, px.URL)
 	_, err = rc.Issue(ctx, n.CentralBank(), "icbc", yuan)
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Code != client.CodeReadOnly || errors.Is(err, client.ErrOutcomeUnknown) || px.submits.Load() != 1 ||
@@ -545,6 +545,7 @@ func TestAPICodes(t *testing.T) {
 		{client.CodeReadOnly, node.CodeReadOnly}, {client.CodeNoQuorum, node.CodeNoQuorum}, {client.CodeTimeout, node.CodeTimeout},
 		{client.CodeOverloaded, node.CodeOverloaded}, {client.CodeRateLimited, node.CodeRateLimited}, {client.CodeNotFound, node.CodeNotFound},
 		{client.CodeInvalidArgument, node.CodeInvalidArgument}, {client.CodeUnavailable, node.CodeUnavailable}, {client.CodeInternal, node.CodeInternal},
+		{client.CodeUnauthenticated, node.CodeUnauthenticated}, {client.CodePermissionDenied, node.CodePermissionDenied},
 	} {
 		if c.client != c.node {
 			t.Errorf("client code %q, node code %q", c.client, c.node)

@@ -63,6 +63,13 @@ func newMetrics(n *Node) *metrics {
 	gauge("dcep_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.cons.Status().CommitIndex) })
 	gauge("dcep_raft_term", "Current Raft term.", func() float64 { return float64(n.cons.Status().Term) })
 	gauge("dcep_raft_leader", "1 if this node is the ready leader.", func() float64 { return b2f(n.cons.IsReadyLeader()) })
+	gauge("dcep_offline_incidents", "Offline-payment incidents recorded on the ledger (docs/offline.md); the dashboard and alerts watch it rise.", func() float64 {
+		incidents, _, err := n.store.OfflineCounts()
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(incidents)
+	})
 	gauge("dcep_ready", "1 if the node is ready (knows a leader, caught up).", func() float64 { return b2f(n.ready()) })
 	gauge("dcep_p2p_refusals", "Connections refused because the peer is not a member.", func() float64 { return float64(n.host.Refusals()) })
 	gauge("dcep_clock_offset_seconds", "This node's clock minus the voters' median clock (what ledger time is stamped from); NaN while unknown.", func() float64 {

@@ -36,6 +36,11 @@ var (
 	// waited for is logged). Nothing is lost: every write was durable when
 	// it was acknowledged; the process should exit non-zero.
 	ErrShutdownTimeout = errors.New("node did not stop in time")
+	// ErrRemoved: a committed membership change removed this node, or
+	// gave its name another key; it stops (Fatal) and the process exits
+	// cleanly: it is no longer a member, and restarting it would not make
+	// it one.
+	ErrRemoved = errors.New("this node was removed from the network's membership")
 	// ErrAccessLog: an access could not be put on record (the access log's
 	// write or fsync failed); the read it was for must be refused.
 	ErrAccessLog = errors.New("access not recorded")
@@ -96,6 +101,8 @@ type Node struct {
 
 	httpSrv  *http.Server
 	listener net.Listener
+	// adminSrv serves the operator's admin socket (backup.go).
+	adminSrv *http.Server
 
 	startedAt time.Time
 	stop      chan struct{}
@@ -159,6 +166,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if err = n.serve(); err != nil {
 		return nil, err
 	}
+	n.serveAdmin()
 	n.wg.Add(3)
 	go n.followMembership()
 	go n.pollPeers()
@@ -318,9 +326,13 @@ func (n *Node) followMembership() {
 		if v == seen {
 			continue
 		}
+		wasMember := n.self() != nil
 		members, err := n.store.Members()
 		if err == nil {
 			err = n.members.set(members)
+		}
+		if err == nil && wasMember {
+			n.checkStillMember()
 		}
 		var p2pMembers []p2p.Member
 		if err == nil {
@@ -416,6 +428,28 @@ func (n *Node) fail(err error) {
 	})
 }
 
+// checkStillMember stops a node that a committed membership change
+// removed (or whose member record now names another key: its key was
+// rotated): it logs why and stops serving, instead of running on as a
+// node nobody talks to ("no leader known").
+func (n *Node) checkStillMember() {
+	m := n.self()
+	why := ""
+	switch {
+	case m == nil:
+		why = "its member record was deleted by a committed ChangeMembership"
+	case !bytes.Equal(m.GetPublicKey(), n.key.Public().(ed25519.PublicKey)):
+		why = "its member record now names another node key (the key was rotated)"
+	default:
+		return
+	}
+	n.fatalOnce.Do(func() {
+		n.fatalErr = fmt.Errorf("%w: %s (ledger index %d)", ErrRemoved, why, n.store.Meta().GetAppliedIndex())
+		n.log.Warn("REMOVED: this node is no longer a member of the network; it stops serving", "reason", why, "applied_index", n.store.Meta().GetAppliedIndex())
+		close(n.fatal)
+	})
+}
+
 // Fatal is closed when the node hit a failure it cannot run on (FatalErr
 // says which): the process should Close it and exit non-zero.
 func (n *Node) Fatal() <-chan struct{} { return n.fatal }
@@ -432,6 +466,9 @@ func (n *Node) FatalErr() error {
 
 func (n *Node) closeAll() error {
 	var errs []error
+	if n.adminSrv != nil {
+		_ = n.adminSrv.Close()
+	}
 	if n.cons != nil {
 		if err := n.cons.Shutdown(); errors.Is(err, consensus.ErrShutdownTimeout) {
 			// Raft may still apply to the ledger: closing it under the

@@ -16,6 +16,10 @@ need() {
 need chromium chromium  # the console's browser test (cmd/dcep/console_browser_test.go)
 need nft nftables       # the fault campaign's partitions (deploy/chaos)
 need ip iproute2        # the fault campaign's network namespaces (deploy/chaos)
+need systemd-analyze systemd  # verifies the unit (deploy/systemd/unit_test.go)
+need podman podman      # builds the image (deploy/container/container_test.go)
+need promtool prometheus  # checks and unit-tests the alert rules and dashboard queries (deploy/observability)
+need man man-db         # renders the generated man pages (internal/cmddoc, cmd/*/man_test.go)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -24,5 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The packages above are installed now: a test that needs one of them fails
+# instead of skipping when it is missing.
+export DCEP_REQUIRE_TOOLS=1
 
 go test ./... "$@"

@@ -18,6 +18,7 @@ import (
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/amount"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/state/statepb"
 )
 
@@ -36,17 +37,20 @@ type app struct {
 	home    string // --home
 	jsonOut bool   // --json
 	stale   bool   // --stale
+	as      string // --as
 
 	nodeFrom   string // where the node address came from, for messages
 	nodeForced bool   // --node or $DCEP_NODE was given
 
-	cl *client.Client
-	ks *keystore.Store
+	cl     *client.Client
+	ks     *keystore.Store
+	signIn signIn // who calls are made as (auth.go)
 	// memoKeyCache holds the keystore's keys once read (memo.go).
 	memoKeyCache *[]ed25519.PrivateKey
 }
 
 func (a *app) rootCmd() *cobra.Command {
+	a.signIn.a = a
 	root := &cobra.Command{
 		Use:   "dcep",
 		Short: "Client for a dcep network: central bank, banks, wallet holders, regulators",
@@ -80,6 +84,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 	f.StringVar(&a.node, "node", "", "node API URL (default $DCEP_NODE, else the dev network's first node, else "+defaultNodeURL+")")
 	f.StringVar(&a.home, "home", "", "keystore directory (default $DCEP_HOME, else the dev network's keys: $DCEP_DEV_DIR/keys or ~/.dcep/dev/keys)")
 	f.BoolVar(&a.jsonOut, "json", false, "print JSON for scripts instead of text")
+	f.StringVar(&a.as, "as", "", "sign in to the node as this keystore key (default: the holder of the wallet a call is about, else a regulator, a bank or the central bank key in the keystore)")
 	f.BoolVar(&a.stale, "stale", false, "read from the node's own state without asking the leader (faster, may lag; works without a quorum)")
 
 	root.AddCommand(
@@ -90,6 +95,11 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		a.auditCmd(), a.keysCmd(),
 		a.redpacketCmd(), a.subwalletCmd(), a.chargeCmd(), a.refundCmd(), a.paymentsCmd(), a.demoCmd(),
 		a.offlineCmd(), a.incidentsCmd(),
+		a.memberCmd(),
+		a.recoveryCmd(),
+		a.benchCmd(),
+		a.tokenCmd(),
+		cmddoc.ManCommand(),
 	)
 	return root
 }
@@ -190,7 +200,7 @@ func (a *app) resolve(cmd *cobra.Command) error {
 // client is the client of --node.
 func (a *app) client() (*client.Client, error) {
 	if a.cl == nil {
-		cl, err := client.New(a.node)
+		cl, err := client.New(a.node, a.clientOptions()...)
 		if err != nil {
 			return nil, usage("--node %q: %v (from %s)", a.node, err, a.nodeFrom)
 		}

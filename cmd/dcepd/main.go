@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
 )
@@ -35,12 +36,20 @@ func rootCmd() *cobra.Command {
 
   dcepd dev                    the whole network on this machine, no configuration
   dcepd run --config FILE      one node of a real deployment
-  dcepd testnet --out DIR ...  genesis, keys and one config per node for a deployment`,
+  dcepd testnet --out DIR ...  genesis, keys and one config per node for a deployment
+  dcepd snapshot save|verify|restore   back up a node, verify a backup, restore a node`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       node.Version,
 	}
-	root.AddCommand(runCmd(), devCmd(), testnetCmd())
+	root.AddCommand(
+		runCmd(),
+		devCmd(),
+		testnetCmd(),
+		snapshotCmd(),
+		recoverCmd(),
+		cmddoc.ManCommand(),
+	)
 	return root
 }
 
@@ -71,9 +80,20 @@ func runCmd() *cobra.Command {
 			case <-signalled():
 				log.Info("shutting down")
 			case <-n.Fatal():
+				if errors.Is(n.FatalErr(), node.ErrRemoved) {
+					log.Warn("shutting down: removed from the network", "error", n.FatalErr())
+					break
+				}
 				log.Error("shutting down: the node cannot go on", "error", n.FatalErr())
 			}
-			return closeNodes(n)
+			err = closeNodes(n)
+			if errors.Is(err, node.ErrRemoved) {
+				// Expected, and final: exit 0 so that a supervisor does
+				// not restart a node that is no longer a member.
+				fmt.Fprintln(os.Stderr, "dcepd:", err)
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (TOML)")

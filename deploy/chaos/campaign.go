@@ -477,6 +477,7 @@ func (c *Campaign) runFault(f Fault) bool {
 		c.logf("#%d %s skipped: %s", f.Seq, f.Kind, skip.why)
 		return false
 	case err != nil:
+		rec.InjectFailed = err.Error()
 		rec.Findings = append(rec.Findings, fmt.Sprintf("inject: %v", err))
 		c.logf("#%d %s inject failed: %v", f.Seq, f.Kind, err)
 	default:

@@ -250,10 +250,15 @@ type load struct {
 	unacked atomic.Int64
 	rpcErrs atomic.Int64
 	notOK   atomic.Int64
+	// prefix starts every wallet name, so a second load on the same
+	// network registers new wallets.
+	prefix string
 }
 
-func (tn *testNet) startLoad(workers int) *load {
-	l := &load{tn: tn, stop: make(chan struct{})}
+func (tn *testNet) startLoad(workers int) *load { return tn.startLoadNamed(workers, "") }
+
+func (tn *testNet) startLoadNamed(workers int, prefix string) *load {
+	l := &load{tn: tn, stop: make(chan struct{}), prefix: prefix}
 	for w := range workers {
 		l.wg.Add(1)
 		go l.worker(w)
@@ -347,7 +352,7 @@ func (l *load) worker(w int) {
 		return raw, id
 	}
 	for epoch := 0; !l.stopped(); epoch++ {
-		a, b := fmt.Sprintf("w%d-e%d-a", w, epoch), fmt.Sprintf("w%d-e%d-b", w, epoch)
+		a, b := fmt.Sprintf("%sw%d-e%d-a", l.prefix, w, epoch), fmt.Sprintf("%sw%d-e%d-b", l.prefix, w, epoch)
 		_, aKey, _ := ed25519.GenerateKey(rand.Reader)
 		bPub, _, _ := ed25519.GenerateKey(rand.Reader)
 		ok := true
