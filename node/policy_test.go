@@ -293,6 +293,13 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 			_, err := cl.Audit().Replay(ctx, connect.NewRequest(&nodepb.ReplayRequest{}))
 			return err
 		}},
+		pc.AuditServiceAccessLogProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.Audit().AccessLog(ctx, connect.NewRequest(&nodepb.AccessLogRequest{Wallet: "alice"}))
+			if err == nil && r.Msg.GetNode() == "" {
+				return errors.New("AccessLog: no node named")
+			}
+			return err
+		}},
 		pc.AuditServiceOverviewProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Overview(ctx, connect.NewRequest(&nodepb.OverviewRequest{}))
 			return err

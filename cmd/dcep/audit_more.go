@@ -29,7 +29,7 @@ const (
 )
 
 func (a *app) addAuditCmds(cmd *cobra.Command) {
-	cmd.AddCommand(a.auditLargeCmd(), a.auditActivityCmd(), a.auditFrozenCmd(), a.auditDivergenceCmd(), a.auditReplayCmd())
+	cmd.AddCommand(a.auditLargeCmd(), a.auditActivityCmd(), a.auditFrozenCmd(), a.auditDivergenceCmd(), a.auditReplayCmd(), a.auditAccessCmd())
 	cmd.AddCommand(a.auditProgramCmds()...) // audit_programs.go
 	cmd.Example = `  dcep audit supply
   dcep audit large --from 2026-12-11 --to 2026-12-12
@@ -39,7 +39,8 @@ func (a *app) addAuditCmds(cmd *cobra.Command) {
   dcep audit offline
   dcep audit campaign
   dcep audit divergence
-  dcep audit replay`
+  dcep audit replay
+  dcep audit access --wallet alice`
 }
 
 // readOptions is a.reads() for calls made without the client's wrappers:

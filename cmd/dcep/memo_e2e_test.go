@@ -16,7 +16,8 @@ import (
 // archive) and finds the memo nowhere — while the payee's wallet id from
 // the same transaction is found there (so the search does see plaintext).
 // The payee's CLI, holding only the payee's key, shows the memo; a CLI
-// with only the payee bank's key, or with no key, shows "(sealed)".
+// with only the payee bank's key shows "(sealed)"; one with no key is
+// refused.
 func TestMemoSealedOnLedger(t *testing.T) {
 	net := shared(t)
 	tag := fmt.Sprintf("%x", time.Now().UnixNano())
@@ -39,21 +40,31 @@ func TestMemoSealedOnLedger(t *testing.T) {
 	copyKey(t, keys, payeeHome, payee)
 	copyKey(t, keys, bankHome, "abc")
 
+	// Each signs in with the one key its keystore holds (--as): the payee
+	// reads its memo; its bank may read the payee's history and the
+	// transaction but sees the memo sealed.
 	for _, c := range []struct {
-		who, home, want string
-	}{{"payee", payeeHome, secret}, {"payee's bank", bankHome, sealedMemo}, {"no keys", nobody, sealedMemo}} {
+		who, home, as, want string
+	}{{"payee", payeeHome, payee, secret}, {"payee's bank", bankHome, "abc", sealedMemo}} {
 		var h []historyJSON
-		net.okJSON(t, &h, "--home", c.home, "history", payee)
+		net.okJSON(t, &h, "--home", c.home, "--as", c.as, "history", payee)
 		if len(h) == 0 || h[0].Memo != c.want {
 			t.Fatalf("%s: history shows %+v, want memo %q", c.who, h, c.want)
 		}
 		var tx txDetailJSON
-		net.okJSON(t, &tx, "--home", c.home, "tx", pay.TxID)
+		net.okJSON(t, &tx, "--home", c.home, "--as", c.as, "tx", pay.TxID)
 		if tx.Memo != c.want {
 			t.Fatalf("%s: tx shows memo %q, want %q", c.who, tx.Memo, c.want)
 		}
-		if r := net.ok(t, "--home", c.home, "history", payee); !strings.Contains(r.stdout, c.want) {
+		if r := net.ok(t, "--home", c.home, "--as", c.as, "history", payee); !strings.Contains(r.stdout, c.want) {
 			t.Fatalf("%s: history table lacks %q:\n%s", c.who, c.want, r.stdout)
+		}
+	}
+	// With no key the CLI signs in as nobody: refused, the memo never shown.
+	for _, args := range [][]string{{"history", payee}, {"tx", pay.TxID}} {
+		r := net.refused(t, exitRefused, "UNAUTHENTICATED", append([]string{"--home", nobody}, args...))
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Fatalf("a keyless caller saw the memo: %v", r)
 		}
 	}
 
