@@ -113,10 +113,3 @@ type callerKey struct{}
 func withCaller(ctx context.Context, c caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
-
-// callerOf is the caller the policy interceptor authenticated (anonymous if
-// none).
-func callerOf(ctx context.Context) caller {
-	c, _ := ctx.Value(callerKey{}).(caller)
-	return c
-}

@@ -26,9 +26,9 @@ import (
 // ledger makes of a snapshot applies to it.
 
 var (
-	// ErrDataDirInUse: a backup is restored only into a data directory
+	// ErrDataDirNotEmpty: a backup is restored only into a data directory
 	// that holds no ledger and no Raft state.
-	ErrDataDirInUse = errors.New("data directory is not empty")
+	ErrDataDirNotEmpty = errors.New("data directory is not empty")
 	// ErrNodeRunning: the node is running, but its admin socket did not
 	// answer (a save from a live node goes through the socket).
 	ErrNodeRunning = errors.New("node is running but its admin socket does not answer")
@@ -296,7 +296,7 @@ func checkEmptyDataDir(data string) error {
 			return err
 		}
 		if len(entries) > 0 {
-			return fmt.Errorf("%w: %s holds data; move the old data directory aside first (mv %s %s.old)", ErrDataDirInUse, filepath.Join(data, sub), data, data)
+			return fmt.Errorf("%w: %s holds data; move the old data directory aside first (mv %s %s.old)", ErrDataDirNotEmpty, filepath.Join(data, sub), data, data)
 		}
 	}
 	return nil

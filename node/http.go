@@ -53,11 +53,7 @@ func (n *Node) serve() error {
 	mux.HandleFunc("/readyz", n.readyz)
 	mux.HandleFunc("/status", n.statusJSON)
 
-	l, err := net.Listen("tcp", n.cfg.APIListen)
-	if err != nil {
-		return err
-	}
-	n.listener = l
+	l := n.listener // bound at the start of Start (listenAPI)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)

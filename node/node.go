@@ -103,6 +103,8 @@ type Node struct {
 	listener net.Listener
 	// adminSrv serves the operator's admin socket (backup.go).
 	adminSrv *http.Server
+	// unlock releases the data directory's lock (startup.go).
+	unlock func()
 
 	startedAt time.Time
 	stop      chan struct{}
@@ -139,9 +141,21 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 			started.closeAll()
 		}
 	}()
+	// The data directory's lock first, then the API port: a node already
+	// running, or a port taken, is refused before anything is opened.
+	if n.unlock, err = LockDataDir(cfg.Path(cfg.DataDir)); err != nil {
+		return nil, err
+	}
+	if n.listener, err = listenAPI(cfg.APIListen); err != nil {
+		return nil, err
+	}
 	if n.genesis = opts.Genesis; n.genesis == nil {
 		if n.genesis, err = LoadGenesis(cfg.Path(cfg.Genesis)); err != nil {
-			return nil, err
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, startupErr(ErrGenesisMissing, err, "point genesis in the config at the network's genesis.json (dcepd testnet writes it)",
+					"genesis %s does not exist", cfg.Path(cfg.Genesis))
+			}
+			return nil, startupErr(ErrBadConfig, err, "use the network's genesis.json as dcepd testnet wrote it", "%v", err)
 		}
 	}
 	if err = n.openState(); err != nil {
@@ -217,7 +231,9 @@ func (n *Node) openState() error {
 		// leader to replicate to it.
 		n.log.Warn("not (yet) a member of this network; waiting to be added by a committed membership change", "node", n.cfg.Name)
 	} else if !bytes.Equal(n.self().GetPublicKey(), n.key.Public().(ed25519.PublicKey)) {
-		return fmt.Errorf("node: identity key does not match member %q's public key in the ledger", n.cfg.Name)
+		return startupErr(ErrNodeKeyMismatch, nil,
+			fmt.Sprintf("set node_key to the key generated for %q (dcepd testnet: nodes/%s/keys/node.key), or name to the member this key belongs to", n.cfg.Name, n.cfg.Name),
+			"node_key %s is not member %q's key in the ledger", n.cfg.Path(n.cfg.NodeKey), n.cfg.Name)
 	}
 	n.metrics = newMetrics(n)
 	n.hub = newHub()
@@ -262,7 +278,7 @@ func (n *Node) joinNetwork() error {
 		PrivateKey: n.key, ListenAddrs: n.cfg.P2PListen, Members: members, Logger: n.log,
 	})
 	if err != nil {
-		return err
+		return p2pStartErr(n.cfg.P2PListen, err)
 	}
 	if n.stream, err = n.host.RaftStreamLayer(); err != nil {
 		return err
@@ -489,6 +505,13 @@ func (n *Node) closeAll() error {
 	}
 	if n.access != nil {
 		errs = append(errs, n.access.Close())
+	}
+	if n.listener != nil && n.httpSrv == nil {
+		// Bound at start but never served: a start that failed.
+		_ = n.listener.Close()
+	}
+	if n.unlock != nil {
+		n.unlock()
 	}
 	return errors.Join(errs...)
 }

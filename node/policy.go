@@ -216,8 +216,9 @@ func (p policyInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		}
 		resp, err := next(ctx, req)
 		if rule.Access == accessRecord {
-			resp, err, subject = p.n.checkRecord(c, rule, resp, err)
+			resp, subject, err = p.n.checkRecord(c, rule, resp, err)
 		}
+		// An access that cannot be put on record is not answered.
 		allowed := err == nil || !isDenial(err)
 		if lerr := p.n.logAccess(rule, c, msg, subject, allowed, errorCode(err)); lerr != nil {
 			return nil, apiError(CodeUnavailable, "access log: %v", lerr)
@@ -347,16 +348,16 @@ func (n *Node) walletAllowed(c caller, id string) bool {
 // checkRecord decides an accessRecord call on its answer: c must be a
 // party of the record. A record that does not exist is answered to a
 // non-regulator exactly as one it may not read.
-func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse, err error) (connect.AnyResponse, error, string) {
+func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse, err error) (connect.AnyResponse, string, error) {
 	what := strings.TrimPrefix(rule.Procedure, "/dcep.node.v1.")
 	if c.is(token.KindRegulator) {
-		return resp, err, ""
+		return resp, "", err
 	}
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeNotFound {
-			return nil, denied(c, what, rule.Access), ""
+			return nil, "", denied(c, what, rule.Access)
 		}
-		return nil, err, ""
+		return nil, "", err
 	}
 	msg, _ := resp.Any().(proto.Message)
 	rec := msg
@@ -370,15 +371,15 @@ func (n *Node) checkRecord(c caller, rule *policyRule, resp connect.AnyResponse,
 	}
 	for _, k := range keys {
 		if len(c.key) > 0 && c.key.Equal(k) {
-			return resp, nil, subject
+			return resp, subject, nil
 		}
 	}
 	for _, w := range wallets {
 		if n.walletAllowed(c, w) {
-			return resp, nil, subject
+			return resp, subject, nil
 		}
 	}
-	return nil, denied(c, what, rule.Access), subject
+	return nil, subject, denied(c, what, rule.Access)
 }
 
 // maxParties bounds the wallets checkRecord looks up for one record.
@@ -445,9 +446,13 @@ func (n *Node) logAccess(rule *policyRule, c caller, msg proto.Message, subject 
 	if !rule.Logged {
 		return nil
 	}
+	wallet, _ := strings.CutPrefix(subject, "wallet:")
+	if wallet == subject {
+		wallet = "" // "campaign:ID" or none
+	}
 	rec := accesslog.Record{
 		Identity: c.sub.ID, Role: c.role(), Procedure: rule.Procedure,
-		Wallet: strings.TrimPrefix(subject, "wallet:"), TxID: requestTxID(msg),
+		Wallet: wallet, TxID: requestTxID(msg),
 		Addr: c.addr, Allowed: allowed, Code: code,
 	}
 	return n.recordAccess(rec)

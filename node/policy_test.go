@@ -150,7 +150,7 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 	}
 	ex, exID := n.SignID(t, statetest.ExchangeBody("icbc", []*statepb.Outpoint{statetest.Out(issueID, 0)}, "alice", 1000*yuan), n.Bank("icbc"))
 	c.MustOK(leader, ex)
-	pay, payID := n.SignID(t, statetest.TransferBody("alice", []*statepb.Outpoint{statetest.Out(exID, 0)}, statetest.Pay("m1", 10*yuan)), n.Wallet("alice"))
+	pay, payID := n.SignID(t, memo(statetest.TransferBody("alice", []*statepb.Outpoint{statetest.Out(exID, 0)}, statetest.Pay("m1", 10*yuan)), "private-memo-1"), n.Wallet("alice"))
 	c.MustOK(leader, pay)
 	c.MustOK(leader, n.Sign(t, statetest.CreateSubWalletBody("alice", "alice.jd"), n.Wallet("alice")))
 	idx := c.MustOK(leader, n.Sign(t, statetest.PushSubWalletBody("alice.jd", "jd", 100*yuan, 200*yuan, time.Now().Add(48*time.Hour).UnixMilli()), n.Wallet("alice"))).GetLogIndex()
@@ -375,6 +375,7 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 			}
 		}
 	}
+	checkMetricsCarryNoPersonalData(t, c, "alice", "carol", "alice.jd", "wallet:", "bank:icbc", "private-memo")
 }
 
 // checkSameAnswer: a wallet that does not exist and one the caller may
@@ -454,6 +455,29 @@ func checkBadTokens(t *testing.T, c *nodetest.Cluster) {
 	}
 }
 
+// checkMetricsCarryNoPersonalData: after the scenario (wallets, a memo'd
+// payment, a sub-wallet, every RPC called as every role) the public
+// /metrics of every node names no wallet, identity or memo.
+func checkMetricsCarryNoPersonalData(t *testing.T, c *nodetest.Cluster, secrets ...string) {
+	t.Helper()
+	for _, name := range c.Names {
+		resp, err := http.Get(c.URL(name) + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) < 1000 {
+			t.Fatalf("%s /metrics: %d, %d bytes", name, resp.StatusCode, len(body))
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(body), s) {
+				t.Errorf("%s /metrics carries %q", name, s)
+			}
+		}
+	}
+}
+
 // policyRules reads each procedure's "who may call" cell from the table
 // as docs/api.md prints it.
 func policyRules(t *testing.T) map[string]string {
@@ -466,6 +490,11 @@ func policyRules(t *testing.T) map[string]string {
 		out["/dcep.node.v1."+strings.Trim(cells[0], "|` ")] = cells[1]
 	}
 	return out
+}
+
+func memo(b *statepb.Tx, m string) *statepb.Tx {
+	b.Memo = m
+	return b
 }
 
 // notFoundOK: NOT_FOUND is an allowed caller's answer about something that

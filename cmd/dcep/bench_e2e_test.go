@@ -61,6 +61,7 @@ func TestBench(t *testing.T) {
 	// For people: a closed loop, a progress line each second on stderr,
 	// the report and the supply audit on stdout.
 	r := net.ok(t, "bench", "--duration", "2s", "--concurrency", "2", "--transfers", "400", "--wallets", "4", "--tag", tag+"x")
+	t.Logf("dcep bench (text), stderr:\n%sstdout:\n%s", r.stderr, r.stdout)
 	for _, want := range []string{"load          closed loop, 2 clients", "latency ms    p50 ", "failures      none", " verify/s on ", "; funded ", " ✓", "invariant holds: "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Fatalf("stdout lacks %q:\n%v", want, r)

@@ -91,7 +91,7 @@ func yesNo(b bool) string {
 }
 
 func (a *app) memberAddCmd() *cobra.Command {
-	var role, pubHex, keyFile, operator string
+	var role, pubHex, keyFile, operator, operatorKeyHex string
 	var addrs []string
 	cmd := &cobra.Command{
 		Use:   "add NAME --role voter|regulator (--node-key FILE | --public-key HEX) --addr MULTIADDR",
@@ -118,8 +118,17 @@ the leader adds it to Raft and replicates to it.`,
 			if operator == "" {
 				operator = argv[0]
 			}
+			var opKey []byte
+			if operatorKeyHex != "" {
+				if r != statepb.NodeRole_NODE_ROLE_REGULATOR {
+					return usage("--operator-key: only a regulator has one (a bank signs in with its bank key)")
+				}
+				if opKey, err = hex.DecodeString(operatorKeyHex); err != nil || len(opKey) != ed25519.PublicKeySize {
+					return usage("--operator-key %q: want %d bytes of hex", operatorKeyHex, ed25519.PublicKeySize)
+				}
+			}
 			return a.changeMembership(cmd, statepb.MembershipAction_MEMBERSHIP_ACTION_ADD,
-				&statepb.Node{Name: argv[0], Role: r, PublicKey: pub, Addrs: addrs, Operator: operator}, "added")
+				&statepb.Node{Name: argv[0], Role: r, PublicKey: pub, Addrs: addrs, Operator: operator, OperatorKey: opKey}, "added")
 		}),
 	}
 	f := cmd.Flags()
@@ -128,6 +137,7 @@ the leader adds it to Raft and replicates to it.`,
 	f.StringVar(&pubHex, "public-key", "", "the new node's Ed25519 public key, hex")
 	f.StringSliceVar(&addrs, "addr", nil, "libp2p multiaddr the node listens on (repeatable)")
 	f.StringVar(&operator, "operator", "", "the bank id or regulator running it (default NAME)")
+	f.StringVar(&operatorKeyHex, "operator-key", "", "regulator only: its operator's Ed25519 public key, hex, with which its staff sign in to the API (dcep token --as)")
 	return cmd
 }
 

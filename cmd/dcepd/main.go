@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,9 @@ import (
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "dcepd:", err)
+		// One line, whatever the error (docs/operations.md, "Start-up
+		// errors"): the cause and, for start-up failures, the fix.
+		fmt.Fprintln(os.Stderr, "dcepd:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }
@@ -68,7 +71,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := netgen.LoadNodeKey(cfg.Path(cfg.NodeKey))
+			key, err := loadNodeKey(cfg)
 			if err != nil {
 				return err
 			}
@@ -148,6 +151,19 @@ func printNodes(w io.Writer, net *netgen.Network) {
 	for _, n := range net.Nodes {
 		fmt.Fprintf(w, "  %-13s %-10s %s\n", n.Name, n.Role, n.API)
 	}
+}
+
+// loadNodeKey reads the node's identity key, naming the config key and
+// the fix when it cannot.
+func loadNodeKey(cfg *node.Config) (ed25519.PrivateKey, error) {
+	path := cfg.Path(cfg.NodeKey)
+	key, err := netgen.LoadNodeKey(path)
+	if err != nil {
+		return nil, &node.StartupError{Kind: node.ErrBadConfig, Err: err,
+			Cause: fmt.Sprintf("node_key %s: %v", path, err),
+			Fix:   "point node_key at this node's key file (dcepd testnet: nodes/NAME/keys/node.key)"}
+	}
+	return key, nil
 }
 
 // newLogger builds the node's slog logger from its log config.
