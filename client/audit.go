@@ -233,3 +233,17 @@ func (c *Client) Overview(ctx context.Context) (*nodepb.OverviewResponse, error)
 	})
 	return out, err
 }
+
+// AccessLog returns records of the node's own access log: who read what
+// on that node (filter by req.Wallet and/or req.By).
+func (c *Client) AccessLog(ctx context.Context, req *nodepb.AccessLogRequest) (*nodepb.AccessLogResponse, error) {
+	var out *nodepb.AccessLogResponse
+	err := c.read(ctx, func(ctx context.Context) error {
+		r, err := c.audit.AccessLog(ctx, connect.NewRequest(req))
+		if err == nil {
+			out = r.Msg
+		}
+		return err
+	})
+	return out, err
+}

@@ -64,6 +64,8 @@ func ParseTxID(s string) ([32]byte, error) {
 type TxOption func(*statepb.Tx)
 
 // Memo sets the transaction's memo (at most statepb.MaxMemoBytes bytes).
+// The Builder seals it to the transaction's parties when it signs
+// (memos.go): only the sealed bytes leave the client.
 func Memo(memo string) TxOption { return func(t *statepb.Tx) { t.Memo = memo } }
 
 // Nonce fixes the nonce instead of a random one. Two transactions with the
@@ -78,6 +80,8 @@ func Nonce(n uint64) TxOption { return func(t *statepb.Tx) { t.Nonce = n } }
 type Builder struct {
 	genesis *statepb.Genesis
 	signer  state.Signer
+	// parties looks up the payees' keys a memo is sealed to (memos.go).
+	parties Parties
 }
 
 // NewBuilder returns a Builder for the network of genesis g.
@@ -140,6 +144,9 @@ func (b *Builder) check(body *statepb.Tx, opts []TxOption) error {
 	if err != nil {
 		return err
 	}
+	if len(body.GetMemo()) <= statepb.MaxMemoBytes {
+		body.Memo = "" // sealed at signing
+	}
 	return body.ValidateBasic()
 }
 
@@ -150,6 +157,9 @@ func (b *Builder) check(body *statepb.Tx, opts []TxOption) error {
 func (b *Builder) Sign(body *statepb.Tx, keys ...ed25519.PrivateKey) (*SignedTx, error) {
 	body, err := b.prepare(body, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.sealMemo(body, keys); err != nil {
 		return nil, err
 	}
 	if err := body.ValidateBasic(); err != nil {

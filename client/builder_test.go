@@ -39,7 +39,16 @@ func newLedger(t *testing.T, seed string) *ledger {
 	if b.Signer() != n.Signer {
 		t.Fatalf("builder signer %+v, network's %+v", b.Signer(), n.Signer)
 	}
-	return &ledger{t: t, n: n, s: s, c: statetest.NewChain(s), b: b}
+	return &ledger{t: t, n: n, s: s, c: statetest.NewChain(s), b: b.WithParties(storeParties{s})}
+}
+
+// storeParties looks memo parties up in the test's ledger.
+type storeParties struct{ s *state.Store }
+
+func (p storeParties) Wallet(id string) (*statepb.WalletRecord, error) { return p.s.Wallet(id) }
+func (p storeParties) Payer(merchant string, txID []byte) (string, error) {
+	r, err := p.s.Payment(merchant, txID)
+	return r.GetPayerWalletId(), err
 }
 
 // apply applies an SDK-built transaction and returns its result.
@@ -180,8 +189,17 @@ func TestBuildersOnLedger(t *testing.T) {
 	l.wantBalance("jd.shop", 8850)
 	l.wantBalance("bob", 21_000*yuan)
 	h, _, err := l.s.History("jd.shop", 0, 1)
-	if err != nil || len(h) != 1 || h[0].GetMemo() != "lunch" || h[0].GetInFen() != 8850 || h[0].GetCounterparty() != "alice" {
+	if err != nil || len(h) != 1 || h[0].GetMemo() != "" || h[0].GetInFen() != 8850 || h[0].GetCounterparty() != "alice" {
 		t.Fatalf("shop history: %v, %v", h, err)
+	}
+	// The memo is sealed: the payer and each payee open it, a bank cannot.
+	for name, k := range map[string]ed25519.PrivateKey{"payer": alice, "payee": shop, "other payee": bob} {
+		if got, ok := client.OpenMemo(h[0].GetSealedMemo(), k); !ok || got != "lunch" {
+			t.Fatalf("%s opens the memo: %q, %v", name, got, ok)
+		}
+	}
+	if _, ok := client.OpenMemo(h[0].GetSealedMemo(), icbc); ok {
+		t.Fatal("the bank opens a memo it is no party to")
 	}
 	// A tier-4 payment over ¥2,000 is refused by the ledger.
 	l.refused(statepb.Code_CODE_LIMIT_PAYMENT)(b.Transfer(alice, "alice", l.inputs("alice", 2_000*yuan+1),

@@ -233,6 +233,7 @@ func (c *Client) Builder(ctx context.Context) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.parties = nodeParties{c}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.builder == nil {

@@ -99,7 +99,7 @@ func TestClientFlow(t *testing.T) {
 	var id [32]byte
 	copy(id[:], r.GetTxId())
 	got, err := tn.clientAt(t, px.URL, client.As(*tn.Holder("alice"))).Tx(ctx, id)
-	if err != nil || got.GetBody().GetMemo() != "dinner" || got.GetResult().GetCode() != statepb.Code_CODE_OK || got.GetOutputCount() != 3 {
+	if memo, _ := client.OpenMemo(got.GetBody().GetSealedMemo(), alice); err != nil || memo != "dinner" || got.GetResult().GetCode() != statepb.Code_CODE_OK || got.GetOutputCount() != 3 {
 		t.Fatalf("Tx: %v, %v", got, err)
 	}
 

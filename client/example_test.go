@@ -118,7 +118,7 @@ func ExampleBuilder() {
 		log.Fatal(err)
 	}
 	_, centralBank, _ := ed25519.GenerateKey(nil)
-	tx, err := b.Issue(centralBank, "icbc", 100_000*amount.FenPerYuan, client.Memo("Q4"))
+	tx, err := b.Issue(centralBank, "icbc", 100_000*amount.FenPerYuan)
 	fmt.Println(len(tx.IDHex()), tx.Body.GetChainId(), tx.Body.GetIssue().GetAmountFen(), err)
 
 	// Bad input fails before signing, with the code the ledger would give.

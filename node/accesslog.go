@@ -1,11 +1,15 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/dcep/dcep/node/accesslog"
+	"github.com/dcep/dcep/node/nodepb"
 )
 
 // openAccessLog opens data_dir/access. A torn tail (kill -9 in the middle
@@ -41,4 +45,36 @@ func (n *Node) recordAccess(rec accesslog.Record) error {
 		return fmt.Errorf("%w: %w", ErrAccessLog, err)
 	}
 	return nil
+}
+
+// AccessLog answers from this node's own access log. Who may call it is
+// the policy table's row for it (policy.go).
+func (a auditAPI) AccessLog(ctx context.Context, req *connect.Request[nodepb.AccessLogRequest]) (*connect.Response[nodepb.AccessLogResponse], error) {
+	m := req.Msg
+	switch {
+	case len(m.GetWallet()) > accesslog.MaxFieldBytes:
+		return nil, apiError(CodeInvalidArgument, "wallet: %d bytes (max %d)", len(m.GetWallet()), accesslog.MaxFieldBytes)
+	case len(m.GetBy()) > accesslog.MaxFieldBytes:
+		return nil, apiError(CodeInvalidArgument, "by: %d bytes (max %d)", len(m.GetBy()), accesslog.MaxFieldBytes)
+	case m.GetSinceMs() < 0:
+		return nil, apiError(CodeInvalidArgument, "since_ms: %d is before 1970", m.GetSinceMs())
+	case m.GetLimit() > accesslog.MaxQueryLimit:
+		return nil, apiError(CodeInvalidArgument, "limit: %d (max %d)", m.GetLimit(), accesslog.MaxQueryLimit)
+	}
+	f := accesslog.Filter{Wallet: m.GetWallet(), By: m.GetBy(), Limit: int(m.GetLimit())}
+	if m.GetSinceMs() > 0 {
+		f.Since = time.UnixMilli(m.GetSinceMs())
+	}
+	recs, err := a.n.access.Query(f)
+	if err != nil {
+		return nil, apiError(CodeInternal, "access log: %v", err)
+	}
+	out := &nodepb.AccessLogResponse{Node: a.n.cfg.Name, Records: make([]*nodepb.AccessRecord, 0, len(recs))}
+	for _, r := range recs {
+		out.Records = append(out.Records, &nodepb.AccessRecord{
+			TimeMs: r.Time.UnixMilli(), Identity: r.Identity, Role: r.Role, Procedure: r.Procedure,
+			Wallet: r.Wallet, TxId: r.TxID, Addr: r.Addr, Allowed: r.Allowed, Code: r.Code,
+		})
+	}
+	return connect.NewResponse(out), nil
 }

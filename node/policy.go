@@ -119,6 +119,10 @@ var Policy = []policyRule{
 	{Procedure: pc.AuditServiceCampaignsProcedure, Access: accessRegulator, Sees: "red-packet campaigns' totals", Logged: true},
 	{Procedure: pc.AuditServiceDivergenceProcedure, Access: accessRegulator, Sees: "state-hash comparisons with peers"},
 	{Procedure: pc.AuditServiceReplayProcedure, Access: accessRegulatorOrOperator, Sees: "the replay's report (minutes of CPU)"},
+	// policy: regulators; banks their customers (auth table). Regulators
+	// only until the table has a row kind for "a bank, for its customers'
+	// wallets" (the wallet filter's bank): the lead decides.
+	{Procedure: pc.AuditServiceAccessLogProcedure, Access: accessRegulator, Sees: "this node's access-log records (who read what)", Logged: true, subject: field("wallet")},
 	{Procedure: pc.AuditServiceOverviewProcedure, Access: accessRegulator, Sees: "the console's overview", Logged: true},
 
 	{Procedure: pc.ProgrammableServiceGetCampaignProcedure, Access: accessPublicOrWallet, Sees: "the campaign; with wallet_id, that wallet's enrolment", Logged: true, subject: field("wallet_id")},

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/dcep/dcep/client"
+	memoseal "github.com/dcep/dcep/client/memo"
 	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/nodepb"
@@ -150,7 +151,7 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 	}
 	ex, exID := n.SignID(t, statetest.ExchangeBody("icbc", []*statepb.Outpoint{statetest.Out(issueID, 0)}, "alice", 1000*yuan), n.Bank("icbc"))
 	c.MustOK(leader, ex)
-	pay, payID := n.SignID(t, memo(statetest.TransferBody("alice", []*statepb.Outpoint{statetest.Out(exID, 0)}, statetest.Pay("m1", 10*yuan)), "private-memo-1"), n.Wallet("alice"))
+	pay, payID := n.SignID(t, memo(t, statetest.TransferBody("alice", []*statepb.Outpoint{statetest.Out(exID, 0)}, statetest.Pay("m1", 10*yuan)), "private-memo-1", n.Wallet("alice"), n.Wallet("m1")), n.Wallet("alice"))
 	c.MustOK(leader, pay)
 	c.MustOK(leader, n.Sign(t, statetest.CreateSubWalletBody("alice", "alice.jd"), n.Wallet("alice")))
 	idx := c.MustOK(leader, n.Sign(t, statetest.PushSubWalletBody("alice.jd", "jd", 100*yuan, 200*yuan, time.Now().Add(48*time.Hour).UnixMilli()), n.Wallet("alice"))).GetLogIndex()
@@ -291,6 +292,13 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 		}},
 		pc.AuditServiceReplayProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Replay(ctx, connect.NewRequest(&nodepb.ReplayRequest{}))
+			return err
+		}},
+		pc.AuditServiceAccessLogProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.Audit().AccessLog(ctx, connect.NewRequest(&nodepb.AccessLogRequest{Wallet: "alice"}))
+			if err == nil && r.Msg.GetNode() == "" {
+				return errors.New("AccessLog: no node named")
+			}
 			return err
 		}},
 		pc.AuditServiceOverviewProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
@@ -485,8 +493,18 @@ func policyRules(t *testing.T) map[string]string {
 	return out
 }
 
-func memo(b *statepb.Tx, m string) *statepb.Tx {
-	b.Memo = m
+// memo seals m to the given wallet keys (memos travel sealed only).
+func memo(t *testing.T, b *statepb.Tx, m string, to ...ed25519.PrivateKey) *statepb.Tx {
+	t.Helper()
+	var pubs []ed25519.PublicKey
+	for _, k := range to {
+		pubs = append(pubs, k.Public().(ed25519.PublicKey))
+	}
+	sealed, err := memoseal.Seal(m, pubs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SealedMemo = sealed
 	return b
 }
 

@@ -717,7 +717,7 @@ func (a *applier) setSupply(s *statepb.Supply) {
 // wallet afterwards (history_len lives in it).
 func (a *applier) addHistory(w *statepb.WalletRecord, t *decodedTx, e *statepb.HistoryEntry) {
 	e.TxId, e.Kind, e.TimeMs, e.LogIndex = t.id[:], kindName(t.body), a.timeMs, a.index
-	e.Memo, e.BalanceFen = t.body.GetMemo(), w.GetBalanceFen()
+	e.SealedMemo, e.BalanceFen = t.body.GetSealedMemo(), w.GetBalanceFen()
 	a.setNew(keyHistory(w.GetId(), w.GetHistoryLen()), e)
 	w.HistoryLen++
 }

@@ -85,7 +85,7 @@ func (a *applier) indexTx(t *decodedTx) {
 	if large {
 		a.set(keyLarge(a.timeMs, a.index, t.id[:]), &statepb.LargePayment{
 			TxId: t.id[:], Kind: kindName(t.body), Payer: m.payer, PayerBank: m.bank, Payees: m.payees,
-			AmountFen: m.amountFen, LogIndex: a.index, TimeMs: a.timeMs, Memo: t.body.GetMemo(),
+			AmountFen: m.amountFen, LogIndex: a.index, TimeMs: a.timeMs, SealedMemo: t.body.GetSealedMemo(),
 		})
 	}
 }

@@ -125,6 +125,18 @@ func codeCases() []codeCase {
 			b.Memo = strings.Repeat("m", statepb.MaxMemoBytes+1)
 			return sign(t, f, b, f.n.Wallet("alice"))
 		}},
+		{"plaintext memo", statepb.Code_CODE_MEMO_NOT_SEALED, "memo", false, func(t *testing.T, f *fixture) []byte {
+			b := statetest.TransferBody("alice", ins(f.aliceA), statetest.Pay("bob", yuan))
+			b.Memo = "lunch"
+			return sign(t, f, b, f.n.Wallet("alice"))
+		}},
+		{"sealed memo malformed", statepb.Code_CODE_SEALED_MEMO_MALFORMED, "sealed_memo", false, func(t *testing.T, f *fixture) []byte {
+			b := statetest.TransferBody("alice", ins(f.aliceA), statetest.Pay("bob", yuan))
+			b.SealedMemo = make([]byte, statepb.SealedMemoHeaderBytes+statepb.SealedMemoStanzaBytes+20)
+			b.SealedMemo[0] = statepb.SealedMemoVersion
+			b.SealedMemo[statepb.SealedMemoHeaderBytes-1] = 9 // 9 recipients claimed, 1 present
+			return sign(t, f, b, f.n.Wallet("alice"))
+		}},
 		{"too many inputs", statepb.Code_CODE_TOO_MANY_INPUTS, "transfer.inputs", false, func(t *testing.T, f *fixture) []byte {
 			return f.n.Transfer(t, "alice", manyOutpoints(statepb.MaxInputs+1), statetest.Pay("bob", yuan))
 		}},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,8 @@ type app struct {
 	cl     *client.Client
 	ks     *keystore.Store
 	signIn signIn // who calls are made as (auth.go)
+	// memoKeyCache holds the keystore's keys once read (memo.go).
+	memoKeyCache *[]ed25519.PrivateKey
 }
 
 func (a *app) rootCmd() *cobra.Command {

@@ -29,7 +29,7 @@ const (
 )
 
 func (a *app) addAuditCmds(cmd *cobra.Command) {
-	cmd.AddCommand(a.auditLargeCmd(), a.auditActivityCmd(), a.auditFrozenCmd(), a.auditDivergenceCmd(), a.auditReplayCmd())
+	cmd.AddCommand(a.auditLargeCmd(), a.auditActivityCmd(), a.auditFrozenCmd(), a.auditDivergenceCmd(), a.auditReplayCmd(), a.auditAccessCmd())
 	cmd.AddCommand(a.auditProgramCmds()...) // audit_programs.go
 	cmd.Example = `  dcep audit supply
   dcep audit large --from 2026-12-11 --to 2026-12-12
@@ -39,7 +39,8 @@ func (a *app) addAuditCmds(cmd *cobra.Command) {
   dcep audit offline
   dcep audit campaign
   dcep audit divergence
-  dcep audit replay`
+  dcep audit replay
+  dcep audit access --wallet alice`
 }
 
 // readOptions is a.reads() for calls made without the client's wrappers:
@@ -136,7 +137,7 @@ first). Times are Beijing time (UTC+8); --to is exclusive.`,
 						out.More = true
 						break
 					}
-					out.Payments = append(out.Payments, largeOut(p))
+					out.Payments = append(out.Payments, a.largeOut(p))
 				}
 				if out.More || len(page.GetNextPageToken()) == 0 {
 					out.More = out.More || len(page.GetNextPageToken()) > 0 && len(out.Payments) == limit
@@ -180,10 +181,10 @@ first). Times are Beijing time (UTC+8); --to is exclusive.`,
 	return cmd
 }
 
-func largeOut(p *statepb.LargePayment) largeJSON {
+func (a *app) largeOut(p *statepb.LargePayment) largeJSON {
 	out := largeJSON{
 		TxID: hex.EncodeToString(p.GetTxId()), Time: whenJSON(p.GetTimeMs()), Kind: p.GetKind(), Payer: p.GetPayer(), PayerBank: p.GetPayerBank(),
-		Payees: []legJSON{}, AmountFen: p.GetAmountFen(), Amount: plain(p.GetAmountFen()), LogIndex: p.GetLogIndex(), Memo: p.GetMemo(), ms: p.GetTimeMs(),
+		Payees: []legJSON{}, AmountFen: p.GetAmountFen(), Amount: plain(p.GetAmountFen()), LogIndex: p.GetLogIndex(), Memo: a.memo(p.GetSealedMemo(), p.GetMemo()), ms: p.GetTimeMs(),
 	}
 	for _, l := range p.GetPayees() {
 		out.Payees = append(out.Payees, legJSON{Wallet: l.GetWalletId(), Bank: l.GetBankId(), AmountFen: l.GetAmountFen()})

@@ -111,7 +111,7 @@ accepts a unique prefix of a transaction in your keystore wallets' history).`,
 				out = append(out, historyJSON{
 					TxID: hex.EncodeToString(e.GetTxId()), Kind: e.GetKind(), InFen: e.GetInFen(), OutFen: e.GetOutFen(),
 					In: plain(e.GetInFen()), Out: plain(e.GetOutFen()), Counterparty: e.GetCounterparty(),
-					BalanceFen: e.GetBalanceFen(), Balance: plain(e.GetBalanceFen()), Memo: e.GetMemo(),
+					BalanceFen: e.GetBalanceFen(), Balance: plain(e.GetBalanceFen()), Memo: a.memo(e.GetSealedMemo(), e.GetMemo()),
 					LogIndex: e.GetLogIndex(), Time: whenJSON(e.GetTimeMs()),
 				})
 			}
@@ -121,9 +121,9 @@ accepts a unique prefix of a transaction in your keystore wallets' history).`,
 					return
 				}
 				t := newTable("TIME (UTC+8)", "KIND", "AMOUNT", "COUNTERPARTY", "BALANCE", "MEMO", "TX").alignRight(2, 4)
-				for _, e := range entries {
+				for i, e := range entries {
 					t.add(when(e.GetTimeMs()), e.GetKind(), signed(e.GetInFen(), e.GetOutFen()), e.GetCounterparty(),
-						yuan(e.GetBalanceFen()), e.GetMemo(), shortID(e.GetTxId()))
+						yuan(e.GetBalanceFen()), out[i].Memo, shortID(e.GetTxId()))
 				}
 				t.write(wr)
 				if limit > 0 && uint64(len(entries)) < w.Rec.GetHistoryLen() {
@@ -210,7 +210,7 @@ wallets.`,
 				return err
 			}
 			kind, summary := describe(resp.GetBody())
-			out := txDetailJSON{txJSON: txOut(resp.GetResult()), Kind: kind, Summary: summary, Memo: resp.GetBody().GetMemo(),
+			out := txDetailJSON{txJSON: txOut(resp.GetResult()), Kind: kind, Summary: summary, Memo: a.memo(resp.GetBody().GetSealedMemo(), resp.GetBody().GetMemo()),
 				OutputCount: resp.GetOutputCount(), Node: resp.GetFreshness().GetNode()}
 			out.TxID = hex.EncodeToString(id[:])
 			for _, s := range resp.GetTx().GetSignatures() {

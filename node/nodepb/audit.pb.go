@@ -22,6 +22,248 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AccessLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// wallet: only records about this wallet (its id; ≤ 256 bytes).
+	Wallet string `protobuf:"bytes,1,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	// by: only records of calls by this identity (a wallet, bank or node
+	// id, as tokens name them; ≤ 256 bytes).
+	By string `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	// since_ms: only records at or after this wall-clock time (Unix ms).
+	SinceMs int64 `protobuf:"varint,3,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	// limit: at most this many, the newest (0: 1,000; at most 10,000).
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessLogRequest) Reset() {
+	*x = AccessLogRequest{}
+	mi := &file_node_nodepb_audit_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessLogRequest) ProtoMessage() {}
+
+func (x *AccessLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_audit_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessLogRequest.ProtoReflect.Descriptor instead.
+func (*AccessLogRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AccessLogRequest) GetWallet() string {
+	if x != nil {
+		return x.Wallet
+	}
+	return ""
+}
+
+func (x *AccessLogRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AccessLogRequest) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *AccessLogRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// AccessRecord is one access as the node recorded it.
+type AccessRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// time_ms: when the node decided (its wall clock, Unix ms).
+	TimeMs int64 `protobuf:"varint,1,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	// identity and role of the caller; identity is empty for an anonymous
+	// caller (role "anonymous").
+	Identity string `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	Role     string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// procedure is the RPC, e.g. "/dcep.node.v1.LedgerService/History".
+	Procedure string `protobuf:"bytes,4,opt,name=procedure,proto3" json:"procedure,omitempty"`
+	// wallet and tx_id: what the call was about, when it named one.
+	Wallet string `protobuf:"bytes,5,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	TxId   []byte `protobuf:"bytes,6,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
+	// addr: the caller's network address.
+	Addr    string `protobuf:"bytes,7,opt,name=addr,proto3" json:"addr,omitempty"`
+	Allowed bool   `protobuf:"varint,8,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// code: the refusal's code (e.g. PERMISSION_DENIED) when not allowed.
+	Code          string `protobuf:"bytes,9,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessRecord) Reset() {
+	*x = AccessRecord{}
+	mi := &file_node_nodepb_audit_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessRecord) ProtoMessage() {}
+
+func (x *AccessRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_audit_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessRecord.ProtoReflect.Descriptor instead.
+func (*AccessRecord) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AccessRecord) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
+func (x *AccessRecord) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetProcedure() string {
+	if x != nil {
+		return x.Procedure
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetWallet() string {
+	if x != nil {
+		return x.Wallet
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetTxId() []byte {
+	if x != nil {
+		return x.TxId
+	}
+	return nil
+}
+
+func (x *AccessRecord) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *AccessRecord) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type AccessLogResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*AccessRecord        `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// node: the node whose log this is.
+	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessLogResponse) Reset() {
+	*x = AccessLogResponse{}
+	mi := &file_node_nodepb_audit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessLogResponse) ProtoMessage() {}
+
+func (x *AccessLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_audit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessLogResponse.ProtoReflect.Descriptor instead.
+func (*AccessLogResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AccessLogResponse) GetRecords() []*AccessRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *AccessLogResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 type AuditSupplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// max_age_ms: an audit this node computed at most this long ago may be
@@ -35,7 +277,7 @@ type AuditSupplyRequest struct {
 
 func (x *AuditSupplyRequest) Reset() {
 	*x = AuditSupplyRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[0]
+	mi := &file_node_nodepb_audit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +289,7 @@ func (x *AuditSupplyRequest) String() string {
 func (*AuditSupplyRequest) ProtoMessage() {}
 
 func (x *AuditSupplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[0]
+	mi := &file_node_nodepb_audit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +302,7 @@ func (x *AuditSupplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditSupplyRequest.ProtoReflect.Descriptor instead.
 func (*AuditSupplyRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{0}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AuditSupplyRequest) GetMaxAgeMs() int64 {
@@ -104,7 +346,7 @@ type BankAudit struct {
 
 func (x *BankAudit) Reset() {
 	*x = BankAudit{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[1]
+	mi := &file_node_nodepb_audit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +358,7 @@ func (x *BankAudit) String() string {
 func (*BankAudit) ProtoMessage() {}
 
 func (x *BankAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[1]
+	mi := &file_node_nodepb_audit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +371,7 @@ func (x *BankAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankAudit.ProtoReflect.Descriptor instead.
 func (*BankAudit) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{1}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BankAudit) GetBankId() string {
@@ -236,7 +478,7 @@ type AuditSupplyResponse struct {
 
 func (x *AuditSupplyResponse) Reset() {
 	*x = AuditSupplyResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[2]
+	mi := &file_node_nodepb_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +490,7 @@ func (x *AuditSupplyResponse) String() string {
 func (*AuditSupplyResponse) ProtoMessage() {}
 
 func (x *AuditSupplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[2]
+	mi := &file_node_nodepb_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +503,7 @@ func (x *AuditSupplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditSupplyResponse.ProtoReflect.Descriptor instead.
 func (*AuditSupplyResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{2}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuditSupplyResponse) GetInvariantHolds() bool {
@@ -388,7 +630,7 @@ type LargePaymentsRequest struct {
 
 func (x *LargePaymentsRequest) Reset() {
 	*x = LargePaymentsRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[3]
+	mi := &file_node_nodepb_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +642,7 @@ func (x *LargePaymentsRequest) String() string {
 func (*LargePaymentsRequest) ProtoMessage() {}
 
 func (x *LargePaymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[3]
+	mi := &file_node_nodepb_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +655,7 @@ func (x *LargePaymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LargePaymentsRequest.ProtoReflect.Descriptor instead.
 func (*LargePaymentsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{3}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LargePaymentsRequest) GetFromMs() int64 {
@@ -480,7 +722,7 @@ type LargePaymentsResponse struct {
 
 func (x *LargePaymentsResponse) Reset() {
 	*x = LargePaymentsResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[4]
+	mi := &file_node_nodepb_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +734,7 @@ func (x *LargePaymentsResponse) String() string {
 func (*LargePaymentsResponse) ProtoMessage() {}
 
 func (x *LargePaymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[4]
+	mi := &file_node_nodepb_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +747,7 @@ func (x *LargePaymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LargePaymentsResponse.ProtoReflect.Descriptor instead.
 func (*LargePaymentsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{4}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LargePaymentsResponse) GetPayments() []*statepb.LargePayment {
@@ -550,7 +792,7 @@ type BankActivityRequest struct {
 
 func (x *BankActivityRequest) Reset() {
 	*x = BankActivityRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[5]
+	mi := &file_node_nodepb_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +804,7 @@ func (x *BankActivityRequest) String() string {
 func (*BankActivityRequest) ProtoMessage() {}
 
 func (x *BankActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[5]
+	mi := &file_node_nodepb_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +817,7 @@ func (x *BankActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankActivityRequest.ProtoReflect.Descriptor instead.
 func (*BankActivityRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{5}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BankActivityRequest) GetFromDate() string {
@@ -619,7 +861,7 @@ type BankActivityResponse struct {
 
 func (x *BankActivityResponse) Reset() {
 	*x = BankActivityResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[6]
+	mi := &file_node_nodepb_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +873,7 @@ func (x *BankActivityResponse) String() string {
 func (*BankActivityResponse) ProtoMessage() {}
 
 func (x *BankActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[6]
+	mi := &file_node_nodepb_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +886,7 @@ func (x *BankActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankActivityResponse.ProtoReflect.Descriptor instead.
 func (*BankActivityResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{6}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BankActivityResponse) GetDays() []*statepb.BankDay {
@@ -688,7 +930,7 @@ type FrozenWalletsRequest struct {
 
 func (x *FrozenWalletsRequest) Reset() {
 	*x = FrozenWalletsRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[7]
+	mi := &file_node_nodepb_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +942,7 @@ func (x *FrozenWalletsRequest) String() string {
 func (*FrozenWalletsRequest) ProtoMessage() {}
 
 func (x *FrozenWalletsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[7]
+	mi := &file_node_nodepb_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +955,7 @@ func (x *FrozenWalletsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrozenWalletsRequest.ProtoReflect.Descriptor instead.
 func (*FrozenWalletsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{7}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FrozenWalletsRequest) GetAfter() string {
@@ -755,7 +997,7 @@ type FrozenWalletEntry struct {
 
 func (x *FrozenWalletEntry) Reset() {
 	*x = FrozenWalletEntry{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[8]
+	mi := &file_node_nodepb_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +1009,7 @@ func (x *FrozenWalletEntry) String() string {
 func (*FrozenWalletEntry) ProtoMessage() {}
 
 func (x *FrozenWalletEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[8]
+	mi := &file_node_nodepb_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +1022,7 @@ func (x *FrozenWalletEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrozenWalletEntry.ProtoReflect.Descriptor instead.
 func (*FrozenWalletEntry) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{8}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FrozenWalletEntry) GetFrozen() *statepb.FrozenWallet {
@@ -807,7 +1049,7 @@ type FrozenWalletsResponse struct {
 
 func (x *FrozenWalletsResponse) Reset() {
 	*x = FrozenWalletsResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[9]
+	mi := &file_node_nodepb_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1061,7 @@ func (x *FrozenWalletsResponse) String() string {
 func (*FrozenWalletsResponse) ProtoMessage() {}
 
 func (x *FrozenWalletsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[9]
+	mi := &file_node_nodepb_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1074,7 @@ func (x *FrozenWalletsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrozenWalletsResponse.ProtoReflect.Descriptor instead.
 func (*FrozenWalletsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{9}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FrozenWalletsResponse) GetWallets() []*FrozenWalletEntry {
@@ -857,7 +1099,7 @@ type DivergenceRequest struct {
 
 func (x *DivergenceRequest) Reset() {
 	*x = DivergenceRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[10]
+	mi := &file_node_nodepb_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1111,7 @@ func (x *DivergenceRequest) String() string {
 func (*DivergenceRequest) ProtoMessage() {}
 
 func (x *DivergenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[10]
+	mi := &file_node_nodepb_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1124,7 @@ func (x *DivergenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DivergenceRequest.ProtoReflect.Descriptor instead.
 func (*DivergenceRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{10}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{13}
 }
 
 // PeerHashCheck is the last comparison with one peer.
@@ -904,7 +1146,7 @@ type PeerHashCheck struct {
 
 func (x *PeerHashCheck) Reset() {
 	*x = PeerHashCheck{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[11]
+	mi := &file_node_nodepb_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1158,7 @@ func (x *PeerHashCheck) String() string {
 func (*PeerHashCheck) ProtoMessage() {}
 
 func (x *PeerHashCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[11]
+	mi := &file_node_nodepb_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1171,7 @@ func (x *PeerHashCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerHashCheck.ProtoReflect.Descriptor instead.
 func (*PeerHashCheck) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{11}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PeerHashCheck) GetPeer() string {
@@ -1007,7 +1249,7 @@ type Divergence struct {
 
 func (x *Divergence) Reset() {
 	*x = Divergence{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[12]
+	mi := &file_node_nodepb_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1261,7 @@ func (x *Divergence) String() string {
 func (*Divergence) ProtoMessage() {}
 
 func (x *Divergence) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[12]
+	mi := &file_node_nodepb_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1274,7 @@ func (x *Divergence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Divergence.ProtoReflect.Descriptor instead.
 func (*Divergence) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{12}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Divergence) GetPeer() string {
@@ -1105,7 +1347,7 @@ type DivergenceResponse struct {
 
 func (x *DivergenceResponse) Reset() {
 	*x = DivergenceResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[13]
+	mi := &file_node_nodepb_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1359,7 @@ func (x *DivergenceResponse) String() string {
 func (*DivergenceResponse) ProtoMessage() {}
 
 func (x *DivergenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[13]
+	mi := &file_node_nodepb_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1372,7 @@ func (x *DivergenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DivergenceResponse.ProtoReflect.Descriptor instead.
 func (*DivergenceResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{13}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DivergenceResponse) GetNode() string {
@@ -1175,7 +1417,7 @@ type ReplayRequest struct {
 
 func (x *ReplayRequest) Reset() {
 	*x = ReplayRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[14]
+	mi := &file_node_nodepb_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1429,7 @@ func (x *ReplayRequest) String() string {
 func (*ReplayRequest) ProtoMessage() {}
 
 func (x *ReplayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[14]
+	mi := &file_node_nodepb_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1442,7 @@ func (x *ReplayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayRequest.ProtoReflect.Descriptor instead.
 func (*ReplayRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{14}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReplayRequest) GetFromSnapshot() bool {
@@ -1224,7 +1466,7 @@ type ReplayMismatch struct {
 
 func (x *ReplayMismatch) Reset() {
 	*x = ReplayMismatch{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[15]
+	mi := &file_node_nodepb_audit_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1478,7 @@ func (x *ReplayMismatch) String() string {
 func (*ReplayMismatch) ProtoMessage() {}
 
 func (x *ReplayMismatch) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[15]
+	mi := &file_node_nodepb_audit_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1491,7 @@ func (x *ReplayMismatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayMismatch.ProtoReflect.Descriptor instead.
 func (*ReplayMismatch) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{15}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReplayMismatch) GetLogIndex() uint64 {
@@ -1340,7 +1582,7 @@ type ReplayResponse struct {
 
 func (x *ReplayResponse) Reset() {
 	*x = ReplayResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[16]
+	mi := &file_node_nodepb_audit_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1594,7 @@ func (x *ReplayResponse) String() string {
 func (*ReplayResponse) ProtoMessage() {}
 
 func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[16]
+	mi := &file_node_nodepb_audit_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1607,7 @@ func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayResponse.ProtoReflect.Descriptor instead.
 func (*ReplayResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{16}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReplayResponse) GetNode() string {
@@ -1540,7 +1782,7 @@ type OverviewRequest struct {
 
 func (x *OverviewRequest) Reset() {
 	*x = OverviewRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[17]
+	mi := &file_node_nodepb_audit_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1794,7 @@ func (x *OverviewRequest) String() string {
 func (*OverviewRequest) ProtoMessage() {}
 
 func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[17]
+	mi := &file_node_nodepb_audit_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1807,7 @@ func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewRequest.ProtoReflect.Descriptor instead.
 func (*OverviewRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{17}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OverviewRequest) GetThroughputSeconds() uint32 {
@@ -1589,7 +1831,7 @@ type ThroughputPoint struct {
 
 func (x *ThroughputPoint) Reset() {
 	*x = ThroughputPoint{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[18]
+	mi := &file_node_nodepb_audit_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1843,7 @@ func (x *ThroughputPoint) String() string {
 func (*ThroughputPoint) ProtoMessage() {}
 
 func (x *ThroughputPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[18]
+	mi := &file_node_nodepb_audit_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1856,7 @@ func (x *ThroughputPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThroughputPoint.ProtoReflect.Descriptor instead.
 func (*ThroughputPoint) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{18}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ThroughputPoint) GetTimeMs() int64 {
@@ -1659,7 +1901,7 @@ type OverviewResponse struct {
 
 func (x *OverviewResponse) Reset() {
 	*x = OverviewResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[19]
+	mi := &file_node_nodepb_audit_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1913,7 @@ func (x *OverviewResponse) String() string {
 func (*OverviewResponse) ProtoMessage() {}
 
 func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[19]
+	mi := &file_node_nodepb_audit_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1926,7 @@ func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewResponse.ProtoReflect.Descriptor instead.
 func (*OverviewResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{19}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OverviewResponse) GetStatus() *StatusResponse {
@@ -1737,7 +1979,7 @@ type IncidentsRequest struct {
 
 func (x *IncidentsRequest) Reset() {
 	*x = IncidentsRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[20]
+	mi := &file_node_nodepb_audit_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1991,7 @@ func (x *IncidentsRequest) String() string {
 func (*IncidentsRequest) ProtoMessage() {}
 
 func (x *IncidentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[20]
+	mi := &file_node_nodepb_audit_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +2004,7 @@ func (x *IncidentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncidentsRequest.ProtoReflect.Descriptor instead.
 func (*IncidentsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{20}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IncidentsRequest) GetAfter() uint64 {
@@ -1824,7 +2066,7 @@ type IncidentTotals struct {
 
 func (x *IncidentTotals) Reset() {
 	*x = IncidentTotals{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[21]
+	mi := &file_node_nodepb_audit_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2078,7 @@ func (x *IncidentTotals) String() string {
 func (*IncidentTotals) ProtoMessage() {}
 
 func (x *IncidentTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[21]
+	mi := &file_node_nodepb_audit_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2091,7 @@ func (x *IncidentTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncidentTotals.ProtoReflect.Descriptor instead.
 func (*IncidentTotals) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{21}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *IncidentTotals) GetIncidents() uint64 {
@@ -1956,7 +2198,7 @@ type IncidentsResponse struct {
 
 func (x *IncidentsResponse) Reset() {
 	*x = IncidentsResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[22]
+	mi := &file_node_nodepb_audit_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2210,7 @@ func (x *IncidentsResponse) String() string {
 func (*IncidentsResponse) ProtoMessage() {}
 
 func (x *IncidentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[22]
+	mi := &file_node_nodepb_audit_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2223,7 @@ func (x *IncidentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncidentsResponse.ProtoReflect.Descriptor instead.
 func (*IncidentsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{22}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *IncidentsResponse) GetIncidents() []*statepb.Incident {
@@ -2021,7 +2263,7 @@ type OfflineRequest struct {
 
 func (x *OfflineRequest) Reset() {
 	*x = OfflineRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[23]
+	mi := &file_node_nodepb_audit_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2275,7 @@ func (x *OfflineRequest) String() string {
 func (*OfflineRequest) ProtoMessage() {}
 
 func (x *OfflineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[23]
+	mi := &file_node_nodepb_audit_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2288,7 @@ func (x *OfflineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineRequest.ProtoReflect.Descriptor instead.
 func (*OfflineRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{23}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OfflineRequest) GetRead() *ReadOptions {
@@ -2103,7 +2345,7 @@ type BankOffline struct {
 
 func (x *BankOffline) Reset() {
 	*x = BankOffline{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[24]
+	mi := &file_node_nodepb_audit_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2357,7 @@ func (x *BankOffline) String() string {
 func (*BankOffline) ProtoMessage() {}
 
 func (x *BankOffline) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[24]
+	mi := &file_node_nodepb_audit_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2370,7 @@ func (x *BankOffline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankOffline.ProtoReflect.Descriptor instead.
 func (*BankOffline) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{24}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BankOffline) GetBankId() string {
@@ -2325,7 +2567,7 @@ type OfflineResponse struct {
 
 func (x *OfflineResponse) Reset() {
 	*x = OfflineResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[25]
+	mi := &file_node_nodepb_audit_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2579,7 @@ func (x *OfflineResponse) String() string {
 func (*OfflineResponse) ProtoMessage() {}
 
 func (x *OfflineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[25]
+	mi := &file_node_nodepb_audit_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2592,7 @@ func (x *OfflineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfflineResponse.ProtoReflect.Descriptor instead.
 func (*OfflineResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{25}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *OfflineResponse) GetBanks() []*BankOffline {
@@ -2386,7 +2628,7 @@ type CampaignsRequest struct {
 
 func (x *CampaignsRequest) Reset() {
 	*x = CampaignsRequest{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[26]
+	mi := &file_node_nodepb_audit_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2640,7 @@ func (x *CampaignsRequest) String() string {
 func (*CampaignsRequest) ProtoMessage() {}
 
 func (x *CampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[26]
+	mi := &file_node_nodepb_audit_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2653,7 @@ func (x *CampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignsRequest.ProtoReflect.Descriptor instead.
 func (*CampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{26}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CampaignsRequest) GetAfter() string {
@@ -2446,7 +2688,7 @@ type CampaignEntry struct {
 
 func (x *CampaignEntry) Reset() {
 	*x = CampaignEntry{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[27]
+	mi := &file_node_nodepb_audit_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2700,7 @@ func (x *CampaignEntry) String() string {
 func (*CampaignEntry) ProtoMessage() {}
 
 func (x *CampaignEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[27]
+	mi := &file_node_nodepb_audit_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2713,7 @@ func (x *CampaignEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignEntry.ProtoReflect.Descriptor instead.
 func (*CampaignEntry) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{27}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CampaignEntry) GetCampaign() *statepb.CampaignRecord {
@@ -2511,7 +2753,7 @@ type CampaignTotals struct {
 
 func (x *CampaignTotals) Reset() {
 	*x = CampaignTotals{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[28]
+	mi := &file_node_nodepb_audit_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2765,7 @@ func (x *CampaignTotals) String() string {
 func (*CampaignTotals) ProtoMessage() {}
 
 func (x *CampaignTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[28]
+	mi := &file_node_nodepb_audit_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2778,7 @@ func (x *CampaignTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignTotals.ProtoReflect.Descriptor instead.
 func (*CampaignTotals) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{28}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CampaignTotals) GetCampaigns() uint64 {
@@ -2636,7 +2878,7 @@ type CampaignsResponse struct {
 
 func (x *CampaignsResponse) Reset() {
 	*x = CampaignsResponse{}
-	mi := &file_node_nodepb_audit_proto_msgTypes[29]
+	mi := &file_node_nodepb_audit_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2890,7 @@ func (x *CampaignsResponse) String() string {
 func (*CampaignsResponse) ProtoMessage() {}
 
 func (x *CampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_audit_proto_msgTypes[29]
+	mi := &file_node_nodepb_audit_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2903,7 @@ func (x *CampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignsResponse.ProtoReflect.Descriptor instead.
 func (*CampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{29}
+	return file_node_nodepb_audit_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CampaignsResponse) GetCampaigns() []*CampaignEntry {
@@ -2696,7 +2938,25 @@ var File_node_nodepb_audit_proto protoreflect.FileDescriptor
 
 const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x17node/nodepb/audit.proto\x12\fdcep.node.v1\x1a\x15node/nodepb/api.proto\x1a\x19state/statepb/audit.proto\x1a\x1bstate/statepb/genesis.proto\x1a\x1bstate/statepb/offline.proto\x1a state/statepb/programmable.proto\"a\n" +
+	"\x17node/nodepb/audit.proto\x12\fdcep.node.v1\x1a\x15node/nodepb/api.proto\x1a\x19state/statepb/audit.proto\x1a\x1bstate/statepb/genesis.proto\x1a\x1bstate/statepb/offline.proto\x1a state/statepb/programmable.proto\"k\n" +
+	"\x10AccessLogRequest\x12\x16\n" +
+	"\x06wallet\x18\x01 \x01(\tR\x06wallet\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12\x19\n" +
+	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"\xe4\x01\n" +
+	"\fAccessRecord\x12\x17\n" +
+	"\atime_ms\x18\x01 \x01(\x03R\x06timeMs\x12\x1a\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x1c\n" +
+	"\tprocedure\x18\x04 \x01(\tR\tprocedure\x12\x16\n" +
+	"\x06wallet\x18\x05 \x01(\tR\x06wallet\x12\x13\n" +
+	"\x05tx_id\x18\x06 \x01(\fR\x04txId\x12\x12\n" +
+	"\x04addr\x18\a \x01(\tR\x04addr\x12\x18\n" +
+	"\aallowed\x18\b \x01(\bR\aallowed\x12\x12\n" +
+	"\x04code\x18\t \x01(\tR\x04code\"]\n" +
+	"\x11AccessLogResponse\x124\n" +
+	"\arecords\x18\x01 \x03(\v2\x1a.dcep.node.v1.AccessRecordR\arecords\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\"a\n" +
 	"\x12AuditSupplyRequest\x12\x1c\n" +
 	"\n" +
 	"max_age_ms\x18\x01 \x01(\x03R\bmaxAgeMs\x12-\n" +
@@ -2956,7 +3216,7 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\n" +
 	"next_after\x18\x02 \x01(\tR\tnextAfter\x124\n" +
 	"\x06totals\x18\x03 \x01(\v2\x1c.dcep.node.v1.CampaignTotalsR\x06totals\x125\n" +
-	"\tfreshness\x18\x04 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness2\xdf\x06\n" +
+	"\tfreshness\x18\x04 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness2\xb2\a\n" +
 	"\fAuditService\x12R\n" +
 	"\x06Supply\x12 .dcep.node.v1.AuditSupplyRequest\x1a!.dcep.node.v1.AuditSupplyResponse\"\x03\x90\x02\x01\x12]\n" +
 	"\rLargePayments\x12\".dcep.node.v1.LargePaymentsRequest\x1a#.dcep.node.v1.LargePaymentsResponse\"\x03\x90\x02\x01\x12Z\n" +
@@ -2968,7 +3228,8 @@ const file_node_nodepb_audit_proto_rawDesc = "" +
 	"\n" +
 	"Divergence\x12\x1f.dcep.node.v1.DivergenceRequest\x1a .dcep.node.v1.DivergenceResponse\"\x03\x90\x02\x01\x12H\n" +
 	"\x06Replay\x12\x1b.dcep.node.v1.ReplayRequest\x1a\x1c.dcep.node.v1.ReplayResponse\"\x03\x90\x02\x01\x12N\n" +
-	"\bOverview\x12\x1d.dcep.node.v1.OverviewRequest\x1a\x1e.dcep.node.v1.OverviewResponse\"\x03\x90\x02\x01B\"Z github.com/dcep/dcep/node/nodepbb\x06proto3"
+	"\bOverview\x12\x1d.dcep.node.v1.OverviewRequest\x1a\x1e.dcep.node.v1.OverviewResponse\"\x03\x90\x02\x01\x12Q\n" +
+	"\tAccessLog\x12\x1e.dcep.node.v1.AccessLogRequest\x1a\x1f.dcep.node.v1.AccessLogResponse\"\x03\x90\x02\x01B\"Z github.com/dcep/dcep/node/nodepbb\x06proto3"
 
 var (
 	file_node_nodepb_audit_proto_rawDescOnce sync.Once
@@ -2982,106 +3243,112 @@ func file_node_nodepb_audit_proto_rawDescGZIP() []byte {
 	return file_node_nodepb_audit_proto_rawDescData
 }
 
-var file_node_nodepb_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_node_nodepb_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_node_nodepb_audit_proto_goTypes = []any{
-	(*AuditSupplyRequest)(nil),     // 0: dcep.node.v1.AuditSupplyRequest
-	(*BankAudit)(nil),              // 1: dcep.node.v1.BankAudit
-	(*AuditSupplyResponse)(nil),    // 2: dcep.node.v1.AuditSupplyResponse
-	(*LargePaymentsRequest)(nil),   // 3: dcep.node.v1.LargePaymentsRequest
-	(*LargePaymentsResponse)(nil),  // 4: dcep.node.v1.LargePaymentsResponse
-	(*BankActivityRequest)(nil),    // 5: dcep.node.v1.BankActivityRequest
-	(*BankActivityResponse)(nil),   // 6: dcep.node.v1.BankActivityResponse
-	(*FrozenWalletsRequest)(nil),   // 7: dcep.node.v1.FrozenWalletsRequest
-	(*FrozenWalletEntry)(nil),      // 8: dcep.node.v1.FrozenWalletEntry
-	(*FrozenWalletsResponse)(nil),  // 9: dcep.node.v1.FrozenWalletsResponse
-	(*DivergenceRequest)(nil),      // 10: dcep.node.v1.DivergenceRequest
-	(*PeerHashCheck)(nil),          // 11: dcep.node.v1.PeerHashCheck
-	(*Divergence)(nil),             // 12: dcep.node.v1.Divergence
-	(*DivergenceResponse)(nil),     // 13: dcep.node.v1.DivergenceResponse
-	(*ReplayRequest)(nil),          // 14: dcep.node.v1.ReplayRequest
-	(*ReplayMismatch)(nil),         // 15: dcep.node.v1.ReplayMismatch
-	(*ReplayResponse)(nil),         // 16: dcep.node.v1.ReplayResponse
-	(*OverviewRequest)(nil),        // 17: dcep.node.v1.OverviewRequest
-	(*ThroughputPoint)(nil),        // 18: dcep.node.v1.ThroughputPoint
-	(*OverviewResponse)(nil),       // 19: dcep.node.v1.OverviewResponse
-	(*IncidentsRequest)(nil),       // 20: dcep.node.v1.IncidentsRequest
-	(*IncidentTotals)(nil),         // 21: dcep.node.v1.IncidentTotals
-	(*IncidentsResponse)(nil),      // 22: dcep.node.v1.IncidentsResponse
-	(*OfflineRequest)(nil),         // 23: dcep.node.v1.OfflineRequest
-	(*BankOffline)(nil),            // 24: dcep.node.v1.BankOffline
-	(*OfflineResponse)(nil),        // 25: dcep.node.v1.OfflineResponse
-	(*CampaignsRequest)(nil),       // 26: dcep.node.v1.CampaignsRequest
-	(*CampaignEntry)(nil),          // 27: dcep.node.v1.CampaignEntry
-	(*CampaignTotals)(nil),         // 28: dcep.node.v1.CampaignTotals
-	(*CampaignsResponse)(nil),      // 29: dcep.node.v1.CampaignsResponse
-	(*ReadOptions)(nil),            // 30: dcep.node.v1.ReadOptions
-	(*Freshness)(nil),              // 31: dcep.node.v1.Freshness
-	(*statepb.LargePayment)(nil),   // 32: dcep.state.v1.LargePayment
-	(*statepb.BankDay)(nil),        // 33: dcep.state.v1.BankDay
-	(*statepb.FrozenWallet)(nil),   // 34: dcep.state.v1.FrozenWallet
-	(statepb.NodeRole)(0),          // 35: dcep.state.v1.NodeRole
-	(*StatusResponse)(nil),         // 36: dcep.node.v1.StatusResponse
-	(*statepb.Incident)(nil),       // 37: dcep.state.v1.Incident
-	(*statepb.CampaignRecord)(nil), // 38: dcep.state.v1.CampaignRecord
+	(*AccessLogRequest)(nil),       // 0: dcep.node.v1.AccessLogRequest
+	(*AccessRecord)(nil),           // 1: dcep.node.v1.AccessRecord
+	(*AccessLogResponse)(nil),      // 2: dcep.node.v1.AccessLogResponse
+	(*AuditSupplyRequest)(nil),     // 3: dcep.node.v1.AuditSupplyRequest
+	(*BankAudit)(nil),              // 4: dcep.node.v1.BankAudit
+	(*AuditSupplyResponse)(nil),    // 5: dcep.node.v1.AuditSupplyResponse
+	(*LargePaymentsRequest)(nil),   // 6: dcep.node.v1.LargePaymentsRequest
+	(*LargePaymentsResponse)(nil),  // 7: dcep.node.v1.LargePaymentsResponse
+	(*BankActivityRequest)(nil),    // 8: dcep.node.v1.BankActivityRequest
+	(*BankActivityResponse)(nil),   // 9: dcep.node.v1.BankActivityResponse
+	(*FrozenWalletsRequest)(nil),   // 10: dcep.node.v1.FrozenWalletsRequest
+	(*FrozenWalletEntry)(nil),      // 11: dcep.node.v1.FrozenWalletEntry
+	(*FrozenWalletsResponse)(nil),  // 12: dcep.node.v1.FrozenWalletsResponse
+	(*DivergenceRequest)(nil),      // 13: dcep.node.v1.DivergenceRequest
+	(*PeerHashCheck)(nil),          // 14: dcep.node.v1.PeerHashCheck
+	(*Divergence)(nil),             // 15: dcep.node.v1.Divergence
+	(*DivergenceResponse)(nil),     // 16: dcep.node.v1.DivergenceResponse
+	(*ReplayRequest)(nil),          // 17: dcep.node.v1.ReplayRequest
+	(*ReplayMismatch)(nil),         // 18: dcep.node.v1.ReplayMismatch
+	(*ReplayResponse)(nil),         // 19: dcep.node.v1.ReplayResponse
+	(*OverviewRequest)(nil),        // 20: dcep.node.v1.OverviewRequest
+	(*ThroughputPoint)(nil),        // 21: dcep.node.v1.ThroughputPoint
+	(*OverviewResponse)(nil),       // 22: dcep.node.v1.OverviewResponse
+	(*IncidentsRequest)(nil),       // 23: dcep.node.v1.IncidentsRequest
+	(*IncidentTotals)(nil),         // 24: dcep.node.v1.IncidentTotals
+	(*IncidentsResponse)(nil),      // 25: dcep.node.v1.IncidentsResponse
+	(*OfflineRequest)(nil),         // 26: dcep.node.v1.OfflineRequest
+	(*BankOffline)(nil),            // 27: dcep.node.v1.BankOffline
+	(*OfflineResponse)(nil),        // 28: dcep.node.v1.OfflineResponse
+	(*CampaignsRequest)(nil),       // 29: dcep.node.v1.CampaignsRequest
+	(*CampaignEntry)(nil),          // 30: dcep.node.v1.CampaignEntry
+	(*CampaignTotals)(nil),         // 31: dcep.node.v1.CampaignTotals
+	(*CampaignsResponse)(nil),      // 32: dcep.node.v1.CampaignsResponse
+	(*ReadOptions)(nil),            // 33: dcep.node.v1.ReadOptions
+	(*Freshness)(nil),              // 34: dcep.node.v1.Freshness
+	(*statepb.LargePayment)(nil),   // 35: dcep.state.v1.LargePayment
+	(*statepb.BankDay)(nil),        // 36: dcep.state.v1.BankDay
+	(*statepb.FrozenWallet)(nil),   // 37: dcep.state.v1.FrozenWallet
+	(statepb.NodeRole)(0),          // 38: dcep.state.v1.NodeRole
+	(*StatusResponse)(nil),         // 39: dcep.node.v1.StatusResponse
+	(*statepb.Incident)(nil),       // 40: dcep.state.v1.Incident
+	(*statepb.CampaignRecord)(nil), // 41: dcep.state.v1.CampaignRecord
 }
 var file_node_nodepb_audit_proto_depIdxs = []int32{
-	30, // 0: dcep.node.v1.AuditSupplyRequest.read:type_name -> dcep.node.v1.ReadOptions
-	1,  // 1: dcep.node.v1.AuditSupplyResponse.banks:type_name -> dcep.node.v1.BankAudit
-	31, // 2: dcep.node.v1.AuditSupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
-	30, // 3: dcep.node.v1.LargePaymentsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	32, // 4: dcep.node.v1.LargePaymentsResponse.payments:type_name -> dcep.state.v1.LargePayment
-	31, // 5: dcep.node.v1.LargePaymentsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	30, // 6: dcep.node.v1.BankActivityRequest.read:type_name -> dcep.node.v1.ReadOptions
-	33, // 7: dcep.node.v1.BankActivityResponse.days:type_name -> dcep.state.v1.BankDay
-	31, // 8: dcep.node.v1.BankActivityResponse.freshness:type_name -> dcep.node.v1.Freshness
-	30, // 9: dcep.node.v1.FrozenWalletsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	34, // 10: dcep.node.v1.FrozenWalletEntry.frozen:type_name -> dcep.state.v1.FrozenWallet
-	8,  // 11: dcep.node.v1.FrozenWalletsResponse.wallets:type_name -> dcep.node.v1.FrozenWalletEntry
-	31, // 12: dcep.node.v1.FrozenWalletsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	35, // 13: dcep.node.v1.PeerHashCheck.role:type_name -> dcep.state.v1.NodeRole
-	12, // 14: dcep.node.v1.DivergenceResponse.divergences:type_name -> dcep.node.v1.Divergence
-	11, // 15: dcep.node.v1.DivergenceResponse.peers:type_name -> dcep.node.v1.PeerHashCheck
-	15, // 16: dcep.node.v1.ReplayResponse.mismatches:type_name -> dcep.node.v1.ReplayMismatch
-	36, // 17: dcep.node.v1.OverviewResponse.status:type_name -> dcep.node.v1.StatusResponse
-	18, // 18: dcep.node.v1.OverviewResponse.throughput:type_name -> dcep.node.v1.ThroughputPoint
-	30, // 19: dcep.node.v1.IncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	37, // 20: dcep.node.v1.IncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
-	21, // 21: dcep.node.v1.IncidentsResponse.totals:type_name -> dcep.node.v1.IncidentTotals
-	31, // 22: dcep.node.v1.IncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	30, // 23: dcep.node.v1.OfflineRequest.read:type_name -> dcep.node.v1.ReadOptions
-	21, // 24: dcep.node.v1.BankOffline.incident_totals:type_name -> dcep.node.v1.IncidentTotals
-	24, // 25: dcep.node.v1.OfflineResponse.banks:type_name -> dcep.node.v1.BankOffline
-	31, // 26: dcep.node.v1.OfflineResponse.freshness:type_name -> dcep.node.v1.Freshness
-	30, // 27: dcep.node.v1.CampaignsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	38, // 28: dcep.node.v1.CampaignEntry.campaign:type_name -> dcep.state.v1.CampaignRecord
-	27, // 29: dcep.node.v1.CampaignsResponse.campaigns:type_name -> dcep.node.v1.CampaignEntry
-	28, // 30: dcep.node.v1.CampaignsResponse.totals:type_name -> dcep.node.v1.CampaignTotals
-	31, // 31: dcep.node.v1.CampaignsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 32: dcep.node.v1.AuditService.Supply:input_type -> dcep.node.v1.AuditSupplyRequest
-	3,  // 33: dcep.node.v1.AuditService.LargePayments:input_type -> dcep.node.v1.LargePaymentsRequest
-	5,  // 34: dcep.node.v1.AuditService.BankActivity:input_type -> dcep.node.v1.BankActivityRequest
-	7,  // 35: dcep.node.v1.AuditService.FrozenWallets:input_type -> dcep.node.v1.FrozenWalletsRequest
-	20, // 36: dcep.node.v1.AuditService.Incidents:input_type -> dcep.node.v1.IncidentsRequest
-	23, // 37: dcep.node.v1.AuditService.Offline:input_type -> dcep.node.v1.OfflineRequest
-	26, // 38: dcep.node.v1.AuditService.Campaigns:input_type -> dcep.node.v1.CampaignsRequest
-	10, // 39: dcep.node.v1.AuditService.Divergence:input_type -> dcep.node.v1.DivergenceRequest
-	14, // 40: dcep.node.v1.AuditService.Replay:input_type -> dcep.node.v1.ReplayRequest
-	17, // 41: dcep.node.v1.AuditService.Overview:input_type -> dcep.node.v1.OverviewRequest
-	2,  // 42: dcep.node.v1.AuditService.Supply:output_type -> dcep.node.v1.AuditSupplyResponse
-	4,  // 43: dcep.node.v1.AuditService.LargePayments:output_type -> dcep.node.v1.LargePaymentsResponse
-	6,  // 44: dcep.node.v1.AuditService.BankActivity:output_type -> dcep.node.v1.BankActivityResponse
-	9,  // 45: dcep.node.v1.AuditService.FrozenWallets:output_type -> dcep.node.v1.FrozenWalletsResponse
-	22, // 46: dcep.node.v1.AuditService.Incidents:output_type -> dcep.node.v1.IncidentsResponse
-	25, // 47: dcep.node.v1.AuditService.Offline:output_type -> dcep.node.v1.OfflineResponse
-	29, // 48: dcep.node.v1.AuditService.Campaigns:output_type -> dcep.node.v1.CampaignsResponse
-	13, // 49: dcep.node.v1.AuditService.Divergence:output_type -> dcep.node.v1.DivergenceResponse
-	16, // 50: dcep.node.v1.AuditService.Replay:output_type -> dcep.node.v1.ReplayResponse
-	19, // 51: dcep.node.v1.AuditService.Overview:output_type -> dcep.node.v1.OverviewResponse
-	42, // [42:52] is the sub-list for method output_type
-	32, // [32:42] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	1,  // 0: dcep.node.v1.AccessLogResponse.records:type_name -> dcep.node.v1.AccessRecord
+	33, // 1: dcep.node.v1.AuditSupplyRequest.read:type_name -> dcep.node.v1.ReadOptions
+	4,  // 2: dcep.node.v1.AuditSupplyResponse.banks:type_name -> dcep.node.v1.BankAudit
+	34, // 3: dcep.node.v1.AuditSupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
+	33, // 4: dcep.node.v1.LargePaymentsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	35, // 5: dcep.node.v1.LargePaymentsResponse.payments:type_name -> dcep.state.v1.LargePayment
+	34, // 6: dcep.node.v1.LargePaymentsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	33, // 7: dcep.node.v1.BankActivityRequest.read:type_name -> dcep.node.v1.ReadOptions
+	36, // 8: dcep.node.v1.BankActivityResponse.days:type_name -> dcep.state.v1.BankDay
+	34, // 9: dcep.node.v1.BankActivityResponse.freshness:type_name -> dcep.node.v1.Freshness
+	33, // 10: dcep.node.v1.FrozenWalletsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	37, // 11: dcep.node.v1.FrozenWalletEntry.frozen:type_name -> dcep.state.v1.FrozenWallet
+	11, // 12: dcep.node.v1.FrozenWalletsResponse.wallets:type_name -> dcep.node.v1.FrozenWalletEntry
+	34, // 13: dcep.node.v1.FrozenWalletsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	38, // 14: dcep.node.v1.PeerHashCheck.role:type_name -> dcep.state.v1.NodeRole
+	15, // 15: dcep.node.v1.DivergenceResponse.divergences:type_name -> dcep.node.v1.Divergence
+	14, // 16: dcep.node.v1.DivergenceResponse.peers:type_name -> dcep.node.v1.PeerHashCheck
+	18, // 17: dcep.node.v1.ReplayResponse.mismatches:type_name -> dcep.node.v1.ReplayMismatch
+	39, // 18: dcep.node.v1.OverviewResponse.status:type_name -> dcep.node.v1.StatusResponse
+	21, // 19: dcep.node.v1.OverviewResponse.throughput:type_name -> dcep.node.v1.ThroughputPoint
+	33, // 20: dcep.node.v1.IncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	40, // 21: dcep.node.v1.IncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
+	24, // 22: dcep.node.v1.IncidentsResponse.totals:type_name -> dcep.node.v1.IncidentTotals
+	34, // 23: dcep.node.v1.IncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	33, // 24: dcep.node.v1.OfflineRequest.read:type_name -> dcep.node.v1.ReadOptions
+	24, // 25: dcep.node.v1.BankOffline.incident_totals:type_name -> dcep.node.v1.IncidentTotals
+	27, // 26: dcep.node.v1.OfflineResponse.banks:type_name -> dcep.node.v1.BankOffline
+	34, // 27: dcep.node.v1.OfflineResponse.freshness:type_name -> dcep.node.v1.Freshness
+	33, // 28: dcep.node.v1.CampaignsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	41, // 29: dcep.node.v1.CampaignEntry.campaign:type_name -> dcep.state.v1.CampaignRecord
+	30, // 30: dcep.node.v1.CampaignsResponse.campaigns:type_name -> dcep.node.v1.CampaignEntry
+	31, // 31: dcep.node.v1.CampaignsResponse.totals:type_name -> dcep.node.v1.CampaignTotals
+	34, // 32: dcep.node.v1.CampaignsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	3,  // 33: dcep.node.v1.AuditService.Supply:input_type -> dcep.node.v1.AuditSupplyRequest
+	6,  // 34: dcep.node.v1.AuditService.LargePayments:input_type -> dcep.node.v1.LargePaymentsRequest
+	8,  // 35: dcep.node.v1.AuditService.BankActivity:input_type -> dcep.node.v1.BankActivityRequest
+	10, // 36: dcep.node.v1.AuditService.FrozenWallets:input_type -> dcep.node.v1.FrozenWalletsRequest
+	23, // 37: dcep.node.v1.AuditService.Incidents:input_type -> dcep.node.v1.IncidentsRequest
+	26, // 38: dcep.node.v1.AuditService.Offline:input_type -> dcep.node.v1.OfflineRequest
+	29, // 39: dcep.node.v1.AuditService.Campaigns:input_type -> dcep.node.v1.CampaignsRequest
+	13, // 40: dcep.node.v1.AuditService.Divergence:input_type -> dcep.node.v1.DivergenceRequest
+	17, // 41: dcep.node.v1.AuditService.Replay:input_type -> dcep.node.v1.ReplayRequest
+	20, // 42: dcep.node.v1.AuditService.Overview:input_type -> dcep.node.v1.OverviewRequest
+	0,  // 43: dcep.node.v1.AuditService.AccessLog:input_type -> dcep.node.v1.AccessLogRequest
+	5,  // 44: dcep.node.v1.AuditService.Supply:output_type -> dcep.node.v1.AuditSupplyResponse
+	7,  // 45: dcep.node.v1.AuditService.LargePayments:output_type -> dcep.node.v1.LargePaymentsResponse
+	9,  // 46: dcep.node.v1.AuditService.BankActivity:output_type -> dcep.node.v1.BankActivityResponse
+	12, // 47: dcep.node.v1.AuditService.FrozenWallets:output_type -> dcep.node.v1.FrozenWalletsResponse
+	25, // 48: dcep.node.v1.AuditService.Incidents:output_type -> dcep.node.v1.IncidentsResponse
+	28, // 49: dcep.node.v1.AuditService.Offline:output_type -> dcep.node.v1.OfflineResponse
+	32, // 50: dcep.node.v1.AuditService.Campaigns:output_type -> dcep.node.v1.CampaignsResponse
+	16, // 51: dcep.node.v1.AuditService.Divergence:output_type -> dcep.node.v1.DivergenceResponse
+	19, // 52: dcep.node.v1.AuditService.Replay:output_type -> dcep.node.v1.ReplayResponse
+	22, // 53: dcep.node.v1.AuditService.Overview:output_type -> dcep.node.v1.OverviewResponse
+	2,  // 54: dcep.node.v1.AuditService.AccessLog:output_type -> dcep.node.v1.AccessLogResponse
+	44, // [44:55] is the sub-list for method output_type
+	33, // [33:44] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_node_nodepb_audit_proto_init() }
@@ -3096,7 +3363,7 @@ func file_node_nodepb_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_nodepb_audit_proto_rawDesc), len(file_node_nodepb_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

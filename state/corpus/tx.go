@@ -51,7 +51,7 @@ import (
 // Flags on any line: sig=<name>,... (sign with these keys instead),
 // badsig (flip a bit of the first signature), shortsig (cut the first
 // signature to 63 bytes), nosig, unknown (an unknown field 99 appended
-// to the body before signing), nonce=, chain=, version=, memo=. Times
+// to the body before signing), nonce=, chain=, version=, memo=, sealed=<hex> (sealed_memo). Times
 // "+ms" (or "-ms") are relative to the block's ledger time. Inputs are
 // <label>:<i>, or <label>:<a>..<b> for outputs a to b-1 (to pass the
 // input limit); a payee <w>:<fen>*<n> is repeated n times.
@@ -86,6 +86,11 @@ func (p *Player) tx(line string, at int64) (string, []byte, error) {
 		body.Nonce = uint64(atoi(v))
 	}
 	body.Version, body.ChainId, body.Memo = statepb.TxVersion, p.n.Genesis.GetChainId(), get(args, "memo")
+	if v := get(args, "sealed"); v != "" {
+		if body.SealedMemo, err = hex.DecodeString(v); err != nil {
+			return "", nil, fmt.Errorf("sealed: %w", err)
+		}
+	}
 	if v := get(args, "version"); v != "" {
 		body.Version = uint32(atoi(v))
 	}

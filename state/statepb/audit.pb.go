@@ -36,10 +36,13 @@ type LargePayment struct {
 	// return (the money is destroyed).
 	Payees []*PaymentLeg `protobuf:"bytes,5,rep,name=payees,proto3" json:"payees,omitempty"`
 	// amount_fen is what left the payer for others (destroyed, for a return).
-	AmountFen     uint64 `protobuf:"varint,6,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
-	LogIndex      uint64 `protobuf:"varint,7,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
-	TimeMs        int64  `protobuf:"varint,8,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	AmountFen uint64 `protobuf:"varint,6,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	LogIndex  uint64 `protobuf:"varint,7,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	TimeMs    int64  `protobuf:"varint,8,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	// memo is unused (memos are sealed); sealed_memo is the transaction's
+	// sealed memo, which a regulator sees only as sealed bytes.
 	Memo          string `protobuf:"bytes,9,opt,name=memo,proto3" json:"memo,omitempty"`
+	SealedMemo    []byte `protobuf:"bytes,10,opt,name=sealed_memo,json=sealedMemo,proto3" json:"sealed_memo,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,6 +138,13 @@ func (x *LargePayment) GetMemo() string {
 		return x.Memo
 	}
 	return ""
+}
+
+func (x *LargePayment) GetSealedMemo() []byte {
+	if x != nil {
+		return x.SealedMemo
+	}
+	return nil
 }
 
 // PaymentLeg is one payee of a large payment.
@@ -426,7 +436,7 @@ var File_state_statepb_audit_proto protoreflect.FileDescriptor
 
 const file_state_statepb_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19state/statepb/audit.proto\x12\rdcep.state.v1\x1a\x1astate/statepb/reason.proto\"\x88\x02\n" +
+	"\x19state/statepb/audit.proto\x12\rdcep.state.v1\x1a\x1astate/statepb/reason.proto\"\xa9\x02\n" +
 	"\fLargePayment\x12\x13\n" +
 	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
@@ -438,7 +448,10 @@ const file_state_statepb_audit_proto_rawDesc = "" +
 	"amount_fen\x18\x06 \x01(\x04R\tamountFen\x12\x1b\n" +
 	"\tlog_index\x18\a \x01(\x04R\blogIndex\x12\x17\n" +
 	"\atime_ms\x18\b \x01(\x03R\x06timeMs\x12\x12\n" +
-	"\x04memo\x18\t \x01(\tR\x04memo\"a\n" +
+	"\x04memo\x18\t \x01(\tR\x04memo\x12\x1f\n" +
+	"\vsealed_memo\x18\n" +
+	" \x01(\fR\n" +
+	"sealedMemo\"a\n" +
 	"\n" +
 	"PaymentLeg\x12\x1b\n" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12\x17\n" +

@@ -30,21 +30,23 @@ const (
 	Code_CODE_UNSPECIFIED Code = 0
 	Code_CODE_OK          Code = 1
 	// Envelope and body (checked without state; never recorded).
-	Code_CODE_TX_TOO_LARGE        Code = 10
-	Code_CODE_TX_MALFORMED        Code = 11
-	Code_CODE_TX_UNKNOWN_FIELDS   Code = 12
-	Code_CODE_VERSION_UNSUPPORTED Code = 13
-	Code_CODE_CHAIN_ID_MISMATCH   Code = 14
-	Code_CODE_KIND_MISSING        Code = 15
-	Code_CODE_MEMO_TOO_LONG       Code = 20
-	Code_CODE_TOO_MANY_INPUTS     Code = 21
-	Code_CODE_TOO_MANY_OUTPUTS    Code = 22
-	Code_CODE_NO_INPUTS           Code = 23
-	Code_CODE_NO_OUTPUTS          Code = 24
-	Code_CODE_DUPLICATE_INPUT     Code = 25
-	Code_CODE_AMOUNT_ZERO         Code = 26
-	Code_CODE_AMOUNT_OVERFLOW     Code = 27
-	Code_CODE_INVALID_FIELD       Code = 28
+	Code_CODE_TX_TOO_LARGE          Code = 10
+	Code_CODE_TX_MALFORMED          Code = 11
+	Code_CODE_TX_UNKNOWN_FIELDS     Code = 12
+	Code_CODE_VERSION_UNSUPPORTED   Code = 13
+	Code_CODE_CHAIN_ID_MISMATCH     Code = 14
+	Code_CODE_KIND_MISSING          Code = 15
+	Code_CODE_MEMO_NOT_SEALED       Code = 18
+	Code_CODE_SEALED_MEMO_MALFORMED Code = 19
+	Code_CODE_MEMO_TOO_LONG         Code = 20
+	Code_CODE_TOO_MANY_INPUTS       Code = 21
+	Code_CODE_TOO_MANY_OUTPUTS      Code = 22
+	Code_CODE_NO_INPUTS             Code = 23
+	Code_CODE_NO_OUTPUTS            Code = 24
+	Code_CODE_DUPLICATE_INPUT       Code = 25
+	Code_CODE_AMOUNT_ZERO           Code = 26
+	Code_CODE_AMOUNT_OVERFLOW       Code = 27
+	Code_CODE_INVALID_FIELD         Code = 28
 	// Signatures and authority (never recorded: an unauthenticated submission
 	// must not be able to claim a transaction id).
 	Code_CODE_SIGNATURE_COUNT     Code = 30
@@ -138,6 +140,8 @@ var (
 		13:  "CODE_VERSION_UNSUPPORTED",
 		14:  "CODE_CHAIN_ID_MISMATCH",
 		15:  "CODE_KIND_MISSING",
+		18:  "CODE_MEMO_NOT_SEALED",
+		19:  "CODE_SEALED_MEMO_MALFORMED",
 		20:  "CODE_MEMO_TOO_LONG",
 		21:  "CODE_TOO_MANY_INPUTS",
 		22:  "CODE_TOO_MANY_OUTPUTS",
@@ -227,6 +231,8 @@ var (
 		"CODE_VERSION_UNSUPPORTED":            13,
 		"CODE_CHAIN_ID_MISMATCH":              14,
 		"CODE_KIND_MISSING":                   15,
+		"CODE_MEMO_NOT_SEALED":                18,
+		"CODE_SEALED_MEMO_MALFORMED":          19,
 		"CODE_MEMO_TOO_LONG":                  20,
 		"CODE_TOO_MANY_INPUTS":                21,
 		"CODE_TOO_MANY_OUTPUTS":               22,
@@ -1043,11 +1049,16 @@ type HistoryEntry struct {
 	Counterparty string `protobuf:"bytes,5,opt,name=counterparty,proto3" json:"counterparty,omitempty"`
 	TimeMs       int64  `protobuf:"varint,6,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
 	LogIndex     uint64 `protobuf:"varint,7,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
-	Memo         string `protobuf:"bytes,8,opt,name=memo,proto3" json:"memo,omitempty"`
+	// memo is a public text the ledger itself wrote (a campaign's title);
+	// a transaction's memo is sealed_memo.
+	Memo string `protobuf:"bytes,8,opt,name=memo,proto3" json:"memo,omitempty"`
 	// balance_fen is the wallet's balance after the transaction.
 	BalanceFen uint64 `protobuf:"varint,9,opt,name=balance_fen,json=balanceFen,proto3" json:"balance_fen,omitempty"`
 	// purse_id: the offline purse the money came back from, if it did.
-	PurseId       []byte `protobuf:"bytes,10,opt,name=purse_id,json=purseId,proto3" json:"purse_id,omitempty"`
+	PurseId []byte `protobuf:"bytes,10,opt,name=purse_id,json=purseId,proto3" json:"purse_id,omitempty"`
+	// sealed_memo is the transaction's sealed memo (Tx.sealed_memo), which
+	// only the transaction's parties can open.
+	SealedMemo    []byte `protobuf:"bytes,11,opt,name=sealed_memo,json=sealedMemo,proto3" json:"sealed_memo,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1148,6 +1159,13 @@ func (x *HistoryEntry) GetBalanceFen() uint64 {
 func (x *HistoryEntry) GetPurseId() []byte {
 	if x != nil {
 		return x.PurseId
+	}
+	return nil
+}
+
+func (x *HistoryEntry) GetSealedMemo() []byte {
+	if x != nil {
+		return x.SealedMemo
 	}
 	return nil
 }
@@ -1713,7 +1731,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\bTxRecord\x12\x1b\n" +
 	"\tsigned_tx\x18\x01 \x01(\fR\bsignedTx\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.dcep.state.v1.TxResultR\x06result\x12!\n" +
-	"\foutput_count\x18\x03 \x01(\rR\voutputCount\"\x91\x02\n" +
+	"\foutput_count\x18\x03 \x01(\rR\voutputCount\"\xb2\x02\n" +
 	"\fHistoryEntry\x12\x13\n" +
 	"\x05tx_id\x18\x01 \x01(\fR\x04txId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x15\n" +
@@ -1726,7 +1744,9 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\vbalance_fen\x18\t \x01(\x04R\n" +
 	"balanceFen\x12\x19\n" +
 	"\bpurse_id\x18\n" +
-	" \x01(\fR\apurseId\"w\n" +
+	" \x01(\fR\apurseId\x12\x1f\n" +
+	"\vsealed_memo\x18\v \x01(\fR\n" +
+	"sealedMemo\"w\n" +
 	"\n" +
 	"BankRecord\x12'\n" +
 	"\x04bank\x18\x01 \x01(\v2\x13.dcep.state.v1.BankR\x04bank\x12\x1d\n" +
@@ -1766,7 +1786,7 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\rLedgerVersion\x12\x16\n" +
 	"\x06active\x18\x01 \x01(\rR\x06active\x12\x12\n" +
 	"\x04next\x18\x02 \x01(\rR\x04next\x12\"\n" +
-	"\rnext_at_index\x18\x03 \x01(\x04R\vnextAtIndex*\xad\x12\n" +
+	"\rnext_at_index\x18\x03 \x01(\x04R\vnextAtIndex*\xe7\x12\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x15\n" +
@@ -1776,7 +1796,9 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\x16CODE_TX_UNKNOWN_FIELDS\x10\f\x12\x1c\n" +
 	"\x18CODE_VERSION_UNSUPPORTED\x10\r\x12\x1a\n" +
 	"\x16CODE_CHAIN_ID_MISMATCH\x10\x0e\x12\x15\n" +
-	"\x11CODE_KIND_MISSING\x10\x0f\x12\x16\n" +
+	"\x11CODE_KIND_MISSING\x10\x0f\x12\x18\n" +
+	"\x14CODE_MEMO_NOT_SEALED\x10\x12\x12\x1e\n" +
+	"\x1aCODE_SEALED_MEMO_MALFORMED\x10\x13\x12\x16\n" +
 	"\x12CODE_MEMO_TOO_LONG\x10\x14\x12\x18\n" +
 	"\x14CODE_TOO_MANY_INPUTS\x10\x15\x12\x19\n" +
 	"\x15CODE_TOO_MANY_OUTPUTS\x10\x16\x12\x12\n" +

@@ -374,8 +374,14 @@ type Tx struct {
 	// nonce makes two otherwise identical transactions distinct (e.g. two
 	// freezes of the same wallet months apart). Clients pick it at random.
 	Nonce uint64 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	// memo is free text for the payer and payee (bounded, see docs/errors.md).
+	// memo must be empty: plaintext memos are refused (MEMO_NOT_SEALED) so
+	// that no node operator can read one. Kept (and its length still bounded,
+	// MEMO_TOO_LONG) so an old client's memo is refused with a clear code.
 	Memo string `protobuf:"bytes,4,opt,name=memo,proto3" json:"memo,omitempty"`
+	// sealed_memo is the memo sealed to its parties (the signers and the
+	// payees; client/DESIGN.md, "Memos"): only they can open it. The ledger
+	// checks its framing and size (SEALED_MEMO_MALFORMED), never its contents.
+	SealedMemo []byte `protobuf:"bytes,5,opt,name=sealed_memo,json=sealedMemo,proto3" json:"sealed_memo,omitempty"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Tx_Issue
@@ -470,6 +476,13 @@ func (x *Tx) GetMemo() string {
 		return x.Memo
 	}
 	return ""
+}
+
+func (x *Tx) GetSealedMemo() []byte {
+	if x != nil {
+		return x.SealedMemo
+	}
+	return nil
 }
 
 func (x *Tx) GetKind() isTx_Kind {
@@ -3234,12 +3247,14 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\tSignature\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xdf\x11\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x80\x12\n" +
 	"\x02Tx\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
 	"\bchain_id\x18\x02 \x01(\tR\achainId\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\x12\x12\n" +
-	"\x04memo\x18\x04 \x01(\tR\x04memo\x12,\n" +
+	"\x04memo\x18\x04 \x01(\tR\x04memo\x12\x1f\n" +
+	"\vsealed_memo\x18\x05 \x01(\fR\n" +
+	"sealedMemo\x12,\n" +
 	"\x05issue\x18\n" +
 	" \x01(\v2\x14.dcep.state.v1.IssueH\x00R\x05issue\x12/\n" +
 	"\x06return\x18\v \x01(\v2\x15.dcep.state.v1.ReturnH\x00R\x06return\x125\n" +

@@ -48,6 +48,12 @@ func (m *Tx) ValidateBasic() error {
 	if len(m.GetMemo()) > MaxMemoBytes {
 		return Errorf(Code_CODE_MEMO_TOO_LONG, "memo: %d bytes (max %d)", len(m.GetMemo()), MaxMemoBytes)
 	}
+	if m.GetMemo() != "" {
+		return Errorf(Code_CODE_MEMO_NOT_SEALED, "memo: plaintext memos are refused; seal it to the parties (sealed_memo)")
+	}
+	if err := validateSealedMemo(m.GetSealedMemo()); err != nil {
+		return err
+	}
 	v, ok := m.GetKind().(interface{ validate() error })
 	if !ok {
 		return Errorf(Code_CODE_KIND_MISSING, "kind: %s not supported", Text(reflectName(m.GetKind())))

@@ -56,6 +56,8 @@ const (
 	AuditServiceReplayProcedure = "/dcep.node.v1.AuditService/Replay"
 	// AuditServiceOverviewProcedure is the fully-qualified name of the AuditService's Overview RPC.
 	AuditServiceOverviewProcedure = "/dcep.node.v1.AuditService/Overview"
+	// AuditServiceAccessLogProcedure is the fully-qualified name of the AuditService's AccessLog RPC.
+	AuditServiceAccessLogProcedure = "/dcep.node.v1.AuditService/AccessLog"
 )
 
 // AuditServiceClient is a client for the dcep.node.v1.AuditService service.
@@ -96,6 +98,12 @@ type AuditServiceClient interface {
 	// Overview is what the web console polls: this node and its peers, and
 	// transactions applied per second over the last minutes.
 	Overview(context.Context, *connect.Request[nodepb.OverviewRequest]) (*connect.Response[nodepb.OverviewResponse], error)
+	// AccessLog returns records of this node's access log (node/accesslog):
+	// who read identity-linked data on this node, what, when, from where,
+	// allowed or refused. Filtered by subject wallet and/or caller identity;
+	// the newest `limit` that match, oldest first. Each node keeps its own
+	// log: this answers from the node asked, never from its peers.
+	AccessLog(context.Context, *connect.Request[nodepb.AccessLogRequest]) (*connect.Response[nodepb.AccessLogResponse], error)
 }
 
 // NewAuditServiceClient constructs a client for the dcep.node.v1.AuditService service. By default,
@@ -179,6 +187,13 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		accessLog: connect.NewClient[nodepb.AccessLogRequest, nodepb.AccessLogResponse](
+			httpClient,
+			baseURL+AuditServiceAccessLogProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("AccessLog")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -194,6 +209,7 @@ type auditServiceClient struct {
 	divergence    *connect.Client[nodepb.DivergenceRequest, nodepb.DivergenceResponse]
 	replay        *connect.Client[nodepb.ReplayRequest, nodepb.ReplayResponse]
 	overview      *connect.Client[nodepb.OverviewRequest, nodepb.OverviewResponse]
+	accessLog     *connect.Client[nodepb.AccessLogRequest, nodepb.AccessLogResponse]
 }
 
 // Supply calls dcep.node.v1.AuditService.Supply.
@@ -246,6 +262,11 @@ func (c *auditServiceClient) Overview(ctx context.Context, req *connect.Request[
 	return c.overview.CallUnary(ctx, req)
 }
 
+// AccessLog calls dcep.node.v1.AuditService.AccessLog.
+func (c *auditServiceClient) AccessLog(ctx context.Context, req *connect.Request[nodepb.AccessLogRequest]) (*connect.Response[nodepb.AccessLogResponse], error) {
+	return c.accessLog.CallUnary(ctx, req)
+}
+
 // AuditServiceHandler is an implementation of the dcep.node.v1.AuditService service.
 type AuditServiceHandler interface {
 	// Supply recomputes the SPEC §2 invariant from the whole state, with the
@@ -284,6 +305,12 @@ type AuditServiceHandler interface {
 	// Overview is what the web console polls: this node and its peers, and
 	// transactions applied per second over the last minutes.
 	Overview(context.Context, *connect.Request[nodepb.OverviewRequest]) (*connect.Response[nodepb.OverviewResponse], error)
+	// AccessLog returns records of this node's access log (node/accesslog):
+	// who read identity-linked data on this node, what, when, from where,
+	// allowed or refused. Filtered by subject wallet and/or caller identity;
+	// the newest `limit` that match, oldest first. Each node keeps its own
+	// log: this answers from the node asked, never from its peers.
+	AccessLog(context.Context, *connect.Request[nodepb.AccessLogRequest]) (*connect.Response[nodepb.AccessLogResponse], error)
 }
 
 // NewAuditServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -363,6 +390,13 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	auditServiceAccessLogHandler := connect.NewUnaryHandler(
+		AuditServiceAccessLogProcedure,
+		svc.AccessLog,
+		connect.WithSchema(auditServiceMethods.ByName("AccessLog")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/dcep.node.v1.AuditService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuditServiceSupplyProcedure:
@@ -385,6 +419,8 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 			auditServiceReplayHandler.ServeHTTP(w, r)
 		case AuditServiceOverviewProcedure:
 			auditServiceOverviewHandler.ServeHTTP(w, r)
+		case AuditServiceAccessLogProcedure:
+			auditServiceAccessLogHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -432,4 +468,8 @@ func (UnimplementedAuditServiceHandler) Replay(context.Context, *connect.Request
 
 func (UnimplementedAuditServiceHandler) Overview(context.Context, *connect.Request[nodepb.OverviewRequest]) (*connect.Response[nodepb.OverviewResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.AuditService.Overview is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) AccessLog(context.Context, *connect.Request[nodepb.AccessLogRequest]) (*connect.Response[nodepb.AccessLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.AuditService.AccessLog is not implemented"))
 }
