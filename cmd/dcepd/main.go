@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dcep/dcep/client/keystore/pkcs11key"
 	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
@@ -60,7 +62,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := netgen.LoadNodeKey(cfg.Path(cfg.NodeKey))
+			key, err := loadNodeKey(cfg)
 			if err != nil {
 				return err
 			}
@@ -189,4 +191,18 @@ func defaultDevDir() string {
 		return ".dcep-dev"
 	}
 	return filepath.Join(home, ".dcep", "dev")
+}
+
+// loadNodeKey is the node's identity: node_key is a keystore file, or a
+// pkcs11: URI naming an Ed25519 key in a hardware token
+// (client/keystore/pkcs11key), which then signs the libp2p handshakes.
+func loadNodeKey(cfg *node.Config) (crypto.Signer, error) {
+	if pkcs11key.IsURI(cfg.NodeKey) {
+		s, err := pkcs11key.Open(cfg.NodeKey)
+		if err != nil {
+			return nil, fmt.Errorf("node_key: %w", err)
+		}
+		return s, nil
+	}
+	return netgen.LoadNodeKey(cfg.Path(cfg.NodeKey))
 }
