@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -111,7 +112,22 @@ func openSession(u *URI) (*Signer, error) {
 	return &Signer{uri: u.String(), ctx: m, session: sh}, nil
 }
 
+// findSlot finds the token. A file-backed token (SoftHSM2) that another
+// process is updating at that moment can be missing from one listing, so a
+// miss is retried a few times before it is an error.
 func findSlot(m *pkcs11.Ctx, u *URI) (uint, error) {
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		var slot uint
+		if slot, err = findSlotOnce(m, u); err == nil {
+			return slot, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return 0, err
+}
+
+func findSlotOnce(m *pkcs11.Ctx, u *URI) (uint, error) {
 	slots, err := m.GetSlotList(true)
 	if err != nil {
 		return 0, fmt.Errorf("%w: C_GetSlotList: %w", ErrToken, err)
