@@ -157,7 +157,8 @@ func (b *Builder) Sign(body *statepb.Tx, keys ...crypto.Signer) (*SignedTx, erro
 		return nil, err
 	}
 	want := 1
-	if _, ok := body.GetKind().(*statepb.Tx_Return); ok {
+	switch body.GetKind().(type) {
+	case *statepb.Tx_Return, *statepb.Tx_RotateKey:
 		want = 2
 	}
 	if len(keys) != want {
@@ -254,6 +255,21 @@ func (b *Builder) UnfreezeWallet(bank crypto.Signer, walletID, reason string, op
 // CloseWallet closes an empty wallet for good. Signer: the wallet's bank.
 func (b *Builder) CloseWallet(bank crypto.Signer, walletID string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_CloseWallet{CloseWallet: &statepb.CloseWallet{WalletId: walletID}}}, opts, bank)
+}
+
+// RotateKey replaces the central bank's, a bank's or a node's key (id: the
+// bank id or node name, empty for the central bank), signed by the central
+// bank's current key and by the new key.
+func (b *Builder) RotateKey(centralBank ed25519.PrivateKey, holder statepb.KeyHolder, id string, newKey ed25519.PrivateKey, opts ...TxOption) (*SignedTx, error) {
+	return b.sign(&statepb.Tx{Kind: &statepb.Tx_RotateKey{RotateKey: &statepb.RotateKey{
+		Holder: holder, Id: id, NewPublicKey: newKey.Public().(ed25519.PublicKey),
+	}}}, opts, centralBank, newKey)
+}
+
+// ActivateVersion schedules ledger version from log index at on, signed by
+// the central bank.
+func (b *Builder) ActivateVersion(centralBank ed25519.PrivateKey, version uint32, at uint64, opts ...TxOption) (*SignedTx, error) {
+	return b.sign(&statepb.Tx{Kind: &statepb.Tx_ActivateVersion{ActivateVersion: &statepb.ActivateVersion{Version: version, ActivateAtIndex: at}}}, opts, centralBank)
 }
 
 // ChangeMembership adds a node (the whole record) or removes one (only

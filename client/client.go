@@ -85,6 +85,7 @@ type config struct {
 	retry      RetryPolicy
 	h2c        bool
 	grpc       bool
+	identity   IdentityFunc
 }
 
 // Option configures a Client.
@@ -116,6 +117,8 @@ type Client struct {
 	api     nodepbconnect.LedgerServiceClient
 	audit   nodepbconnect.AuditServiceClient        // audit.go
 	prog    nodepbconnect.ProgrammableServiceClient // programmable_reads.go
+	plain   nodepbconnect.LedgerServiceClient       // no tokens (auth.go)
+	tokens  *tokens                                 // nil: anonymous
 	timeout time.Duration
 	retry   RetryPolicy
 
@@ -144,14 +147,20 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if cfg.grpc {
 		copts = append(copts, connect.WithGRPC())
 	}
-	return &Client{
+	c := &Client{
 		baseURL: u,
-		api:     nodepbconnect.NewLedgerServiceClient(cfg.httpClient, u, copts...),
-		audit:   nodepbconnect.NewAuditServiceClient(cfg.httpClient, u, copts...),
-		prog:    nodepbconnect.NewProgrammableServiceClient(cfg.httpClient, u, copts...),
+		plain:   nodepbconnect.NewLedgerServiceClient(cfg.httpClient, u, copts...),
 		timeout: cfg.timeout,
 		retry:   cfg.retry,
-	}, nil
+	}
+	if cfg.identity != nil {
+		c.tokens = &tokens{pick: cfg.identity, plain: c.plain, cache: map[string]cachedToken{}}
+		copts = append(copts, connect.WithInterceptors(c.tokens))
+	}
+	c.api = nodepbconnect.NewLedgerServiceClient(cfg.httpClient, u, copts...)
+	c.audit = nodepbconnect.NewAuditServiceClient(cfg.httpClient, u, copts...)
+	c.prog = nodepbconnect.NewProgrammableServiceClient(cfg.httpClient, u, copts...)
+	return c, nil
 }
 
 func normalizeURL(s string) (string, error) {
@@ -199,6 +208,13 @@ func (c *Client) BaseURL() string { return c.baseURL }
 
 // API is the generated connect client, for calls this package does not wrap.
 func (c *Client) API() nodepbconnect.LedgerServiceClient { return c.api }
+
+// Audit is the generated AuditService client (with this client's tokens).
+func (c *Client) Audit() nodepbconnect.AuditServiceClient { return c.audit }
+
+// Programmable is the generated ProgrammableService client (with this
+// client's tokens).
+func (c *Client) Programmable() nodepbconnect.ProgrammableServiceClient { return c.prog }
 
 // Builder returns a transaction builder for the node's network, fetching
 // and checking the genesis on first use.

@@ -63,7 +63,9 @@ func setup(t *testing.T, c *client.Client, n *statetest.Net) (alice, bob, shop e
 	ctx := ctxT(t)
 	mustOK(t)(c.Issue(ctx, n.CentralBank(), "icbc", 1_000_000*yuan))
 	mustOK(t)(c.Issue(ctx, n.CentralBank(), "boc", 1_000*yuan))
-	alice, bob, shop = newKey(t), newKey(t), newKey(t)
+	// The statetest keys of these names: the cluster's test clients sign
+	// their reads in as the holder with them (nodetest.Picker).
+	alice, bob, shop = n.Wallet("alice"), n.Wallet("bob"), n.Wallet("jd.shop")
 	for _, w := range []struct {
 		bank, id string
 		key      ed25519.PrivateKey
@@ -78,9 +80,9 @@ func setup(t *testing.T, c *client.Client, n *statetest.Net) (alice, bob, shop e
 }
 
 func TestClientFlow(t *testing.T) {
-	tn := startNet(t, 1, 0)
+	tn := startNet(t, 1, 1)           // the test client reads as the regulator (nodetest.Picker)
 	px := newProxy(t, tn.URL("pboc")) // counts submissions
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, bob, _ := setup(t, c, n)
 
@@ -91,10 +93,12 @@ func TestClientFlow(t *testing.T) {
 	wantBalance(t, c, "jd.shop", 8850)
 	wantBalance(t, c, "bob", 50_100*yuan)
 
-	// The transaction can be read back by id.
+	// The transaction can be read back by id, by its parties (here its
+	// payer: a transaction names no wallet in its request, so the test
+	// client's picker cannot choose for it).
 	var id [32]byte
 	copy(id[:], r.GetTxId())
-	got, err := c.Tx(ctx, id)
+	got, err := tn.clientAt(t, px.URL, client.As(*tn.Holder("alice"))).Tx(ctx, id)
 	if err != nil || got.GetBody().GetMemo() != "dinner" || got.GetResult().GetCode() != statepb.Code_CODE_OK || got.GetOutputCount() != 3 {
 		t.Fatalf("Tx: %v, %v", got, err)
 	}
@@ -195,7 +199,7 @@ func TestClientFlow(t *testing.T) {
 // ListUnspent, shows the too-fragmented error, consolidates, and pays.
 func TestUnspentPagingAndConsolidate(t *testing.T) {
 	tn := startNet(t, 1, 0)
-	c := newClientAt(t, tn.URL("pboc"))
+	c := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	_, bob, _ := setup(t, c, n)
 	for range 40 {
@@ -227,7 +231,7 @@ func TestUnspentPagingAndConsolidate(t *testing.T) {
 func TestSubmitRetrySafe(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	px := newProxy(t, tn.URL("pboc"))
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	mustOK(t)(c.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
@@ -258,7 +262,7 @@ func TestSubmitRetrySafe(t *testing.T) {
 func TestSubmitOutcomeUnknown(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	px := newProxy(t, tn.URL("pboc"))
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	mustOK(t)(c.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
@@ -311,7 +315,7 @@ func TestNoQuorum(t *testing.T) {
 	c.StartAll()
 	c.WaitLeader()
 	tn := &testNet{Cluster: c, n: c.Net}
-	cl := newClientAt(t, tn.URL("pboc"))
+	cl := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, cl, n)
 	mustOK(t)(cl.Exchange(ctx, n.Bank("icbc"), "icbc", "alice", 1_000*yuan))
@@ -383,7 +387,7 @@ func TestUnreachable(t *testing.T) {
 // delivers every block exactly once, in order, while more are committed.
 func TestOutcomesResume(t *testing.T) {
 	tn := startNet(t, 1, 0)
-	c := newClientAt(t, tn.URL("pboc"))
+	c := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	setup(t, c, n)
 	for range 5 {
@@ -392,7 +396,7 @@ func TestOutcomesResume(t *testing.T) {
 	px := newProxy(t, tn.URL("pboc"))
 	px.cutStreamAfter.Store(3)
 	px.replayOnResume.Store(true)
-	sc := newClientAt(t, px.URL)
+	sc := tn.clientAt(t, px.URL)
 
 	const from = 2
 	var mu sync.Mutex
@@ -458,9 +462,9 @@ func TestOutcomesResume(t *testing.T) {
 
 // TestProtocols: the client works over HTTP/1.1 (default), h2c and gRPC.
 func TestProtocols(t *testing.T) {
-	tn := startNet(t, 1, 0)
+	tn := startNet(t, 1, 1) // reads as the regulator, who may learn that a wallet does not exist
 	for name, opt := range map[string]client.Option{"http1": client.WithTimeout(5 * time.Second), "h2c": client.WithH2C(), "grpc": client.WithGRPC()} {
-		c := newClientAt(t, tn.URL("pboc"), opt)
+		c := tn.clientAt(t, tn.URL("pboc"), opt)
 		ctx := ctxT(t)
 		if _, err := c.Builder(ctx); err != nil {
 			t.Fatalf("%s: genesis: %v", name, err)
@@ -485,7 +489,7 @@ func TestGenesisChecked(t *testing.T) {
 	tn := startNet(t, 1, 0)
 	px := newProxy(t, tn.URL("pboc"))
 	px.lieGenesis.Store(true)
-	c := newClientAt(t, px.URL)
+	c := tn.clientAt(t, px.URL)
 	if _, err := c.Issue(ctxT(t), tn.n.CentralBank(), "icbc", 1); !errors.Is(err, client.ErrBadResponse) || px.submits.Load() != 0 {
 		t.Fatalf("lying genesis: %v (%d submits)", err, px.submits.Load())
 	}
@@ -493,7 +497,7 @@ func TestGenesisChecked(t *testing.T) {
 
 func TestWalletManagement(t *testing.T) {
 	tn := startNet(t, 1, 1)
-	c := newClientAt(t, tn.URL("pboc"))
+	c := tn.clientAt(t, tn.URL("pboc"))
 	n, ctx := tn.n, ctxT(t)
 	alice, _, _ := setup(t, c, n)
 	icbc := n.Bank("icbc")
@@ -525,7 +529,7 @@ func TestWalletManagement(t *testing.T) {
 	// The regulator refuses writes: answered once, not retried, and the
 	// outcome is known (nothing was committed).
 	px := newProxy(t, tn.URL("regulator-1"))
-	rc := newClientAt(t, px.URL)
+	rc := tn.clientAt(t, px.URL)
 	_, err = rc.Issue(ctx, n.CentralBank(), "icbc", yuan)
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Code != client.CodeReadOnly || errors.Is(err, client.ErrOutcomeUnknown) || px.submits.Load() != 1 ||
@@ -545,6 +549,7 @@ func TestAPICodes(t *testing.T) {
 		{client.CodeReadOnly, node.CodeReadOnly}, {client.CodeNoQuorum, node.CodeNoQuorum}, {client.CodeTimeout, node.CodeTimeout},
 		{client.CodeOverloaded, node.CodeOverloaded}, {client.CodeRateLimited, node.CodeRateLimited}, {client.CodeNotFound, node.CodeNotFound},
 		{client.CodeInvalidArgument, node.CodeInvalidArgument}, {client.CodeUnavailable, node.CodeUnavailable}, {client.CodeInternal, node.CodeInternal},
+		{client.CodeUnauthenticated, node.CodeUnauthenticated}, {client.CodePermissionDenied, node.CodePermissionDenied},
 	} {
 		if c.client != c.node {
 			t.Errorf("client code %q, node code %q", c.client, c.node)

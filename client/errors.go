@@ -68,6 +68,12 @@ const (
 	CodeUnavailable = "UNAVAILABLE"
 	// CodeInternal: a bug or I/O failure on the node.
 	CodeInternal = "INTERNAL"
+	// CodeUnauthenticated: the call needs a bearer token, or the one sent
+	// is bad (expired, forged, for another node or chain).
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	// CodePermissionDenied: the signed-in identity's role may not make
+	// this call; the message names the roles that may.
+	CodePermissionDenied = "PERMISSION_DENIED"
 )
 
 // TxError is a transaction the ledger decided and refused: its result's code

@@ -235,14 +235,11 @@ func rewindStreamRequest(t *testing.T, body []byte) []byte {
 	return append(out, raw...)
 }
 
-// newClientAt is a client of url with fast retries.
-func newClientAt(t *testing.T, url string, opts ...client.Option) *client.Client {
+// clientAt is a client of url (a node of tn, or a proxy to one) with fast
+// retries, signed in as tn's test identities (nodetest.Cluster.Picker).
+func (tn *testNet) clientAt(t *testing.T, url string, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(url, append([]client.Option{client.WithRetry(fastRetry)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return tn.SDKAt(t, url, append([]client.Option{client.WithRetry(fastRetry)}, opts...)...)
 }
 
 // waitNoLeader waits until a node knows no leader.

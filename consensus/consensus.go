@@ -494,19 +494,7 @@ func (n *Node) Bootstrap(members []*statepb.Node) error {
 }
 
 func (n *Node) configurationFor(members []*statepb.Node) (raft.Configuration, error) {
-	var conf raft.Configuration
-	for _, m := range members {
-		addr, err := n.cfg.AddressOf(m)
-		if err != nil {
-			return conf, fmt.Errorf("member %s: %w", m.GetName(), err)
-		}
-		suffrage := raft.Voter
-		if m.GetRole() != statepb.NodeRole_NODE_ROLE_VOTER {
-			suffrage = raft.Nonvoter
-		}
-		conf.Servers = append(conf.Servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(m.GetName()), Address: addr})
-	}
-	return conf, nil
+	return configurationOf(members, n.cfg.AddressOf)
 }
 
 // Submit proposes transactions and waits for their committed results, in

@@ -23,7 +23,7 @@ import (
 const yuan = state.Yuan
 
 func auditClient(c *nodetest.Cluster, name string) nodepbconnect.AuditServiceClient {
-	return nodepbconnect.NewAuditServiceClient(http.DefaultClient, c.URL(name))
+	return c.AuditClient(name)
 }
 
 // TestAuditServiceOnRegulator drives a scenario with known figures through

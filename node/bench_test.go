@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dcep/dcep/internal/load"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/nodetest"
 )
@@ -91,7 +93,7 @@ func runClusterBench(b *testing.B, voters, regulators int) *clusterResult {
 	// after the max phase (the cluster idle), and the mean is used, so a
 	// machine whose speed drifts during the run (other load, frequency
 	// scaling) is compared like with like.
-	verifyRate, verifyCPU := measureVerifyRate(2 * time.Second)
+	verifyRate, verifyCPU := load.MeasureVerifyRate(2 * time.Second)
 	limit := verifyRate / float64(nodes)
 	b.Logf("ed25519: %.0f verify/s on %d cores → limit %.0f tx/s for %d validating nodes", verifyRate, runtime.GOMAXPROCS(0), limit, nodes)
 
@@ -127,33 +129,34 @@ func runClusterBench(b *testing.B, voters, regulators int) *clusterResult {
 	// network) the nodes' Raft heartbeats starve behind the load in this
 	// one process and the leader steps down.
 	clients := max(1, *benchClients)
-	lg := newLoadGen(c, targets, clients)
-	defer lg.close()
+	lg := newLoadGen(b, c, targets, clients)
+	defer lg.Close()
 
 	res := &clusterResult{procs: *benchProcs, voters: voters, regulators: regulators, cores: runtime.GOMAXPROCS(0), verifyRate: verifyRate, verifyCPU: verifyCPU, limit: limit, clients: clients, target: *benchTarget}
 
+	ctx := context.Background()
 	b.ResetTimer()
 	// Warm-up: connections, caches, Pebble memtables, Raft pipelines.
-	lg.closedLoop(w.txs[:warm], 0)
+	lg.ClosedLoop(ctx, w.txs[:warm], 0, nil)
 	time.Sleep(500 * time.Millisecond)
 
 	stopProfile := startProfile(b, voters, regulators, "")
 	before, cpu0 := nodeMetrics(c), clusterCPU()
-	res.max = lg.closedLoop(w.txs[warm:warm+closed], *benchDuration)
+	res.max = lg.ClosedLoop(ctx, w.txs[warm:warm+closed], *benchDuration, nil)
 	cpu := clusterCPU() - cpu0
-	res.cpuPerTx = cpu / time.Duration(max(1, res.max.ok))
-	res.coresUsed = cpu.Seconds() / res.max.elapsed.Seconds()
+	res.cpuPerTx = cpu / time.Duration(max(1, res.max.OK))
+	res.coresUsed = cpu.Seconds() / res.max.Elapsed.Seconds()
 	stopProfile()
 	writeHeapProfile(b, voters, regulators)
-	logMetricsDelta(b, before, nodeMetrics(c), res.max.elapsed)
+	logMetricsDelta(b, before, nodeMetrics(c), res.max.Elapsed)
 	time.Sleep(500 * time.Millisecond)
-	verifyAfter, cpuAfter := measureVerifyRate(2 * time.Second)
+	verifyAfter, cpuAfter := load.MeasureVerifyRate(2 * time.Second)
 	res.verifyRates = [2]float64{verifyRate, verifyAfter}
 	res.verifyRate, res.verifyCPU = (verifyRate+verifyAfter)/2, (verifyCPU+cpuAfter)/2
 	res.limit = res.verifyRate / float64(nodes)
 	time.Sleep(time.Second)
 
-	rate := res.max.rate() / 2
+	rate := res.max.Rate() / 2
 	if *benchRate > 0 {
 		rate = *benchRate
 	}
@@ -162,12 +165,12 @@ func runClusterBench(b *testing.B, voters, regulators int) *clusterResult {
 	stopTrace := startTrace(b, voters, regulators, 3*time.Second)
 	stopProfile = startProfile(b, voters, regulators, ".half")
 	cpu0 = clusterCPU()
-	res.half = lg.openLoop(w.txs[warm+closed:warm+closed+n], rate)
+	res.half = lg.OpenLoop(ctx, w.txs[warm+closed:warm+closed+n], rate, nil)
 	stopProfile()
-	res.halfCores = (clusterCPU() - cpu0).Seconds() / res.half.elapsed.Seconds()
+	res.halfCores = (clusterCPU() - cpu0).Seconds() / res.half.Elapsed.Seconds()
 	stopTrace()
-	logMetricsDelta(b, before, nodeMetrics(c), res.half.elapsed)
-	b.Logf("half max, latency by second of arrival [p50/p99/max ms]:%s", res.half.bySecond)
+	logMetricsDelta(b, before, nodeMetrics(c), res.half.Elapsed)
+	b.Logf("half max, latency by second of arrival [p50/p99/max ms]:%s", res.half.BySecond)
 	b.StopTimer()
 
 	convergeAPI(b, c, time.Minute)
@@ -186,20 +189,20 @@ type clusterResult struct {
 	halfCores          float64       // the same at half max
 	clients            int
 	target             string
-	max, half          *phaseResult
+	max, half          *load.Phase
 }
 
 func (r *clusterResult) report(b *testing.B) {
-	b.ReportMetric(r.max.rate(), "tx/s")
-	b.ReportMetric(ms(r.max.pct(0.50)), "p50_ms")
-	b.ReportMetric(ms(r.max.pct(0.99)), "p99_ms")
-	b.ReportMetric(ms(r.max.pct(0.999)), "p999_ms")
-	b.ReportMetric(r.half.rate(), "half_tx/s")
-	b.ReportMetric(ms(r.half.pct(0.50)), "half_p50_ms")
-	b.ReportMetric(ms(r.half.pct(0.99)), "half_p99_ms")
-	b.ReportMetric(ms(r.half.pct(0.999)), "half_p999_ms")
+	b.ReportMetric(r.max.Rate(), "tx/s")
+	b.ReportMetric(load.Ms(r.max.Pct(0.50)), "p50_ms")
+	b.ReportMetric(load.Ms(r.max.Pct(0.99)), "p99_ms")
+	b.ReportMetric(load.Ms(r.max.Pct(0.999)), "p999_ms")
+	b.ReportMetric(r.half.Rate(), "half_tx/s")
+	b.ReportMetric(load.Ms(r.half.Pct(0.50)), "half_p50_ms")
+	b.ReportMetric(load.Ms(r.half.Pct(0.99)), "half_p99_ms")
+	b.ReportMetric(load.Ms(r.half.Pct(0.999)), "half_p999_ms")
 	b.ReportMetric(r.limit, "limit_tx/s")
-	b.ReportMetric(r.max.rate()/r.limit, "ratio")
+	b.ReportMetric(r.max.Rate()/r.limit, "ratio")
 	b.ReportMetric(0, "ns/op")
 
 	topo := fmt.Sprintf("%d voters", r.voters)
@@ -217,17 +220,17 @@ func (r *clusterResult) report(b *testing.B) {
 	fmt.Fprintf(f, "  %-22s %9s %8s %8s %8s %8s %7s %6s\n", "phase", "tx/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "txs", "fail")
 	for _, p := range []struct {
 		name string
-		r    *phaseResult
-	}{{"max (closed loop)", r.max}, {fmt.Sprintf("half max (open %.0f/s)", r.half.offered), r.half}} {
-		fmt.Fprintf(f, "  %-22s %9.0f %8.1f %8.1f %8.1f %8.1f %7d %6d\n", p.name, p.r.rate(), ms(p.r.pct(0.5)), ms(p.r.pct(0.99)), ms(p.r.pct(0.999)), ms(p.r.pct(1)), p.r.ok, p.r.failed)
+		r    *load.Phase
+	}{{"max (closed loop)", r.max}, {fmt.Sprintf("half max (open %.0f/s)", r.half.Offered), r.half}} {
+		fmt.Fprintf(f, "  %-22s %9.0f %8.1f %8.1f %8.1f %8.1f %7d %6d\n", p.name, p.r.Rate(), load.Ms(p.r.Pct(0.5)), load.Ms(p.r.Pct(0.99)), load.Ms(p.r.Pct(0.999)), load.Ms(p.r.Pct(1)), p.r.OK, p.r.Failed)
 	}
 	verifyCPU := r.verifyCPU
 	fmt.Fprintf(f, "  CPU at max: %.2f cores busy; %v per transfer (%d single-signature verifications would be ≈ %v, %.0f%%; the ledger verifies in batches)\n", r.coresUsed, r.cpuPerTx.Round(time.Microsecond),
 		r.voters+r.regulators, (time.Duration(r.voters+r.regulators) * verifyCPU).Round(time.Microsecond), 100*float64(time.Duration(r.voters+r.regulators)*verifyCPU)/float64(r.cpuPerTx))
 	fmt.Fprintf(f, "  CPU at half max: %.2f cores busy\n", r.halfCores)
-	fmt.Fprintf(f, "  ratio max/limit: %.2f (target ≥ 0.50)   p99 at half max: %.1f ms (target ≤ 100)\n\n", r.max.rate()/r.limit, ms(r.half.pct(0.99)))
-	if r.max.failed > 0 || r.half.failed > 0 {
-		b.Errorf("%d + %d transfers did not commit OK; first: %s", r.max.failed, r.half.failed, r.max.firstErr+r.half.firstErr)
+	fmt.Fprintf(f, "  ratio max/limit: %.2f (target ≥ 0.50)   p99 at half max: %.1f ms (target ≤ 100)\n\n", r.max.Rate()/r.limit, load.Ms(r.half.Pct(0.99)))
+	if r.max.Failed > 0 || r.half.Failed > 0 {
+		b.Errorf("%d + %d transfers did not commit OK; first: %s", r.max.Failed, r.half.Failed, r.max.FirstErr+r.half.FirstErr)
 	}
 }
 
@@ -293,5 +296,3 @@ func startTrace(b *testing.B, voters, regulators int, d time.Duration) func() {
 		<-done
 	}
 }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

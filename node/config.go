@@ -47,7 +47,9 @@ type Config struct {
 	Limits  LimitsConfig  `toml:"limits"`
 	Log     LogConfig     `toml:"log"`
 	Archive ArchiveConfig `toml:"archive"`
-	Debug   DebugConfig   `toml:"debug,omitempty"`
+	// AccessLog bounds the access log in data_dir/access (node/accesslog).
+	AccessLog AccessLogConfig `toml:"access_log"`
+	Debug     DebugConfig     `toml:"debug,omitempty"`
 
 	// dir is the directory of the config file.
 	dir string
@@ -117,6 +119,17 @@ type ArchiveConfig struct {
 	SegmentKB int `toml:"segment_kb"`
 }
 
+// AccessLogConfig bounds the node's access log (who read what), kept in
+// data_dir/access: at most KeepFiles files of MaxFileMB each.
+type AccessLogConfig struct {
+	// MaxFileMB: the active file is rotated before it would pass this
+	// (default 64).
+	MaxFileMB int `toml:"max_file_mb"`
+	// KeepFiles: how many files are kept, the active one included; older
+	// ones are deleted at rotation (default 8, so 512 MiB at most).
+	KeepFiles int `toml:"keep_files"`
+}
+
 // LogConfig chooses log level ("debug", "info", "warn", "error") and format
 // ("text" or "json").
 type LogConfig struct {
@@ -129,32 +142,51 @@ type LogConfig struct {
 func LoadConfig(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, startupErr(ErrBadConfig, err, "pass --config the node's config.toml (dcepd testnet writes nodes/NAME/config.toml)", "read config: %v", err)
 	}
 	var c Config
 	dec := toml.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		var sm *toml.StrictMissingError
-		if errors.As(err, &sm) {
-			return nil, fmt.Errorf("config %s: unknown key(s):\n%s", path, sm.String())
-		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			if k := de.Key(); len(k) > 0 {
-				return nil, fmt.Errorf("config %s:%d:%d: %s: %v", path, row, col, strings.Join(k, "."), de)
-			}
-			return nil, fmt.Errorf("config %s:%d:%d: %v", path, row, col, de)
-		}
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, decodeErr(path, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
 	c.dir = filepath.Dir(abs)
-	return &c, c.Validate()
+	if err := c.Validate(); err != nil {
+		var se *StartupError
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, startupErr(ErrBadConfig, err, "correct that key in "+path+" (docs/operations.md lists every key)", "%v", err)
+	}
+	return &c, nil
+}
+
+// decodeErr is a config file TOML could not decode, in one line naming
+// the keys and lines.
+func decodeErr(path string, err error) error {
+	const fix = "correct or remove that key (docs/operations.md lists every key)"
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) {
+		var keys []string
+		for _, e := range sm.Errors {
+			row, _ := e.Position()
+			keys = append(keys, fmt.Sprintf("%s (line %d)", strings.Join(e.Key(), "."), row))
+		}
+		return startupErr(ErrBadConfig, err, fix, "config %s: unknown key(s) %s", path, strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		if k := de.Key(); len(k) > 0 {
+			return startupErr(ErrBadConfig, err, fix, "config %s:%d:%d: %s: %v", path, row, col, strings.Join(k, "."), de)
+		}
+		return startupErr(ErrBadConfig, err, "correct the TOML syntax there", "config %s:%d:%d: %v", path, row, col, de)
+	}
+	return startupErr(ErrBadConfig, err, fix, "config %s: %v", path, err)
 }
 
 // Marshal renders the config as TOML.
@@ -201,7 +233,19 @@ func (c *Config) Validate() error {
 	defInt(&l.MaxStreamsPerIP, min(16, l.MaxStreams))
 	defInt(&l.MaxInflightSubmits, 20_000)
 	defInt(&c.Archive.SegmentKB, 4096)
+	defInt(&c.AccessLog.MaxFileMB, 64)
+	defInt(&c.AccessLog.KeepFiles, 8)
 	if err := c.checkRanges(); err != nil {
+		return err
+	}
+	// Cross-checks: what would otherwise fail half-way through Start.
+	if err := c.checkTimeouts(); err != nil {
+		return err
+	}
+	if err := checkAPIListen(c.APIListen); err != nil {
+		return err
+	}
+	if err := c.checkTLSFiles(); err != nil {
 		return err
 	}
 	if c.Log.Level == "" {
@@ -243,6 +287,8 @@ func (c *Config) checkRanges() error {
 		{"debug.clock_offset_ms", c.Debug.ClockOffsetMs, -maxClockOffsetMs, maxClockOffsetMs},
 		{"limits.max_inflight_submits", int64(l.MaxInflightSubmits), 1, 1_000_000},
 		{"archive.segment_kb", int64(c.Archive.SegmentKB), 4, 8192},
+		{"access_log.max_file_mb", int64(c.AccessLog.MaxFileMB), 1, 4096},
+		{"access_log.keep_files", int64(c.AccessLog.KeepFiles), 1, 1000},
 	} {
 		if f.v < f.lo || f.v > f.hi {
 			return fmt.Errorf("config: %s %d is outside %d..%d", f.key, f.v, f.lo, f.hi)
@@ -250,9 +296,6 @@ func (c *Config) checkRanges() error {
 	}
 	if l.RatePerSec != -1 && (l.RatePerSec < 1 || l.RatePerSec > 100_000_000) {
 		return fmt.Errorf("config: limits.rate_per_sec %d is outside 1..100000000 (or -1: no limit)", l.RatePerSec)
-	}
-	if r.LeaderLeaseMs > r.HeartbeatMs {
-		return fmt.Errorf("config: raft.leader_lease_ms %d exceeds raft.heartbeat_ms %d", r.LeaderLeaseMs, r.HeartbeatMs)
 	}
 	return nil
 }

@@ -48,6 +48,14 @@ const (
 	// flipped byte is enough); the message names the file, which was set
 	// aside to be fetched again from peers.
 	CodeArchiveCorrupt = "ARCHIVE_CORRUPT"
+	// CodeUnauthenticated: the procedure needs a signed-in caller and there
+	// is no bearer token, or the token is malformed, expired, forged, for
+	// another node or another chain; the message gives the reason.
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	// CodePermissionDenied: the caller is signed in but its role may not
+	// call this (or read this wallet or record); the message names the
+	// roles that may. A wallet that does not exist is answered the same.
+	CodePermissionDenied = "PERMISSION_DENIED"
 	// codeUnknownOutcome: between nodes only; leadership was lost mid-commit.
 	codeUnknownOutcome = "UNKNOWN_OUTCOME"
 )
@@ -64,6 +72,9 @@ var connectCodes = map[string]connect.Code{
 	CodeUnavailable:     connect.CodeUnavailable,
 	CodeInternal:        connect.CodeInternal,
 	codeUnknownOutcome:  connect.CodeUnavailable,
+
+	CodeUnauthenticated:  connect.CodeUnauthenticated,
+	CodePermissionDenied: connect.CodePermissionDenied,
 
 	CodeHistoryUnavailable: connect.CodeFailedPrecondition,
 	CodeNothingReplayed:    connect.CodeFailedPrecondition,

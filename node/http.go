@@ -30,21 +30,21 @@ func (n *Node) serve() error {
 		// Most answers (a submit's result, a wallet) are a few hundred
 		// bytes: gzip would cost more CPU than it saves bytes.
 		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithInterceptors(n.metrics.interceptor()),
+		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
 	)
 	mux.Handle(path, n.limits.middleware(h))
 	// AuditService (audit.go) and the console (console.go): read-only.
 	apath, ah := nodepbconnect.NewAuditServiceHandler(auditAPI{n},
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithInterceptors(n.metrics.interceptor()),
+		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
 	)
 	mux.Handle(apath, n.limits.middleware(ah))
 	// ProgrammableService (programmable_api.go): read-only.
 	ppath, ph := nodepbconnect.NewProgrammableServiceHandler(programmableAPI{n},
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithInterceptors(n.metrics.interceptor()),
+		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
 	)
 	mux.Handle(ppath, n.limits.middleware(ph))
 	n.mountConsole(mux)
@@ -53,11 +53,7 @@ func (n *Node) serve() error {
 	mux.HandleFunc("/readyz", n.readyz)
 	mux.HandleFunc("/status", n.statusJSON)
 
-	l, err := net.Listen("tcp", n.cfg.APIListen)
-	if err != nil {
-		return err
-	}
-	n.listener = l
+	l := n.listener // bound at the start of Start (listenAPI)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)

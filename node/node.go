@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dcep/dcep/consensus"
+	"github.com/dcep/dcep/node/accesslog"
 	"github.com/dcep/dcep/p2p"
 	"github.com/dcep/dcep/state"
 	"github.com/dcep/dcep/state/statepb"
@@ -36,6 +37,14 @@ var (
 	// waited for is logged). Nothing is lost: every write was durable when
 	// it was acknowledged; the process should exit non-zero.
 	ErrShutdownTimeout = errors.New("node did not stop in time")
+	// ErrRemoved: a committed membership change removed this node, or
+	// gave its name another key; it stops (Fatal) and the process exits
+	// cleanly: it is no longer a member, and restarting it would not make
+	// it one.
+	ErrRemoved = errors.New("this node was removed from the network's membership")
+	// ErrAccessLog: an access could not be put on record (the access log's
+	// write or fsync failed); the read it was for must be refused.
+	ErrAccessLog = errors.New("access not recorded")
 )
 
 // Shutdown bounds (docs/operations.md, "Stopping a node"): Close returns
@@ -90,9 +99,15 @@ type Node struct {
 	// archive serves archive segments to members and fills this node's
 	// holes from them (archive.go).
 	archive *archiveSync
+	// access is the access log, data_dir/access (accesslog.go).
+	access *accesslog.Log
 
 	httpSrv  *http.Server
 	listener net.Listener
+	// adminSrv serves the operator's admin socket (backup.go).
+	adminSrv *http.Server
+	// unlock releases the data directory's lock (startup.go).
+	unlock func()
 
 	startedAt time.Time
 	stop      chan struct{}
@@ -129,9 +144,21 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 			started.closeAll()
 		}
 	}()
+	// The data directory's lock first, then the API port: a node already
+	// running, or a port taken, is refused before anything is opened.
+	if n.unlock, err = LockDataDir(cfg.Path(cfg.DataDir)); err != nil {
+		return nil, err
+	}
+	if n.listener, err = listenAPI(cfg.APIListen); err != nil {
+		return nil, err
+	}
 	if n.genesis = opts.Genesis; n.genesis == nil {
 		if n.genesis, err = LoadGenesis(cfg.Path(cfg.Genesis)); err != nil {
-			return nil, err
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, startupErr(ErrGenesisMissing, err, "point genesis in the config at the network's genesis.json (dcepd testnet writes it)",
+					"genesis %s does not exist", cfg.Path(cfg.Genesis))
+			}
+			return nil, startupErr(ErrBadConfig, err, "use the network's genesis.json as dcepd testnet wrote it", "%v", err)
 		}
 	}
 	if err = n.openState(); err != nil {
@@ -156,6 +183,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if err = n.serve(); err != nil {
 		return nil, err
 	}
+	n.serveAdmin()
 	n.wg.Add(3)
 	go n.followMembership()
 	go n.pollPeers()
@@ -206,14 +234,16 @@ func (n *Node) openState() error {
 		// leader to replicate to it.
 		n.log.Warn("not (yet) a member of this network; waiting to be added by a committed membership change", "node", n.cfg.Name)
 	} else if !bytes.Equal(n.self().GetPublicKey(), n.key.Public().(ed25519.PublicKey)) {
-		return fmt.Errorf("node: identity key does not match member %q's public key in the ledger", n.cfg.Name)
+		return startupErr(ErrNodeKeyMismatch, nil,
+			fmt.Sprintf("set node_key to the key generated for %q (dcepd testnet: nodes/%s/keys/node.key), or name to the member this key belongs to", n.cfg.Name, n.cfg.Name),
+			"node_key %s is not member %q's key in the ledger", n.cfg.Path(n.cfg.NodeKey), n.cfg.Name)
 	}
 	n.metrics = newMetrics(n)
 	n.hub = newHub()
 	n.limits = newLimiter(n.cfg.Limits)
 	n.audit = newAuditor(n)
 	n.archive = newArchiveSync(n)
-	return nil
+	return n.openAccessLog()
 }
 
 // archiveDir is where the node keeps its archive of committed entries, or
@@ -251,7 +281,7 @@ func (n *Node) joinNetwork() error {
 		PrivateKey: seedKey(n.key), Signer: tokenKey(n.key), ListenAddrs: n.cfg.P2PListen, Members: members, Logger: n.log,
 	})
 	if err != nil {
-		return err
+		return p2pStartErr(n.cfg.P2PListen, err)
 	}
 	if n.stream, err = n.host.RaftStreamLayer(); err != nil {
 		return err
@@ -315,9 +345,13 @@ func (n *Node) followMembership() {
 		if v == seen {
 			continue
 		}
+		wasMember := n.self() != nil
 		members, err := n.store.Members()
 		if err == nil {
 			err = n.members.set(members)
+		}
+		if err == nil && wasMember {
+			n.checkStillMember()
 		}
 		var p2pMembers []p2p.Member
 		if err == nil {
@@ -413,6 +447,28 @@ func (n *Node) fail(err error) {
 	})
 }
 
+// checkStillMember stops a node that a committed membership change
+// removed (or whose member record now names another key: its key was
+// rotated): it logs why and stops serving, instead of running on as a
+// node nobody talks to ("no leader known").
+func (n *Node) checkStillMember() {
+	m := n.self()
+	why := ""
+	switch {
+	case m == nil:
+		why = "its member record was deleted by a committed ChangeMembership"
+	case !bytes.Equal(m.GetPublicKey(), n.key.Public().(ed25519.PublicKey)):
+		why = "its member record now names another node key (the key was rotated)"
+	default:
+		return
+	}
+	n.fatalOnce.Do(func() {
+		n.fatalErr = fmt.Errorf("%w: %s (ledger index %d)", ErrRemoved, why, n.store.Meta().GetAppliedIndex())
+		n.log.Warn("REMOVED: this node is no longer a member of the network; it stops serving", "reason", why, "applied_index", n.store.Meta().GetAppliedIndex())
+		close(n.fatal)
+	})
+}
+
 // Fatal is closed when the node hit a failure it cannot run on (FatalErr
 // says which): the process should Close it and exit non-zero.
 func (n *Node) Fatal() <-chan struct{} { return n.fatal }
@@ -429,6 +485,9 @@ func (n *Node) FatalErr() error {
 
 func (n *Node) closeAll() error {
 	var errs []error
+	if n.adminSrv != nil {
+		_ = n.adminSrv.Close()
+	}
 	if n.cons != nil {
 		if err := n.cons.Shutdown(); errors.Is(err, consensus.ErrShutdownTimeout) {
 			// Raft may still apply to the ledger: closing it under the
@@ -446,6 +505,16 @@ func (n *Node) closeAll() error {
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
+	}
+	if n.access != nil {
+		errs = append(errs, n.access.Close())
+	}
+	if n.listener != nil && n.httpSrv == nil {
+		// Bound at start but never served: a start that failed.
+		_ = n.listener.Close()
+	}
+	if n.unlock != nil {
+		n.unlock()
 	}
 	return errors.Join(errs...)
 }

@@ -64,15 +64,12 @@ func TestRedPacketsOnCluster(t *testing.T) {
 	leader := c.WaitLeader()
 	n := c.Net
 	ctx := context.Background()
-	cl, err := client.New(c.URL(leader))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.SDK(t, leader)
 	follower := c.Names[1]
 	if follower == leader {
 		follower = c.Names[2]
 	}
-	fcl, _ := client.New(c.URL(follower))
+	fcl := c.SDK(t, follower)
 	ok := func(what string) func(*statepb.TxResult, error) *statepb.TxResult {
 		return func(r *statepb.TxResult, err error) *statepb.TxResult { return rpOK(t, what, r, err) }
 	}
@@ -118,7 +115,7 @@ func TestRedPacketsOnCluster(t *testing.T) {
 	for i, err := range errs {
 		ok("enrol "+people[i])(nil, err)
 	}
-	_, err = cl.Enrol(ctx, n.Wallet("p0"), "dbl12", "p0")
+	_, err := cl.Enrol(ctx, n.Wallet("p0"), "dbl12", "p0")
 	rpWantRefused(t, "enrolling twice", err, statepb.Code_CODE_ALREADY_ENROLLED)
 	_, err = cl.Draw(ctx, n.Wallet("suzhou"), "dbl12", seed)
 	rpWantRefused(t, "draw while enrolment is open", err, statepb.Code_CODE_DRAW_TOO_EARLY)
@@ -176,10 +173,7 @@ func TestRedPacketsOnCluster(t *testing.T) {
 		}
 		return nil
 	})
-	check, err := client.New(c.URL("regulator-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	check := c.SDK(t, "regulator-1")
 	dc, err := check.VerifyDraw(ctx, "dbl12", client.Linearizable())
 	if err != nil || !dc.OK() || dc.Checked != 4 || len(dc.Winners) != 4 {
 		t.Fatalf("verify on the regulator: %+v, %v", dc, err)

@@ -146,7 +146,10 @@ func New(cfg Config) (*Host, error) {
 		// WebRTC, relays, hole punching and port mapping would only widen the
 		// attack surface. Noise is the one security protocol so both ends
 		// always agree without a negotiation fallback.
-		libp2p.Transport(tcp.NewTCPTransport),
+		// No SO_REUSEPORT: with it a second node binds a port another
+		// already listens on and both half work; without it the second
+		// is refused at start (port in use).
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionGater(g),

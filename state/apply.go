@@ -76,6 +76,10 @@ func (s *Store) Apply(blocks []Block) (*Applied, error) {
 			continue
 		}
 		a.beginBlock(b)
+		// Refused before commit: nothing of the block is written.
+		if err := a.activateDue(b.Index); err != nil {
+			return nil, err
+		}
 		res := make([]*statepb.TxResult, len(b.Txs))
 		for i := range b.Txs {
 			res[i] = a.applyTx(p.take(next))
@@ -346,10 +350,12 @@ type signer struct {
 
 // signers returns who must sign a transaction, looked up in current state.
 func (a *applier) signers(body *statepb.Tx) ([]signer, *statepb.Error) {
-	cb := signer{a.s.genesis.GetCentralBank().GetPublicKey(), "the central bank"}
+	cb := signer{a.centralBankKey(), "the central bank"}
 	switch k := body.GetKind().(type) {
-	case *statepb.Tx_Issue, *statepb.Tx_ChangeMembership:
+	case *statepb.Tx_Issue, *statepb.Tx_ChangeMembership, *statepb.Tx_ActivateVersion:
 		return []signer{cb}, nil
+	case *statepb.Tx_RotateKey:
+		return []signer{cb, {k.RotateKey.GetNewPublicKey(), "the holder of the new key"}}, nil
 	case *statepb.Tx_Return:
 		b, rej := a.bankSigner("return.bank_id", k.Return.GetBankId())
 		return []signer{b, cb}, rej
@@ -425,6 +431,10 @@ func (a *applier) execute(t *decodedTx) (uint32, *statepb.Error) {
 		return 0, a.closeWallet(t, k.CloseWallet)
 	case *statepb.Tx_ChangeMembership:
 		return 0, a.changeMembership(k.ChangeMembership)
+	case *statepb.Tx_RotateKey:
+		return 0, a.rotateKey(k.RotateKey)
+	case *statepb.Tx_ActivateVersion:
+		return 0, a.activateVersion(k.ActivateVersion)
 	case *statepb.Tx_OpenPurse:
 		return a.openPurse(t, k.OpenPurse)
 	case *statepb.Tx_DepositOffline:

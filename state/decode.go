@@ -102,7 +102,8 @@ func asRejection(err error) *statepb.Error {
 // requiredSignatures is how many signers a kind needs; who they must be is
 // decided against state (signers in apply.go).
 func requiredSignatures(body *statepb.Tx) int {
-	if _, ok := body.GetKind().(*statepb.Tx_Return); ok {
+	switch body.GetKind().(type) {
+	case *statepb.Tx_Return, *statepb.Tx_RotateKey:
 		return 2
 	}
 	return 1

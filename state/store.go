@@ -32,6 +32,11 @@ type Options struct {
 	CacheBytes int64
 	// MemTableBytes is the size of Pebble's memtables; default 64 MiB.
 	MemTableBytes int64
+	// MaxLedgerVersion is the highest ledger version this node runs
+	// (default LedgerVersion). A block at or after the index where the
+	// network activates a higher one is refused with ErrLedgerVersion.
+	// Tests of rolling upgrades raise it to stand for a newer build.
+	MaxLedgerVersion uint32
 	// VerifyWorkers is how many goroutines verify signatures; default
 	// GOMAXPROCS.
 	VerifyWorkers int

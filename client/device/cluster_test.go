@@ -57,11 +57,7 @@ func newEnvWith(t testing.TB, pol *statepb.OfflinePolicy, voters, regulators int
 	e.n = e.c.Net
 	e.c.StartAll()
 	e.c.WaitLeader()
-	cl, err := client.New(e.c.URL("icbc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cl = cl
+	e.cl = e.c.SDK(t, "icbc")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	e.ctx = ctx

@@ -100,12 +100,16 @@ const (
 	KindNode Kind = "node"
 	// KindDevice is an offline payment device's key.
 	KindDevice Kind = "device"
+	// KindRegulator is a regulator's operator key (statepb.Node
+	// operator_key): its staff sign in to the client API with it. The
+	// key's name is the regulator's operator name.
+	KindRegulator Kind = "regulator"
 )
 
 // Valid reports whether k is one of the kinds above.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindCentralBank, KindBank, KindWallet, KindNode, KindDevice:
+	case KindCentralBank, KindBank, KindWallet, KindNode, KindDevice, KindRegulator:
 		return true
 	}
 	return false
@@ -149,13 +153,15 @@ func (k *Key) Signer() crypto.Signer {
 }
 
 // Role describes the key for people: "central-bank", "bank:icbc",
-// "wallet:alice@icbc", "node", "device".
+// "wallet:alice@icbc", "regulator:regulator-1", "node", "device".
 func (k *Key) Role() string {
 	switch k.Kind {
 	case KindBank:
 		return "bank:" + k.BankID
 	case KindWallet:
 		return "wallet:" + k.WalletID + "@" + k.BankID
+	case KindRegulator:
+		return "regulator:" + k.Name
 	}
 	return string(k.Kind)
 }
@@ -166,7 +172,7 @@ func (k *Key) Validate() error {
 		return err
 	}
 	if !k.Kind.Valid() {
-		return fmt.Errorf("%w: key %q: kind %q (want one of central-bank, bank, wallet, node, device)", ErrInvalid, k.Name, k.Kind)
+		return fmt.Errorf("%w: key %q: kind %q (want one of central-bank, bank, wallet, node, device, regulator)", ErrInvalid, k.Name, k.Kind)
 	}
 	if k.Kind == KindBank || k.Kind == KindWallet {
 		if err := statepb.ValidateID("bank_id", k.BankID); err != nil {

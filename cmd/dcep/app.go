@@ -40,15 +40,18 @@ type app struct {
 	keyURI  string // --key
 
 	token *keystore.Key // the --key token key, once opened
+	as    string        // --as
 
 	nodeFrom   string // where the node address came from, for messages
 	nodeForced bool   // --node or $DCEP_NODE was given
 
-	cl *client.Client
-	ks *keystore.Store
+	cl     *client.Client
+	ks     *keystore.Store
+	signIn signIn // who calls are made as (auth.go)
 }
 
 func (a *app) rootCmd() *cobra.Command {
+	a.signIn.a = a
 	root := &cobra.Command{
 		Use:   "dcep",
 		Short: "Client for a dcep network: central bank, banks, wallet holders, regulators",
@@ -83,6 +86,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 	f.StringVar(&a.home, "home", "", "keystore directory (default $DCEP_HOME, else the dev network's keys: $DCEP_DEV_DIR/keys or ~/.dcep/dev/keys)")
 	f.BoolVar(&a.jsonOut, "json", false, "print JSON for scripts instead of text")
 	f.StringVar(&a.keyURI, "key", "", "sign with this operator key in a hardware token instead of the keystore's: a pkcs11: URI (RFC 7512), used where the command needs the central bank's or a bank's key and it is that key")
+	f.StringVar(&a.as, "as", "", "sign in to the node as this keystore key (default: the holder of the wallet a call is about, else a regulator, a bank or the central bank key in the keystore)")
 	f.BoolVar(&a.stale, "stale", false, "read from the node's own state without asking the leader (faster, may lag; works without a quorum)")
 
 	root.AddCommand(
@@ -93,6 +97,10 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		a.auditCmd(), a.keysCmd(),
 		a.redpacketCmd(), a.subwalletCmd(), a.chargeCmd(), a.refundCmd(), a.paymentsCmd(), a.demoCmd(),
 		a.offlineCmd(), a.incidentsCmd(),
+		a.memberCmd(),
+		a.recoveryCmd(),
+		a.benchCmd(),
+		a.tokenCmd(),
 		cmddoc.ManCommand(),
 	)
 	return root
@@ -194,7 +202,7 @@ func (a *app) resolve(cmd *cobra.Command) error {
 // client is the client of --node.
 func (a *app) client() (*client.Client, error) {
 	if a.cl == nil {
-		cl, err := client.New(a.node)
+		cl, err := client.New(a.node, a.clientOptions()...)
 		if err != nil {
 			return nil, usage("--node %q: %v (from %s)", a.node, err, a.nodeFrom)
 		}

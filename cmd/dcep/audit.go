@@ -144,7 +144,7 @@ func (a *app) auditor(ctx context.Context) (cl *client.Client, role, note string
 	}
 	var tried []string
 	for _, u := range urls {
-		rc, err := client.New(u)
+		rc, err := client.New(u, a.clientOptions()...)
 		if err != nil {
 			continue
 		}

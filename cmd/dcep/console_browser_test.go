@@ -16,7 +16,9 @@ import (
 )
 
 // TestConsoleInBrowser drives headless Chromium against the web console of
-// a real `dcepd dev` network's regulator node: the page loads, shows the
+// a real `dcepd dev` network's regulator node: an anonymous visitor sees
+// the network's health and no wallet, payment or audit data; after the
+// regulator signs in with its token (dcep token) the page loads, shows the
 // seven voters and the regulator, and its supply figure equals what `dcep
 // audit supply` prints; the large payments and frozen wallets the CLI made
 // show up. With DCEP_UPDATE_SCREENSHOT=1 it saves the page as
@@ -63,12 +65,43 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer cancel()
 
 	url := net.url("regulator-1") + "/console/"
+	// An anonymous browser sees the public network health and nothing
+	// else: no supply, payments, wallets or memos.
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="signed-out"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-node="regulator-1"]`)),
+	); err != nil {
+		t.Fatalf("console at %s did not load for an anonymous visitor: %v", url, err)
+	}
+	waitPage(t, ctx, "an anonymous visitor sees the eight nodes and nothing identity-linked", func() error {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`document.querySelectorAll('tr[data-node]').length + '|' + document.querySelectorAll('[data-testid=supply-outstanding], [data-testid=large-payments], [data-testid=frozen-wallets], [data-testid=incidents]').length + '|' + document.body.innerText`))
+		if err != nil {
+			return err
+		}
+		parts := strings.SplitN(got, "|", 3)
+		if parts[0] != "8" || parts[1] != "0" {
+			return fmt.Errorf("anonymous page: %s nodes, %s audit sections", parts[0], parts[1])
+		}
+		for _, secret := range []string{"console.li", "console.shop", "console.mule", "car deposit", "AML alert", "¥120,000.00"} {
+			if strings.Contains(parts[2], secret) {
+				return fmt.Errorf("anonymous page shows %q", secret)
+			}
+		}
+		return nil
+	})
+
+	// A regulator signs in with its token for this node (docs/api.md, "Web
+	// console").
+	tok := strings.TrimSpace(net.ok(t, "token", "--as", "regulator-1", "--node", net.url("regulator-1"), "--lifetime", "30m").stdout)
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="token-input"]`), tok),
+		chromedp.Click(chromedp.CSS(`[data-testid="sign-in"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-node="regulator-1"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="supply-outstanding"]`)),
 	); err != nil {
-		t.Fatalf("console at %s did not load: %v", url, err)
+		t.Fatalf("console at %s did not load after the regulator signed in: %v", url, err)
 	}
 
 	// Every node, with its role, as the regulator sees the network.

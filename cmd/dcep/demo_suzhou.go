@@ -323,7 +323,7 @@ func (d *suzhouDemo) findRegulator(ctx context.Context, st *nodepb.StatusRespons
 	}
 	for _, p := range st.GetPeers() {
 		if p.GetRole() == statepb.NodeRole_NODE_ROLE_REGULATOR && p.GetStatus().GetApiAddr() != "" {
-			if rc, err := client.New(apiURL(p.GetStatus().GetApiAddr(), d.a.node)); err == nil {
+			if rc, err := client.New(apiURL(p.GetStatus().GetApiAddr(), d.a.node), d.a.clientOptions()...); err == nil {
 				if _, err := rc.Status(ctx); err == nil {
 					return rc
 				}

@@ -179,6 +179,8 @@ func (a *app) apiError(api *client.APIError) *cliError {
 		e.Msg = fmt.Sprintf("%s (node %s)", api.Message, api.Node)
 	case client.CodeReadOnly:
 		e.hint("the voters' API addresses: dcep status")
+	case client.CodeUnauthenticated, client.CodePermissionDenied:
+		e.hint("the CLI signs in with a key from %s (the wallet's own, else a regulator, bank or central bank key); choose one with --as NAME (dcep keys list)", a.home)
 	}
 	return e
 }

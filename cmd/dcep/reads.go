@@ -349,6 +349,11 @@ func describe(body *statepb.Tx) (kind, summary string) {
 	case *statepb.Tx_ChangeMembership:
 		c := k.ChangeMembership
 		return "change_membership", fmt.Sprintf("%s node %s", strings.ToLower(strings.TrimPrefix(c.GetAction().String(), "MEMBERSHIP_ACTION_")), c.GetNode().GetName())
+	case *statepb.Tx_RotateKey:
+		r := k.RotateKey
+		return "rotate_key", strings.TrimSpace(fmt.Sprintf("rotate the key of %s %s", strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(r.GetHolder().String(), "KEY_HOLDER_"), "_", " ")), r.GetId()))
+	case *statepb.Tx_ActivateVersion:
+		return "activate_version", fmt.Sprintf("activate ledger version %d at index %d", k.ActivateVersion.GetVersion(), k.ActivateVersion.GetActivateAtIndex())
 	}
 	if kind, summary, ok := describeProgrammable(body); ok {
 		return kind, summary

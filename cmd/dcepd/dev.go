@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func runDev(dir string, p2pPort, apiPort int, guaranteeFen uint64) error {
 	}
 	nodes, err := startDevNodes(net, logDir)
 	if err != nil {
-		return err
+		return devStartErr(dir, err)
 	}
 	printDevBanner(dir, net, fresh)
 	waitReady(nodes)
@@ -83,6 +84,25 @@ func runDev(dir string, p2pPort, apiPort int, guaranteeFen uint64) error {
 	waitSignal()
 	fmt.Println("stopping...")
 	return closeNodes(nodes...)
+}
+
+// devStartErr says what a failed dev start means for dev: the usual two
+// are another dcepd dev on the same --dir, or on the same ports.
+func devStartErr(dir string, err error) error {
+	var se *node.StartupError
+	if !errors.As(err, &se) {
+		return err
+	}
+	// A new error: the wrapping "start NODE: " fixed its text already.
+	dev := *se
+	switch {
+	case errors.Is(err, node.ErrDataDirInUse):
+		dev.Fix = "a dcepd dev already runs on " + dir + ": use that one, stop it (Ctrl-C), or pass --dir for another network"
+	case errors.Is(err, node.ErrPortInUse):
+		dev.Fix = "another process (a dcepd dev on another --dir?) has the port: stop it, or remove " + dir +
+			" and run again with --p2p-port and --api-port (ports are chosen on the first run)"
+	}
+	return &dev
 }
 
 func startDevNodes(net *netgen.Network, logDir string) ([]*node.Node, error) {
@@ -111,7 +131,7 @@ func startDevNode(nn netgen.NetworkNode, logDir string) (*node.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := netgen.LoadNodeKey(cfg.Path(cfg.NodeKey))
+	key, err := loadNodeKey(cfg)
 	if err != nil {
 		return nil, err
 	}

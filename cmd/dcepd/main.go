@@ -25,7 +25,9 @@ import (
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "dcepd:", err)
+		// One line, whatever the error (docs/operations.md, "Start-up
+		// errors"): the cause and, for start-up failures, the fix.
+		fmt.Fprintln(os.Stderr, "dcepd:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }
@@ -38,12 +40,20 @@ func rootCmd() *cobra.Command {
 
   dcepd dev                    the whole network on this machine, no configuration
   dcepd run --config FILE      one node of a real deployment
-  dcepd testnet --out DIR ...  genesis, keys and one config per node for a deployment`,
+  dcepd testnet --out DIR ...  genesis, keys and one config per node for a deployment
+  dcepd snapshot save|verify|restore   back up a node, verify a backup, restore a node`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       node.Version,
 	}
-	root.AddCommand(runCmd(), devCmd(), testnetCmd(), cmddoc.ManCommand())
+	root.AddCommand(
+		runCmd(),
+		devCmd(),
+		testnetCmd(),
+		snapshotCmd(),
+		recoverCmd(),
+		cmddoc.ManCommand(),
+	)
 	return root
 }
 
@@ -74,9 +84,20 @@ func runCmd() *cobra.Command {
 			case <-signalled():
 				log.Info("shutting down")
 			case <-n.Fatal():
+				if errors.Is(n.FatalErr(), node.ErrRemoved) {
+					log.Warn("shutting down: removed from the network", "error", n.FatalErr())
+					break
+				}
 				log.Error("shutting down: the node cannot go on", "error", n.FatalErr())
 			}
-			return closeNodes(n)
+			err = closeNodes(n)
+			if errors.Is(err, node.ErrRemoved) {
+				// Expected, and final: exit 0 so that a supervisor does
+				// not restart a node that is no longer a member.
+				fmt.Fprintln(os.Stderr, "dcepd:", err)
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (TOML)")
@@ -131,6 +152,30 @@ func printNodes(w io.Writer, net *netgen.Network) {
 	for _, n := range net.Nodes {
 		fmt.Fprintf(w, "  %-13s %-10s %s\n", n.Name, n.Role, n.API)
 	}
+}
+
+// loadNodeKey reads the node's identity key, naming the config key and
+// the fix when it cannot: node_key is a keystore file, or a pkcs11: URI
+// naming an Ed25519 key in a hardware token (client/keystore/pkcs11key),
+// which then signs the libp2p handshakes.
+func loadNodeKey(cfg *node.Config) (crypto.Signer, error) {
+	if pkcs11key.IsURI(cfg.NodeKey) {
+		s, err := pkcs11key.Open(cfg.NodeKey)
+		if err != nil {
+			return nil, &node.StartupError{Kind: node.ErrBadConfig, Err: err,
+				Cause: fmt.Sprintf("node_key: %v", err),
+				Fix:   "check the pkcs11: URI's token, object, module-path and PIN (docs/operations.md)"}
+		}
+		return s, nil
+	}
+	path := cfg.Path(cfg.NodeKey)
+	key, err := netgen.LoadNodeKey(path)
+	if err != nil {
+		return nil, &node.StartupError{Kind: node.ErrBadConfig, Err: err,
+			Cause: fmt.Sprintf("node_key %s: %v", path, err),
+			Fix:   "point node_key at this node's key file (dcepd testnet: nodes/NAME/keys/node.key)"}
+	}
+	return key, nil
 }
 
 // newLogger builds the node's slog logger from its log config.
@@ -191,18 +236,4 @@ func defaultDevDir() string {
 		return ".dcep-dev"
 	}
 	return filepath.Join(home, ".dcep", "dev")
-}
-
-// loadNodeKey is the node's identity: node_key is a keystore file, or a
-// pkcs11: URI naming an Ed25519 key in a hardware token
-// (client/keystore/pkcs11key), which then signs the libp2p handshakes.
-func loadNodeKey(cfg *node.Config) (crypto.Signer, error) {
-	if pkcs11key.IsURI(cfg.NodeKey) {
-		s, err := pkcs11key.Open(cfg.NodeKey)
-		if err != nil {
-			return nil, fmt.Errorf("node_key: %w", err)
-		}
-		return s, nil
-	}
-	return netgen.LoadNodeKey(cfg.Path(cfg.NodeKey))
 }

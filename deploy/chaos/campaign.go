@@ -24,6 +24,7 @@ import (
 
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/deploy/localnet"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
@@ -332,8 +333,14 @@ func (c *Campaign) startNetwork() error {
 	if err := c.waitAllReady(90 * time.Second); err != nil {
 		return err
 	}
+	// The harness reads everything, as a regulator: it signs in with the
+	// regulator's operator key netgen wrote to the keystore.
+	reg, err := regulatorIdentity(filepath.Join(c.net.Dir, "keys"))
+	if err != nil {
+		return err
+	}
 	for _, nn := range c.net.Info.Nodes {
-		cl, err := client.New(nn.API, client.WithHTTPClient(c.fabric.HTTP()), client.WithRetry(client.RetryPolicy{
+		cl, err := client.New(nn.API, client.As(reg), client.WithHTTPClient(c.fabric.HTTP()), client.WithRetry(client.RetryPolicy{
 			MaxAttempts: 3, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 			AttemptTimeout: 8 * time.Second, Deadline: 20 * time.Second,
 		}), client.WithTimeout(8*time.Second))
@@ -344,7 +351,6 @@ func (c *Campaign) startNetwork() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var err error
 	if c.builder, err = c.client(c.voters[0]).Builder(ctx); err != nil {
 		return err
 	}
@@ -477,6 +483,7 @@ func (c *Campaign) runFault(f Fault) bool {
 		c.logf("#%d %s skipped: %s", f.Seq, f.Kind, skip.why)
 		return false
 	case err != nil:
+		rec.InjectFailed = err.Error()
 		rec.Findings = append(rec.Findings, fmt.Sprintf("inject: %v", err))
 		c.logf("#%d %s inject failed: %v", f.Seq, f.Kind, err)
 	default:
@@ -597,4 +604,18 @@ func (c *Campaign) teardown(rep *Report) error {
 		rep.Dir = ""
 	}
 	return errors.Join(errs...)
+}
+
+// regulatorIdentity is the identity of the first regulator operator key in
+// the keystore at dir.
+func regulatorIdentity(dir string) (client.Identity, error) {
+	keys, err := keystore.Open(dir)
+	if err != nil {
+		return client.Identity{}, err
+	}
+	k, err := keys.Find("regulator key", func(k *keystore.Key) bool { return k.Kind == keystore.KindRegulator })
+	if err != nil {
+		return client.Identity{}, fmt.Errorf("chaos: the harness reads as a regulator: %w", err)
+	}
+	return client.Identity{Subject: token.Subject{Kind: token.KindRegulator, ID: k.Name}, Key: k.Private}, nil
 }

@@ -54,7 +54,9 @@ func TestCampaignShort(t *testing.T) {
 		t.Fatalf("seed %d: the campaign found violations (above). Replay: %s", seed, rep.Command)
 	}
 	for _, k := range kinds {
-		if rep.FaultsByKind[k] == 0 && rep.Skipped[k] == "" {
+		if why, failed := rep.NotInjected[k]; failed && rep.FaultsByKind[k] == 0 {
+			t.Errorf("fault kind %s could not be injected: %s", k, why)
+		} else if rep.FaultsByKind[k] == 0 && rep.Skipped[k] == "" {
 			t.Errorf("fault kind %s was neither injected nor skipped with a reason", k)
 		}
 		if why, skipped := rep.Skipped[k]; skipped && rep.Fabric == "netns" && k != ClockSkew {

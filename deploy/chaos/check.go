@@ -333,6 +333,7 @@ func (c *Campaign) replayCell(rep *Report, m *cellModel, cl *cell, cops []*op, s
 		if !ok {
 			rep.breakf("cell %d: in log order, tx %x (w%d→w%d %d fen) at %d is %s, which the model cannot explain",
 				cl.id, r.o.tx.ID[:6], r.o.from, r.o.to, r.o.amount, r.o.resolved.GetLogIndex(), r.o.resolved.GetCode().Short())
+			c.explainBreak(cl, cops, r.o, s)
 			return nil
 		}
 		s = next

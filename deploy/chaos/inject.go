@@ -12,14 +12,16 @@ import (
 // FaultRecord is what happened to one fault, with times since the
 // campaign began.
 type FaultRecord struct {
-	Seq     int           `json:"seq"`
-	Kind    Kind          `json:"kind"`
-	Targets []string      `json:"targets,omitempty"`
-	Detail  string        `json:"detail,omitempty"`
-	Skipped string        `json:"skipped,omitempty"`
-	At      time.Duration `json:"injected_at_ns"`
-	Healed  time.Duration `json:"healed_at_ns"`
-	Ready   time.Duration `json:"ready_at_ns"`
+	Seq     int      `json:"seq"`
+	Kind    Kind     `json:"kind"`
+	Targets []string `json:"targets,omitempty"`
+	Detail  string   `json:"detail,omitempty"`
+	Skipped string   `json:"skipped,omitempty"`
+	// InjectFailed is why the injection failed: the fault was not played.
+	InjectFailed string        `json:"inject_failed,omitempty"`
+	At           time.Duration `json:"injected_at_ns"`
+	Healed       time.Duration `json:"healed_at_ns"`
+	Ready        time.Duration `json:"ready_at_ns"`
 	// Recovered: every node was ready again within the recovery timeout.
 	Recovered bool `json:"recovered"`
 	// Outcome says how the target took it (corruption and disk faults).

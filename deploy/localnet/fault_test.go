@@ -30,7 +30,9 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/deploy/localnet"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
@@ -116,8 +118,23 @@ func startNet(t *testing.T) *testNet {
 	}
 	tn := &testNet{t: t, ln: ln, clients: map[string]nodepbconnect.LedgerServiceClient{}, banks: map[string]ed25519.PrivateKey{},
 		http: &http.Client{Timeout: 15 * time.Second}}
+	// The test reads as the network's regulator (its operator key is in the
+	// keystore netgen wrote).
+	ks, err := keystore.Open(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, err := ks.Find("regulator key", func(k *keystore.Key) bool { return k.Kind == keystore.KindRegulator })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := client.Identity{Subject: token.Subject{Kind: token.KindRegulator, ID: rk.Name}, Key: rk.Private}
 	for _, nn := range ln.Info.Nodes {
-		tn.clients[nn.Name] = nodepbconnect.NewLedgerServiceClient(tn.http, nn.API)
+		cl, err := client.New(nn.API, client.As(reg), client.WithHTTPClient(tn.http), client.WithRetry(client.RetryPolicy{MaxAttempts: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn.clients[nn.Name] = cl.API()
 		if nn.Role == "voter" {
 			tn.voters = append(tn.voters, nn.Name)
 		} else {
@@ -250,10 +267,15 @@ type load struct {
 	unacked atomic.Int64
 	rpcErrs atomic.Int64
 	notOK   atomic.Int64
+	// prefix starts every wallet name, so a second load on the same
+	// network registers new wallets.
+	prefix string
 }
 
-func (tn *testNet) startLoad(workers int) *load {
-	l := &load{tn: tn, stop: make(chan struct{})}
+func (tn *testNet) startLoad(workers int) *load { return tn.startLoadNamed(workers, "") }
+
+func (tn *testNet) startLoadNamed(workers int, prefix string) *load {
+	l := &load{tn: tn, stop: make(chan struct{}), prefix: prefix}
 	for w := range workers {
 		l.wg.Add(1)
 		go l.worker(w)
@@ -347,7 +369,7 @@ func (l *load) worker(w int) {
 		return raw, id
 	}
 	for epoch := 0; !l.stopped(); epoch++ {
-		a, b := fmt.Sprintf("w%d-e%d-a", w, epoch), fmt.Sprintf("w%d-e%d-b", w, epoch)
+		a, b := fmt.Sprintf("%sw%d-e%d-a", l.prefix, w, epoch), fmt.Sprintf("%sw%d-e%d-b", l.prefix, w, epoch)
 		_, aKey, _ := ed25519.GenerateKey(rand.Reader)
 		bPub, _, _ := ed25519.GenerateKey(rand.Reader)
 		ok := true

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/client/token"
 )
 
 // DevGuaranteeFen is what `dcepd dev` puts in each bank's offline
@@ -52,20 +53,25 @@ func FundGuarantees(ctx context.Context, dir, node string, fen uint64) ([]Funded
 		if gid == "" {
 			continue
 		}
-		w, err := cl.Wallet(ctx, gid)
+		bk, err := ks.Bank(bank.GetId())
+		if err != nil {
+			return out, err
+		}
+		// The guarantee wallet is the bank's: read it signed in as the bank.
+		bcl, err := client.New(node, client.As(client.Identity{Subject: token.Subject{Kind: token.KindBank, ID: bank.GetId()}, Key: bk.Private}))
+		if err != nil {
+			return out, err
+		}
+		w, err := bcl.Wallet(ctx, gid)
 		if err != nil {
 			return out, fmt.Errorf("guarantee wallet %s: %w", gid, err)
 		}
 		f := Funded{Bank: bank.GetId(), Wallet: gid}
 		if w.GetWallet().GetHistoryLen() == 0 {
-			bk, err := ks.Bank(bank.GetId())
-			if err != nil {
-				return out, err
-			}
 			if _, err := cl.Issue(ctx, cb.Private, bank.GetId(), fen); err != nil {
 				return out, fmt.Errorf("issue to %s: %w", bank.GetId(), err)
 			}
-			if _, err := cl.Exchange(ctx, bk.Private, bank.GetId(), gid, fen); err != nil {
+			if _, err := bcl.Exchange(ctx, bk.Private, bank.GetId(), gid, fen); err != nil {
 				return out, fmt.Errorf("fund %s: %w", gid, err)
 			}
 			f.Fen = fen

@@ -4,7 +4,7 @@
 // Layout of a generated directory:
 //
 //	genesis.json               the network's genesis (protobuf JSON)
-//	keys/                      operator keystore: pboc, the banks, node keys
+//	keys/                      operator keystore: pboc, the banks, the regulators' operator keys, node keys
 //	nodes/<name>/config.toml   one node's configuration
 //	nodes/<name>/data/         its ledger and Raft log (created on start)
 //	network.json               node names, roles and API addresses
@@ -190,8 +190,16 @@ func writeNode(dir string, keys *keystore.Store, o Options, i int, name string) 
 		return NetworkNode{}, nil, err
 	}
 	role, operator := statepb.NodeRole_NODE_ROLE_VOTER, name
+	var operatorKey []byte
 	if strings.HasPrefix(name, "regulator-") {
 		role = statepb.NodeRole_NODE_ROLE_REGULATOR
+		// The regulator's operator key, with which its staff sign in to
+		// the client API (dcep token --as regulator-1).
+		ok, err := keys.Generate(keystore.Key{Name: name, Kind: keystore.KindRegulator})
+		if err != nil {
+			return NetworkNode{}, nil, err
+		}
+		operatorKey = ok.Public()
 	}
 	p2pAddr := fmt.Sprintf("/ip4/%s/tcp/%d", host, o.P2PPort+off)
 	bind := o.APIBind
@@ -228,7 +236,7 @@ func writeNode(dir string, keys *keystore.Store, o Options, i int, name string) 
 	if err := writeFile(cfgPath, raw); err != nil {
 		return NetworkNode{}, nil, err
 	}
-	member := &statepb.Node{Name: name, Role: role, PublicKey: k.Public(), Addrs: []string{p2pAddr}, Operator: operator}
+	member := &statepb.Node{Name: name, Role: role, PublicKey: k.Public(), Addrs: []string{p2pAddr}, Operator: operator, OperatorKey: operatorKey}
 	return NetworkNode{Name: name, Role: roleLabel(role), API: "http://" + api, P2P: p2pAddr, Config: cfgPath}, member, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/dcep/dcep/internal/testports"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -114,7 +113,11 @@ func (c *Cluster) addConfig(name string, role statepb.NodeRole, tweak func(*node
 	}
 	c.Configs[name] = cfg
 	c.Names = append(c.Names, name)
-	return &statepb.Node{Name: name, Role: role, PublicKey: c.Net.Pub("node/" + name), Addrs: []string{p2pAddr}, Operator: name}
+	m := &statepb.Node{Name: name, Role: role, PublicKey: c.Net.Pub("node/" + name), Addrs: []string{p2pAddr}, Operator: name}
+	if role == statepb.NodeRole_NODE_ROLE_REGULATOR {
+		m.OperatorKey = c.Net.Pub("operator/" + name)
+	}
+	return m
 }
 
 // AddNode prepares a node that is not in the genesis membership (keys,
@@ -208,9 +211,9 @@ func (c *Cluster) Running() []string {
 // URL is a node's API base URL.
 func (c *Cluster) URL(name string) string { return "http://" + c.Configs[name].APIListen }
 
-// Client is a raw API client for a node.
+// Client is a raw API client for a node, signed in as Picker chooses.
 func (c *Cluster) Client(name string) nodepbconnect.LedgerServiceClient {
-	return nodepbconnect.NewLedgerServiceClient(http.DefaultClient, c.URL(name))
+	return c.sdk(name).API()
 }
 
 // WaitLeader waits until some running node is the ready leader and returns

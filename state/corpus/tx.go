@@ -30,6 +30,8 @@ import (
 //	close wallet=                                 (wallet's bank)
 //	member_add name= role=voter|regulator         cb
 //	member_remove name=                           cb
+//	rotate_key holder=cb|bank|node [id=] key=<name>  cb, <name> (the new key)
+//	activate_version v=<version> at=<log index>   cb
 //	open_purse wallet= in= purse= device= amount= maxpay= [maxn= notafter=+ms bank= certby=]
 //	deposit device= wallet= items=<offpay>,...|garbage   device/<device>
 //	close_purse device= purse= final=             device/<device>
@@ -194,6 +196,16 @@ func (p *Player) body(kind string, a []Arg, at int64) (*statepb.Tx, []ed25519.Pr
 		return n.AddMemberBody(g("name"), role), keys(n.CentralBank()), nil
 	case "member_remove":
 		return statetest.RemoveMemberBody(g("name")), keys(n.CentralBank()), nil
+	case "rotate_key":
+		holder := map[string]statepb.KeyHolder{"cb": statepb.KeyHolder_KEY_HOLDER_CENTRAL_BANK, "bank": statepb.KeyHolder_KEY_HOLDER_BANK, "node": statepb.KeyHolder_KEY_HOLDER_NODE}[g("holder")]
+		nk := p.key(g("key"))
+		return &statepb.Tx{Kind: &statepb.Tx_RotateKey{RotateKey: &statepb.RotateKey{
+			Holder: holder, Id: g("id"), NewPublicKey: nk.Public().(ed25519.PublicKey),
+		}}}, keys(n.CentralBank(), nk), nil
+	case "activate_version":
+		return &statepb.Tx{Kind: &statepb.Tx_ActivateVersion{ActivateVersion: &statepb.ActivateVersion{
+			Version: uint32(u("v")), ActivateAtIndex: u("at"),
+		}}}, keys(n.CentralBank()), nil
 	case "none":
 		return &statepb.Tx{}, keys(n.Wallet("alice")), nil
 	}

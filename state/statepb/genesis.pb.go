@@ -420,7 +420,13 @@ type Node struct {
 	// addrs are libp2p multiaddrs the node listens on.
 	Addrs []string `protobuf:"bytes,4,rep,name=addrs,proto3" json:"addrs,omitempty"`
 	// operator is the bank id, the central bank id, or the regulator's name.
-	Operator      string `protobuf:"bytes,5,opt,name=operator,proto3" json:"operator,omitempty"`
+	Operator string `protobuf:"bytes,5,opt,name=operator,proto3" json:"operator,omitempty"`
+	// operator_key: for a regulator, the regulator's operator Ed25519 key (32
+	// bytes), with which its staff sign in to the client API (node/auth.go) —
+	// what a bank's Bank.public_key is for a bank. Empty: none (a voter's
+	// operator signs with its Bank or CentralBank key; a regulator without
+	// one cannot sign in).
+	OperatorKey   []byte `protobuf:"bytes,6,opt,name=operator_key,json=operatorKey,proto3" json:"operator_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -488,6 +494,13 @@ func (x *Node) GetOperator() string {
 		return x.Operator
 	}
 	return ""
+}
+
+func (x *Node) GetOperatorKey() []byte {
+	if x != nil {
+		return x.OperatorKey
+	}
+	return nil
 }
 
 // OfflinePolicy bounds dual-offline purses (SPEC §4). Zero values disable
@@ -619,14 +632,15 @@ const file_state_statepb_genesis_proto_rawDesc = "" +
 	"\x0fmax_balance_fen\x18\x02 \x01(\x04R\rmaxBalanceFen\x12&\n" +
 	"\x0fmax_payment_fen\x18\x03 \x01(\x04R\rmaxPaymentFen\x12\"\n" +
 	"\rmax_daily_fen\x18\x04 \x01(\x04R\vmaxDailyFen\x12$\n" +
-	"\x0emax_yearly_fen\x18\x05 \x01(\x04R\fmaxYearlyFen\"\x98\x01\n" +
+	"\x0emax_yearly_fen\x18\x05 \x01(\x04R\fmaxYearlyFen\"\xbb\x01\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x17.dcep.state.v1.NodeRoleR\x04role\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x03 \x01(\fR\tpublicKey\x12\x14\n" +
 	"\x05addrs\x18\x04 \x03(\tR\x05addrs\x12\x1a\n" +
-	"\boperator\x18\x05 \x01(\tR\boperator\"\xf1\x01\n" +
+	"\boperator\x18\x05 \x01(\tR\boperator\x12!\n" +
+	"\foperator_key\x18\x06 \x01(\fR\voperatorKey\"\xf1\x01\n" +
 	"\rOfflinePolicy\x12\"\n" +
 	"\rmax_purse_fen\x18\x01 \x01(\x04R\vmaxPurseFen\x12&\n" +
 	"\x0fmax_payment_fen\x18\x02 \x01(\x04R\rmaxPaymentFen\x12!\n" +

@@ -1529,6 +1529,123 @@ func (x *SnapshotHeader) GetMeta() *Meta {
 	return nil
 }
 
+// KeyRecord is a key that replaced one in genesis (RotateKey): the central
+// bank's, at m:cbkey.
+type KeyRecord struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// since_index is the log index of the rotation.
+	SinceIndex    uint64 `protobuf:"varint,2,opt,name=since_index,json=sinceIndex,proto3" json:"since_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyRecord) Reset() {
+	*x = KeyRecord{}
+	mi := &file_state_statepb_store_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyRecord) ProtoMessage() {}
+
+func (x *KeyRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_store_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyRecord.ProtoReflect.Descriptor instead.
+func (*KeyRecord) Descriptor() ([]byte, []int) {
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *KeyRecord) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *KeyRecord) GetSinceIndex() uint64 {
+	if x != nil {
+		return x.SinceIndex
+	}
+	return 0
+}
+
+// LedgerVersion is the ledger version schedule (ActivateVersion), at
+// m:version: the active version and the next one, if scheduled.
+type LedgerVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Active        uint32                 `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
+	Next          uint32                 `protobuf:"varint,2,opt,name=next,proto3" json:"next,omitempty"`
+	NextAtIndex   uint64                 `protobuf:"varint,3,opt,name=next_at_index,json=nextAtIndex,proto3" json:"next_at_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LedgerVersion) Reset() {
+	*x = LedgerVersion{}
+	mi := &file_state_statepb_store_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LedgerVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LedgerVersion) ProtoMessage() {}
+
+func (x *LedgerVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_store_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LedgerVersion.ProtoReflect.Descriptor instead.
+func (*LedgerVersion) Descriptor() ([]byte, []int) {
+	return file_state_statepb_store_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LedgerVersion) GetActive() uint32 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *LedgerVersion) GetNext() uint32 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+func (x *LedgerVersion) GetNextAtIndex() uint64 {
+	if x != nil {
+		return x.NextAtIndex
+	}
+	return 0
+}
+
 var File_state_statepb_store_proto protoreflect.FileDescriptor
 
 const file_state_statepb_store_proto_rawDesc = "" +
@@ -1640,7 +1757,16 @@ const file_state_statepb_store_proto_rawDesc = "" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12!\n" +
 	"\fgenesis_hash\x18\x02 \x01(\fR\vgenesisHash\x12'\n" +
-	"\x04meta\x18\x03 \x01(\v2\x13.dcep.state.v1.MetaR\x04meta*\xad\x12\n" +
+	"\x04meta\x18\x03 \x01(\v2\x13.dcep.state.v1.MetaR\x04meta\"K\n" +
+	"\tKeyRecord\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1f\n" +
+	"\vsince_index\x18\x02 \x01(\x04R\n" +
+	"sinceIndex\"_\n" +
+	"\rLedgerVersion\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\rR\x06active\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\rR\x04next\x12\"\n" +
+	"\rnext_at_index\x18\x03 \x01(\x04R\vnextAtIndex*\xad\x12\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x15\n" +
@@ -1744,7 +1870,7 @@ func file_state_statepb_store_proto_rawDescGZIP() []byte {
 }
 
 var file_state_statepb_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_state_statepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_state_statepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_state_statepb_store_proto_goTypes = []any{
 	(Code)(0),              // 0: dcep.state.v1.Code
 	(*TxResult)(nil),       // 1: dcep.state.v1.TxResult
@@ -1758,21 +1884,23 @@ var file_state_statepb_store_proto_goTypes = []any{
 	(*Meta)(nil),           // 9: dcep.state.v1.Meta
 	(*BlockRecord)(nil),    // 10: dcep.state.v1.BlockRecord
 	(*SnapshotHeader)(nil), // 11: dcep.state.v1.SnapshotHeader
-	(WalletKind)(0),        // 12: dcep.state.v1.WalletKind
-	(*Limits)(nil),         // 13: dcep.state.v1.Limits
-	(WalletStatus)(0),      // 14: dcep.state.v1.WalletStatus
-	(*LedgerReason)(nil),   // 15: dcep.state.v1.LedgerReason
-	(*Bank)(nil),           // 16: dcep.state.v1.Bank
+	(*KeyRecord)(nil),      // 12: dcep.state.v1.KeyRecord
+	(*LedgerVersion)(nil),  // 13: dcep.state.v1.LedgerVersion
+	(WalletKind)(0),        // 14: dcep.state.v1.WalletKind
+	(*Limits)(nil),         // 15: dcep.state.v1.Limits
+	(WalletStatus)(0),      // 16: dcep.state.v1.WalletStatus
+	(*LedgerReason)(nil),   // 17: dcep.state.v1.LedgerReason
+	(*Bank)(nil),           // 18: dcep.state.v1.Bank
 }
 var file_state_statepb_store_proto_depIdxs = []int32{
 	0,  // 0: dcep.state.v1.TxResult.code:type_name -> dcep.state.v1.Code
 	2,  // 1: dcep.state.v1.TxResult.args:type_name -> dcep.state.v1.Arg
-	12, // 2: dcep.state.v1.WalletRecord.kind:type_name -> dcep.state.v1.WalletKind
-	13, // 3: dcep.state.v1.WalletRecord.limits:type_name -> dcep.state.v1.Limits
-	14, // 4: dcep.state.v1.WalletRecord.status:type_name -> dcep.state.v1.WalletStatus
-	15, // 5: dcep.state.v1.WalletRecord.status_ledger_reason:type_name -> dcep.state.v1.LedgerReason
+	14, // 2: dcep.state.v1.WalletRecord.kind:type_name -> dcep.state.v1.WalletKind
+	15, // 3: dcep.state.v1.WalletRecord.limits:type_name -> dcep.state.v1.Limits
+	16, // 4: dcep.state.v1.WalletRecord.status:type_name -> dcep.state.v1.WalletStatus
+	17, // 5: dcep.state.v1.WalletRecord.status_ledger_reason:type_name -> dcep.state.v1.LedgerReason
 	1,  // 6: dcep.state.v1.TxRecord.result:type_name -> dcep.state.v1.TxResult
-	16, // 7: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
+	18, // 7: dcep.state.v1.BankRecord.bank:type_name -> dcep.state.v1.Bank
 	1,  // 8: dcep.state.v1.BlockRecord.results:type_name -> dcep.state.v1.TxResult
 	9,  // 9: dcep.state.v1.SnapshotHeader.meta:type_name -> dcep.state.v1.Meta
 	10, // [10:10] is the sub-list for method output_type
@@ -1808,7 +1936,7 @@ func file_state_statepb_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_statepb_store_proto_rawDesc), len(file_state_statepb_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

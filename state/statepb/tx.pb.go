@@ -191,6 +191,62 @@ func (MembershipAction) EnumDescriptor() ([]byte, []int) {
 	return file_state_statepb_tx_proto_rawDescGZIP(), []int{2}
 }
 
+// KeyHolder is whose key a RotateKey replaces.
+type KeyHolder int32
+
+const (
+	KeyHolder_KEY_HOLDER_UNSPECIFIED KeyHolder = 0
+	// The central bank's key: every kind the central bank signs.
+	KeyHolder_KEY_HOLDER_CENTRAL_BANK KeyHolder = 1
+	// A bank's operator key (id: the bank id): what the bank signs.
+	KeyHolder_KEY_HOLDER_BANK KeyHolder = 2
+	// A node's identity key (id: the member's name): its libp2p peer id.
+	KeyHolder_KEY_HOLDER_NODE KeyHolder = 3
+)
+
+// Enum value maps for KeyHolder.
+var (
+	KeyHolder_name = map[int32]string{
+		0: "KEY_HOLDER_UNSPECIFIED",
+		1: "KEY_HOLDER_CENTRAL_BANK",
+		2: "KEY_HOLDER_BANK",
+		3: "KEY_HOLDER_NODE",
+	}
+	KeyHolder_value = map[string]int32{
+		"KEY_HOLDER_UNSPECIFIED":  0,
+		"KEY_HOLDER_CENTRAL_BANK": 1,
+		"KEY_HOLDER_BANK":         2,
+		"KEY_HOLDER_NODE":         3,
+	}
+)
+
+func (x KeyHolder) Enum() *KeyHolder {
+	p := new(KeyHolder)
+	*p = x
+	return p
+}
+
+func (x KeyHolder) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyHolder) Descriptor() protoreflect.EnumDescriptor {
+	return file_state_statepb_tx_proto_enumTypes[3].Descriptor()
+}
+
+func (KeyHolder) Type() protoreflect.EnumType {
+	return &file_state_statepb_tx_proto_enumTypes[3]
+}
+
+func (x KeyHolder) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyHolder.Descriptor instead.
+func (KeyHolder) EnumDescriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{3}
+}
+
 // SignedTx is what clients submit and what the log carries.
 //
 // The id of a transaction is SHA-256(body): signatures are not part of the id,
@@ -334,6 +390,8 @@ type Tx struct {
 	//	*Tx_UnfreezeWallet
 	//	*Tx_CloseWallet
 	//	*Tx_ChangeMembership
+	//	*Tx_RotateKey
+	//	*Tx_ActivateVersion
 	//	*Tx_OpenPurse
 	//	*Tx_DepositOffline
 	//	*Tx_ClosePurse
@@ -524,6 +582,24 @@ func (x *Tx) GetChangeMembership() *ChangeMembership {
 	if x != nil {
 		if x, ok := x.Kind.(*Tx_ChangeMembership); ok {
 			return x.ChangeMembership
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetRotateKey() *RotateKey {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_RotateKey); ok {
+			return x.RotateKey
+		}
+	}
+	return nil
+}
+
+func (x *Tx) GetActivateVersion() *ActivateVersion {
+	if x != nil {
+		if x, ok := x.Kind.(*Tx_ActivateVersion); ok {
+			return x.ActivateVersion
 		}
 	}
 	return nil
@@ -737,6 +813,15 @@ type Tx_ChangeMembership struct {
 	ChangeMembership *ChangeMembership `protobuf:"bytes,30,opt,name=change_membership,json=changeMembership,proto3,oneof"`
 }
 
+type Tx_RotateKey struct {
+	// Key rotation and ledger versions, signed by the central bank.
+	RotateKey *RotateKey `protobuf:"bytes,31,opt,name=rotate_key,json=rotateKey,proto3,oneof"`
+}
+
+type Tx_ActivateVersion struct {
+	ActivateVersion *ActivateVersion `protobuf:"bytes,32,opt,name=activate_version,json=activateVersion,proto3,oneof"`
+}
+
 type Tx_OpenPurse struct {
 	// 40–59: dual offline payments (SPEC §4; docs/offline.md).
 	OpenPurse *OpenPurse `protobuf:"bytes,40,opt,name=open_purse,json=openPurse,proto3,oneof"`
@@ -835,6 +920,10 @@ func (*Tx_UnfreezeWallet) isTx_Kind() {}
 func (*Tx_CloseWallet) isTx_Kind() {}
 
 func (*Tx_ChangeMembership) isTx_Kind() {}
+
+func (*Tx_RotateKey) isTx_Kind() {}
+
+func (*Tx_ActivateVersion) isTx_Kind() {}
 
 func (*Tx_OpenPurse) isTx_Kind() {}
 
@@ -1815,6 +1904,128 @@ func (x *ChangeMembership) GetNode() *Node {
 	return nil
 }
 
+// RotateKey replaces a key the ledger knows: the central bank's, a bank's
+// or a node's. Signers: the central bank's current key, then the new key
+// (proof that its holder has it). From the next transaction on, the old key
+// is refused wherever the holder signs, and a node's old key at the
+// connection.
+type RotateKey struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Holder KeyHolder              `protobuf:"varint,1,opt,name=holder,proto3,enum=dcep.state.v1.KeyHolder" json:"holder,omitempty"`
+	// id: the bank id or node name; empty for the central bank.
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	NewPublicKey  []byte `protobuf:"bytes,3,opt,name=new_public_key,json=newPublicKey,proto3" json:"new_public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKey) Reset() {
+	*x = RotateKey{}
+	mi := &file_state_statepb_tx_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKey) ProtoMessage() {}
+
+func (x *RotateKey) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKey.ProtoReflect.Descriptor instead.
+func (*RotateKey) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RotateKey) GetHolder() KeyHolder {
+	if x != nil {
+		return x.Holder
+	}
+	return KeyHolder_KEY_HOLDER_UNSPECIFIED
+}
+
+func (x *RotateKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateKey) GetNewPublicKey() []byte {
+	if x != nil {
+		return x.NewPublicKey
+	}
+	return nil
+}
+
+// ActivateVersion schedules ledger version `version` from log index
+// `activate_at_index` on (docs/operations.md, "Rolling upgrade"). Signer:
+// the central bank. The ledger records it; a node whose build cannot run
+// the version stops before applying that index instead of diverging.
+type ActivateVersion struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Version         uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	ActivateAtIndex uint64                 `protobuf:"varint,2,opt,name=activate_at_index,json=activateAtIndex,proto3" json:"activate_at_index,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ActivateVersion) Reset() {
+	*x = ActivateVersion{}
+	mi := &file_state_statepb_tx_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateVersion) ProtoMessage() {}
+
+func (x *ActivateVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_state_statepb_tx_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateVersion.ProtoReflect.Descriptor instead.
+func (*ActivateVersion) Descriptor() ([]byte, []int) {
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ActivateVersion) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ActivateVersion) GetActivateAtIndex() uint64 {
+	if x != nil {
+		return x.ActivateAtIndex
+	}
+	return 0
+}
+
 // CreateCampaign opens a red-packet campaign and moves its funds into
 // campaign escrow. Signer: the sponsor wallet's key (a government wallet).
 // packet_count × packet_fen is taken from the inputs; the rest comes back to
@@ -1847,7 +2058,7 @@ type CreateCampaign struct {
 
 func (x *CreateCampaign) Reset() {
 	*x = CreateCampaign{}
-	mi := &file_state_statepb_tx_proto_msgTypes[18]
+	mi := &file_state_statepb_tx_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +2070,7 @@ func (x *CreateCampaign) String() string {
 func (*CreateCampaign) ProtoMessage() {}
 
 func (x *CreateCampaign) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[18]
+	mi := &file_state_statepb_tx_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +2083,7 @@ func (x *CreateCampaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaign.ProtoReflect.Descriptor instead.
 func (*CreateCampaign) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{18}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateCampaign) GetCampaignId() string {
@@ -1978,7 +2189,7 @@ type AddCampaignMerchants struct {
 
 func (x *AddCampaignMerchants) Reset() {
 	*x = AddCampaignMerchants{}
-	mi := &file_state_statepb_tx_proto_msgTypes[19]
+	mi := &file_state_statepb_tx_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1990,7 +2201,7 @@ func (x *AddCampaignMerchants) String() string {
 func (*AddCampaignMerchants) ProtoMessage() {}
 
 func (x *AddCampaignMerchants) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[19]
+	mi := &file_state_statepb_tx_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2003,7 +2214,7 @@ func (x *AddCampaignMerchants) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCampaignMerchants.ProtoReflect.Descriptor instead.
 func (*AddCampaignMerchants) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{19}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AddCampaignMerchants) GetCampaignId() string {
@@ -2032,7 +2243,7 @@ type EnrolCampaign struct {
 
 func (x *EnrolCampaign) Reset() {
 	*x = EnrolCampaign{}
-	mi := &file_state_statepb_tx_proto_msgTypes[20]
+	mi := &file_state_statepb_tx_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2255,7 @@ func (x *EnrolCampaign) String() string {
 func (*EnrolCampaign) ProtoMessage() {}
 
 func (x *EnrolCampaign) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[20]
+	mi := &file_state_statepb_tx_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2268,7 @@ func (x *EnrolCampaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrolCampaign.ProtoReflect.Descriptor instead.
 func (*EnrolCampaign) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{20}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EnrolCampaign) GetCampaignId() string {
@@ -2088,7 +2299,7 @@ type DrawCampaign struct {
 
 func (x *DrawCampaign) Reset() {
 	*x = DrawCampaign{}
-	mi := &file_state_statepb_tx_proto_msgTypes[21]
+	mi := &file_state_statepb_tx_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2311,7 @@ func (x *DrawCampaign) String() string {
 func (*DrawCampaign) ProtoMessage() {}
 
 func (x *DrawCampaign) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[21]
+	mi := &file_state_statepb_tx_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2324,7 @@ func (x *DrawCampaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrawCampaign.ProtoReflect.Descriptor instead.
 func (*DrawCampaign) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{21}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DrawCampaign) GetCampaignId() string {
@@ -2148,7 +2359,7 @@ type RefundPayment struct {
 
 func (x *RefundPayment) Reset() {
 	*x = RefundPayment{}
-	mi := &file_state_statepb_tx_proto_msgTypes[22]
+	mi := &file_state_statepb_tx_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2371,7 @@ func (x *RefundPayment) String() string {
 func (*RefundPayment) ProtoMessage() {}
 
 func (x *RefundPayment) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[22]
+	mi := &file_state_statepb_tx_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2384,7 @@ func (x *RefundPayment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundPayment.ProtoReflect.Descriptor instead.
 func (*RefundPayment) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{22}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RefundPayment) GetMerchantWalletId() string {
@@ -2217,7 +2428,7 @@ type CreateSubWallet struct {
 
 func (x *CreateSubWallet) Reset() {
 	*x = CreateSubWallet{}
-	mi := &file_state_statepb_tx_proto_msgTypes[23]
+	mi := &file_state_statepb_tx_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2440,7 @@ func (x *CreateSubWallet) String() string {
 func (*CreateSubWallet) ProtoMessage() {}
 
 func (x *CreateSubWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[23]
+	mi := &file_state_statepb_tx_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2453,7 @@ func (x *CreateSubWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubWallet.ProtoReflect.Descriptor instead.
 func (*CreateSubWallet) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{23}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateSubWallet) GetParentWalletId() string {
@@ -2272,7 +2483,7 @@ type FundSubWallet struct {
 
 func (x *FundSubWallet) Reset() {
 	*x = FundSubWallet{}
-	mi := &file_state_statepb_tx_proto_msgTypes[24]
+	mi := &file_state_statepb_tx_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2495,7 @@ func (x *FundSubWallet) String() string {
 func (*FundSubWallet) ProtoMessage() {}
 
 func (x *FundSubWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[24]
+	mi := &file_state_statepb_tx_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2508,7 @@ func (x *FundSubWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundSubWallet.ProtoReflect.Descriptor instead.
 func (*FundSubWallet) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{24}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FundSubWallet) GetSubWalletId() string {
@@ -2338,7 +2549,7 @@ type PushSubWallet struct {
 
 func (x *PushSubWallet) Reset() {
 	*x = PushSubWallet{}
-	mi := &file_state_statepb_tx_proto_msgTypes[25]
+	mi := &file_state_statepb_tx_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2561,7 @@ func (x *PushSubWallet) String() string {
 func (*PushSubWallet) ProtoMessage() {}
 
 func (x *PushSubWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[25]
+	mi := &file_state_statepb_tx_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2574,7 @@ func (x *PushSubWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushSubWallet.ProtoReflect.Descriptor instead.
 func (*PushSubWallet) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{25}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PushSubWallet) GetSubWalletId() string {
@@ -2411,7 +2622,7 @@ type RevokeSubWallet struct {
 
 func (x *RevokeSubWallet) Reset() {
 	*x = RevokeSubWallet{}
-	mi := &file_state_statepb_tx_proto_msgTypes[26]
+	mi := &file_state_statepb_tx_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2634,7 @@ func (x *RevokeSubWallet) String() string {
 func (*RevokeSubWallet) ProtoMessage() {}
 
 func (x *RevokeSubWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[26]
+	mi := &file_state_statepb_tx_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2647,7 @@ func (x *RevokeSubWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSubWallet.ProtoReflect.Descriptor instead.
 func (*RevokeSubWallet) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{26}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RevokeSubWallet) GetSubWalletId() string {
@@ -2459,7 +2670,7 @@ type WithdrawSubWallet struct {
 
 func (x *WithdrawSubWallet) Reset() {
 	*x = WithdrawSubWallet{}
-	mi := &file_state_statepb_tx_proto_msgTypes[27]
+	mi := &file_state_statepb_tx_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2471,7 +2682,7 @@ func (x *WithdrawSubWallet) String() string {
 func (*WithdrawSubWallet) ProtoMessage() {}
 
 func (x *WithdrawSubWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[27]
+	mi := &file_state_statepb_tx_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2484,7 +2695,7 @@ func (x *WithdrawSubWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawSubWallet.ProtoReflect.Descriptor instead.
 func (*WithdrawSubWallet) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{27}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WithdrawSubWallet) GetSubWalletId() string {
@@ -2523,7 +2734,7 @@ type ChargeSubWallet struct {
 
 func (x *ChargeSubWallet) Reset() {
 	*x = ChargeSubWallet{}
-	mi := &file_state_statepb_tx_proto_msgTypes[28]
+	mi := &file_state_statepb_tx_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2535,7 +2746,7 @@ func (x *ChargeSubWallet) String() string {
 func (*ChargeSubWallet) ProtoMessage() {}
 
 func (x *ChargeSubWallet) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[28]
+	mi := &file_state_statepb_tx_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2548,7 +2759,7 @@ func (x *ChargeSubWallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChargeSubWallet.ProtoReflect.Descriptor instead.
 func (*ChargeSubWallet) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{28}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ChargeSubWallet) GetPlatformWalletId() string {
@@ -2594,7 +2805,7 @@ type OpenPurse struct {
 
 func (x *OpenPurse) Reset() {
 	*x = OpenPurse{}
-	mi := &file_state_statepb_tx_proto_msgTypes[29]
+	mi := &file_state_statepb_tx_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2606,7 +2817,7 @@ func (x *OpenPurse) String() string {
 func (*OpenPurse) ProtoMessage() {}
 
 func (x *OpenPurse) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[29]
+	mi := &file_state_statepb_tx_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2619,7 +2830,7 @@ func (x *OpenPurse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenPurse.ProtoReflect.Descriptor instead.
 func (*OpenPurse) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{29}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OpenPurse) GetWalletId() string {
@@ -2660,7 +2871,7 @@ type DepositItem struct {
 
 func (x *DepositItem) Reset() {
 	*x = DepositItem{}
-	mi := &file_state_statepb_tx_proto_msgTypes[30]
+	mi := &file_state_statepb_tx_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2883,7 @@ func (x *DepositItem) String() string {
 func (*DepositItem) ProtoMessage() {}
 
 func (x *DepositItem) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[30]
+	mi := &file_state_statepb_tx_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2896,7 @@ func (x *DepositItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositItem.ProtoReflect.Descriptor instead.
 func (*DepositItem) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{30}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DepositItem) GetPayment() *Payment {
@@ -2725,7 +2936,7 @@ type DepositOffline struct {
 
 func (x *DepositOffline) Reset() {
 	*x = DepositOffline{}
-	mi := &file_state_statepb_tx_proto_msgTypes[31]
+	mi := &file_state_statepb_tx_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2948,7 @@ func (x *DepositOffline) String() string {
 func (*DepositOffline) ProtoMessage() {}
 
 func (x *DepositOffline) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[31]
+	mi := &file_state_statepb_tx_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2961,7 @@ func (x *DepositOffline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositOffline.ProtoReflect.Descriptor instead.
 func (*DepositOffline) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{31}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DepositOffline) GetDevicePublicKey() []byte {
@@ -2790,7 +3001,7 @@ type ClosePurse struct {
 
 func (x *ClosePurse) Reset() {
 	*x = ClosePurse{}
-	mi := &file_state_statepb_tx_proto_msgTypes[32]
+	mi := &file_state_statepb_tx_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +3013,7 @@ func (x *ClosePurse) String() string {
 func (*ClosePurse) ProtoMessage() {}
 
 func (x *ClosePurse) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[32]
+	mi := &file_state_statepb_tx_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +3026,7 @@ func (x *ClosePurse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosePurse.ProtoReflect.Descriptor instead.
 func (*ClosePurse) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{32}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClosePurse) GetPurseId() []byte {
@@ -2851,7 +3062,7 @@ type ExpirePurse struct {
 
 func (x *ExpirePurse) Reset() {
 	*x = ExpirePurse{}
-	mi := &file_state_statepb_tx_proto_msgTypes[33]
+	mi := &file_state_statepb_tx_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3074,7 @@ func (x *ExpirePurse) String() string {
 func (*ExpirePurse) ProtoMessage() {}
 
 func (x *ExpirePurse) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[33]
+	mi := &file_state_statepb_tx_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3087,7 @@ func (x *ExpirePurse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpirePurse.ProtoReflect.Descriptor instead.
 func (*ExpirePurse) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{33}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExpirePurse) GetPurseId() []byte {
@@ -2902,7 +3113,7 @@ type PayOfflineClaims struct {
 
 func (x *PayOfflineClaims) Reset() {
 	*x = PayOfflineClaims{}
-	mi := &file_state_statepb_tx_proto_msgTypes[34]
+	mi := &file_state_statepb_tx_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3125,7 @@ func (x *PayOfflineClaims) String() string {
 func (*PayOfflineClaims) ProtoMessage() {}
 
 func (x *PayOfflineClaims) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[34]
+	mi := &file_state_statepb_tx_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3138,7 @@ func (x *PayOfflineClaims) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOfflineClaims.ProtoReflect.Descriptor instead.
 func (*PayOfflineClaims) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{34}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PayOfflineClaims) GetBankId() string {
@@ -2961,7 +3172,7 @@ type CollectOfflineDebt struct {
 
 func (x *CollectOfflineDebt) Reset() {
 	*x = CollectOfflineDebt{}
-	mi := &file_state_statepb_tx_proto_msgTypes[35]
+	mi := &file_state_statepb_tx_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3184,7 @@ func (x *CollectOfflineDebt) String() string {
 func (*CollectOfflineDebt) ProtoMessage() {}
 
 func (x *CollectOfflineDebt) ProtoReflect() protoreflect.Message {
-	mi := &file_state_statepb_tx_proto_msgTypes[35]
+	mi := &file_state_statepb_tx_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3197,7 @@ func (x *CollectOfflineDebt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectOfflineDebt.ProtoReflect.Descriptor instead.
 func (*CollectOfflineDebt) Descriptor() ([]byte, []int) {
-	return file_state_statepb_tx_proto_rawDescGZIP(), []int{35}
+	return file_state_statepb_tx_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CollectOfflineDebt) GetWalletId() string {
@@ -3023,7 +3234,7 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\tSignature\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xd7\x10\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xdf\x11\n" +
 	"\x02Tx\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
 	"\bchain_id\x18\x02 \x01(\tR\achainId\x12\x14\n" +
@@ -3042,6 +3253,9 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\x0funfreeze_wallet\x18\x18 \x01(\v2\x1d.dcep.state.v1.UnfreezeWalletH\x00R\x0eunfreezeWallet\x12?\n" +
 	"\fclose_wallet\x18\x19 \x01(\v2\x1a.dcep.state.v1.CloseWalletH\x00R\vcloseWallet\x12N\n" +
 	"\x11change_membership\x18\x1e \x01(\v2\x1f.dcep.state.v1.ChangeMembershipH\x00R\x10changeMembership\x129\n" +
+	"\n" +
+	"rotate_key\x18\x1f \x01(\v2\x18.dcep.state.v1.RotateKeyH\x00R\trotateKey\x12K\n" +
+	"\x10activate_version\x18  \x01(\v2\x1e.dcep.state.v1.ActivateVersionH\x00R\x0factivateVersion\x129\n" +
 	"\n" +
 	"open_purse\x18( \x01(\v2\x18.dcep.state.v1.OpenPurseH\x00R\topenPurse\x12H\n" +
 	"\x0fdeposit_offline\x18) \x01(\v2\x1d.dcep.state.v1.DepositOfflineH\x00R\x0edepositOffline\x12<\n" +
@@ -3131,7 +3345,14 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\twallet_id\x18\x01 \x01(\tR\bwalletId\"t\n" +
 	"\x10ChangeMembership\x127\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1f.dcep.state.v1.MembershipActionR\x06action\x12'\n" +
-	"\x04node\x18\x02 \x01(\v2\x13.dcep.state.v1.NodeR\x04node\"\xdc\x03\n" +
+	"\x04node\x18\x02 \x01(\v2\x13.dcep.state.v1.NodeR\x04node\"s\n" +
+	"\tRotateKey\x120\n" +
+	"\x06holder\x18\x01 \x01(\x0e2\x18.dcep.state.v1.KeyHolderR\x06holder\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +
+	"\x0enew_public_key\x18\x03 \x01(\fR\fnewPublicKey\"W\n" +
+	"\x0fActivateVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12*\n" +
+	"\x11activate_at_index\x18\x02 \x01(\x04R\x0factivateAtIndex\"\xdc\x03\n" +
 	"\x0eCreateCampaign\x12\x1f\n" +
 	"\vcampaign_id\x18\x01 \x01(\tR\n" +
 	"campaignId\x12*\n" +
@@ -3244,7 +3465,12 @@ const file_state_statepb_tx_proto_rawDesc = "" +
 	"\x10MembershipAction\x12!\n" +
 	"\x1dMEMBERSHIP_ACTION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MEMBERSHIP_ACTION_ADD\x10\x01\x12\x1c\n" +
-	"\x18MEMBERSHIP_ACTION_REMOVE\x10\x02B$Z\"github.com/dcep/dcep/state/statepbb\x06proto3"
+	"\x18MEMBERSHIP_ACTION_REMOVE\x10\x02*n\n" +
+	"\tKeyHolder\x12\x1a\n" +
+	"\x16KEY_HOLDER_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17KEY_HOLDER_CENTRAL_BANK\x10\x01\x12\x13\n" +
+	"\x0fKEY_HOLDER_BANK\x10\x02\x12\x13\n" +
+	"\x0fKEY_HOLDER_NODE\x10\x03B$Z\"github.com/dcep/dcep/state/statepbb\x06proto3"
 
 var (
 	file_state_statepb_tx_proto_rawDescOnce sync.Once
@@ -3258,111 +3484,117 @@ func file_state_statepb_tx_proto_rawDescGZIP() []byte {
 	return file_state_statepb_tx_proto_rawDescData
 }
 
-var file_state_statepb_tx_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_state_statepb_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_state_statepb_tx_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_state_statepb_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_state_statepb_tx_proto_goTypes = []any{
 	(WalletKind)(0),              // 0: dcep.state.v1.WalletKind
 	(WalletStatus)(0),            // 1: dcep.state.v1.WalletStatus
 	(MembershipAction)(0),        // 2: dcep.state.v1.MembershipAction
-	(*SignedTx)(nil),             // 3: dcep.state.v1.SignedTx
-	(*Signature)(nil),            // 4: dcep.state.v1.Signature
-	(*Tx)(nil),                   // 5: dcep.state.v1.Tx
-	(*Outpoint)(nil),             // 6: dcep.state.v1.Outpoint
-	(*Payee)(nil),                // 7: dcep.state.v1.Payee
-	(*Issue)(nil),                // 8: dcep.state.v1.Issue
-	(*Return)(nil),               // 9: dcep.state.v1.Return
-	(*Exchange)(nil),             // 10: dcep.state.v1.Exchange
-	(*Redeem)(nil),               // 11: dcep.state.v1.Redeem
-	(*Transfer)(nil),             // 12: dcep.state.v1.Transfer
-	(*Limits)(nil),               // 13: dcep.state.v1.Limits
-	(*RegisterWallet)(nil),       // 14: dcep.state.v1.RegisterWallet
-	(*UpdateWallet)(nil),         // 15: dcep.state.v1.UpdateWallet
-	(*RotateWalletKey)(nil),      // 16: dcep.state.v1.RotateWalletKey
-	(*FreezeWallet)(nil),         // 17: dcep.state.v1.FreezeWallet
-	(*UnfreezeWallet)(nil),       // 18: dcep.state.v1.UnfreezeWallet
-	(*CloseWallet)(nil),          // 19: dcep.state.v1.CloseWallet
-	(*ChangeMembership)(nil),     // 20: dcep.state.v1.ChangeMembership
-	(*CreateCampaign)(nil),       // 21: dcep.state.v1.CreateCampaign
-	(*AddCampaignMerchants)(nil), // 22: dcep.state.v1.AddCampaignMerchants
-	(*EnrolCampaign)(nil),        // 23: dcep.state.v1.EnrolCampaign
-	(*DrawCampaign)(nil),         // 24: dcep.state.v1.DrawCampaign
-	(*RefundPayment)(nil),        // 25: dcep.state.v1.RefundPayment
-	(*CreateSubWallet)(nil),      // 26: dcep.state.v1.CreateSubWallet
-	(*FundSubWallet)(nil),        // 27: dcep.state.v1.FundSubWallet
-	(*PushSubWallet)(nil),        // 28: dcep.state.v1.PushSubWallet
-	(*RevokeSubWallet)(nil),      // 29: dcep.state.v1.RevokeSubWallet
-	(*WithdrawSubWallet)(nil),    // 30: dcep.state.v1.WithdrawSubWallet
-	(*ChargeSubWallet)(nil),      // 31: dcep.state.v1.ChargeSubWallet
-	(*OpenPurse)(nil),            // 32: dcep.state.v1.OpenPurse
-	(*DepositItem)(nil),          // 33: dcep.state.v1.DepositItem
-	(*DepositOffline)(nil),       // 34: dcep.state.v1.DepositOffline
-	(*ClosePurse)(nil),           // 35: dcep.state.v1.ClosePurse
-	(*ExpirePurse)(nil),          // 36: dcep.state.v1.ExpirePurse
-	(*PayOfflineClaims)(nil),     // 37: dcep.state.v1.PayOfflineClaims
-	(*CollectOfflineDebt)(nil),   // 38: dcep.state.v1.CollectOfflineDebt
-	(*Node)(nil),                 // 39: dcep.state.v1.Node
-	(*PurseCert)(nil),            // 40: dcep.state.v1.PurseCert
-	(*Payment)(nil),              // 41: dcep.state.v1.Payment
-	(*PaymentRequest)(nil),       // 42: dcep.state.v1.PaymentRequest
-	(*ReservedPayment)(nil),      // 43: dcep.state.v1.ReservedPayment
+	(KeyHolder)(0),               // 3: dcep.state.v1.KeyHolder
+	(*SignedTx)(nil),             // 4: dcep.state.v1.SignedTx
+	(*Signature)(nil),            // 5: dcep.state.v1.Signature
+	(*Tx)(nil),                   // 6: dcep.state.v1.Tx
+	(*Outpoint)(nil),             // 7: dcep.state.v1.Outpoint
+	(*Payee)(nil),                // 8: dcep.state.v1.Payee
+	(*Issue)(nil),                // 9: dcep.state.v1.Issue
+	(*Return)(nil),               // 10: dcep.state.v1.Return
+	(*Exchange)(nil),             // 11: dcep.state.v1.Exchange
+	(*Redeem)(nil),               // 12: dcep.state.v1.Redeem
+	(*Transfer)(nil),             // 13: dcep.state.v1.Transfer
+	(*Limits)(nil),               // 14: dcep.state.v1.Limits
+	(*RegisterWallet)(nil),       // 15: dcep.state.v1.RegisterWallet
+	(*UpdateWallet)(nil),         // 16: dcep.state.v1.UpdateWallet
+	(*RotateWalletKey)(nil),      // 17: dcep.state.v1.RotateWalletKey
+	(*FreezeWallet)(nil),         // 18: dcep.state.v1.FreezeWallet
+	(*UnfreezeWallet)(nil),       // 19: dcep.state.v1.UnfreezeWallet
+	(*CloseWallet)(nil),          // 20: dcep.state.v1.CloseWallet
+	(*ChangeMembership)(nil),     // 21: dcep.state.v1.ChangeMembership
+	(*RotateKey)(nil),            // 22: dcep.state.v1.RotateKey
+	(*ActivateVersion)(nil),      // 23: dcep.state.v1.ActivateVersion
+	(*CreateCampaign)(nil),       // 24: dcep.state.v1.CreateCampaign
+	(*AddCampaignMerchants)(nil), // 25: dcep.state.v1.AddCampaignMerchants
+	(*EnrolCampaign)(nil),        // 26: dcep.state.v1.EnrolCampaign
+	(*DrawCampaign)(nil),         // 27: dcep.state.v1.DrawCampaign
+	(*RefundPayment)(nil),        // 28: dcep.state.v1.RefundPayment
+	(*CreateSubWallet)(nil),      // 29: dcep.state.v1.CreateSubWallet
+	(*FundSubWallet)(nil),        // 30: dcep.state.v1.FundSubWallet
+	(*PushSubWallet)(nil),        // 31: dcep.state.v1.PushSubWallet
+	(*RevokeSubWallet)(nil),      // 32: dcep.state.v1.RevokeSubWallet
+	(*WithdrawSubWallet)(nil),    // 33: dcep.state.v1.WithdrawSubWallet
+	(*ChargeSubWallet)(nil),      // 34: dcep.state.v1.ChargeSubWallet
+	(*OpenPurse)(nil),            // 35: dcep.state.v1.OpenPurse
+	(*DepositItem)(nil),          // 36: dcep.state.v1.DepositItem
+	(*DepositOffline)(nil),       // 37: dcep.state.v1.DepositOffline
+	(*ClosePurse)(nil),           // 38: dcep.state.v1.ClosePurse
+	(*ExpirePurse)(nil),          // 39: dcep.state.v1.ExpirePurse
+	(*PayOfflineClaims)(nil),     // 40: dcep.state.v1.PayOfflineClaims
+	(*CollectOfflineDebt)(nil),   // 41: dcep.state.v1.CollectOfflineDebt
+	(*Node)(nil),                 // 42: dcep.state.v1.Node
+	(*PurseCert)(nil),            // 43: dcep.state.v1.PurseCert
+	(*Payment)(nil),              // 44: dcep.state.v1.Payment
+	(*PaymentRequest)(nil),       // 45: dcep.state.v1.PaymentRequest
+	(*ReservedPayment)(nil),      // 46: dcep.state.v1.ReservedPayment
 }
 var file_state_statepb_tx_proto_depIdxs = []int32{
-	4,  // 0: dcep.state.v1.SignedTx.signatures:type_name -> dcep.state.v1.Signature
-	8,  // 1: dcep.state.v1.Tx.issue:type_name -> dcep.state.v1.Issue
-	9,  // 2: dcep.state.v1.Tx.return:type_name -> dcep.state.v1.Return
-	10, // 3: dcep.state.v1.Tx.exchange:type_name -> dcep.state.v1.Exchange
-	11, // 4: dcep.state.v1.Tx.redeem:type_name -> dcep.state.v1.Redeem
-	12, // 5: dcep.state.v1.Tx.transfer:type_name -> dcep.state.v1.Transfer
-	14, // 6: dcep.state.v1.Tx.register_wallet:type_name -> dcep.state.v1.RegisterWallet
-	15, // 7: dcep.state.v1.Tx.update_wallet:type_name -> dcep.state.v1.UpdateWallet
-	16, // 8: dcep.state.v1.Tx.rotate_wallet_key:type_name -> dcep.state.v1.RotateWalletKey
-	17, // 9: dcep.state.v1.Tx.freeze_wallet:type_name -> dcep.state.v1.FreezeWallet
-	18, // 10: dcep.state.v1.Tx.unfreeze_wallet:type_name -> dcep.state.v1.UnfreezeWallet
-	19, // 11: dcep.state.v1.Tx.close_wallet:type_name -> dcep.state.v1.CloseWallet
-	20, // 12: dcep.state.v1.Tx.change_membership:type_name -> dcep.state.v1.ChangeMembership
-	32, // 13: dcep.state.v1.Tx.open_purse:type_name -> dcep.state.v1.OpenPurse
-	34, // 14: dcep.state.v1.Tx.deposit_offline:type_name -> dcep.state.v1.DepositOffline
-	35, // 15: dcep.state.v1.Tx.close_purse:type_name -> dcep.state.v1.ClosePurse
-	36, // 16: dcep.state.v1.Tx.expire_purse:type_name -> dcep.state.v1.ExpirePurse
-	37, // 17: dcep.state.v1.Tx.pay_offline_claims:type_name -> dcep.state.v1.PayOfflineClaims
-	38, // 18: dcep.state.v1.Tx.collect_offline_debt:type_name -> dcep.state.v1.CollectOfflineDebt
-	21, // 19: dcep.state.v1.Tx.create_campaign:type_name -> dcep.state.v1.CreateCampaign
-	22, // 20: dcep.state.v1.Tx.add_campaign_merchants:type_name -> dcep.state.v1.AddCampaignMerchants
-	23, // 21: dcep.state.v1.Tx.enrol_campaign:type_name -> dcep.state.v1.EnrolCampaign
-	24, // 22: dcep.state.v1.Tx.draw_campaign:type_name -> dcep.state.v1.DrawCampaign
-	25, // 23: dcep.state.v1.Tx.refund_payment:type_name -> dcep.state.v1.RefundPayment
-	26, // 24: dcep.state.v1.Tx.create_sub_wallet:type_name -> dcep.state.v1.CreateSubWallet
-	27, // 25: dcep.state.v1.Tx.fund_sub_wallet:type_name -> dcep.state.v1.FundSubWallet
-	28, // 26: dcep.state.v1.Tx.push_sub_wallet:type_name -> dcep.state.v1.PushSubWallet
-	29, // 27: dcep.state.v1.Tx.revoke_sub_wallet:type_name -> dcep.state.v1.RevokeSubWallet
-	30, // 28: dcep.state.v1.Tx.withdraw_sub_wallet:type_name -> dcep.state.v1.WithdrawSubWallet
-	31, // 29: dcep.state.v1.Tx.charge_sub_wallet:type_name -> dcep.state.v1.ChargeSubWallet
-	6,  // 30: dcep.state.v1.Return.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 31: dcep.state.v1.Exchange.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 32: dcep.state.v1.Redeem.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 33: dcep.state.v1.Transfer.inputs:type_name -> dcep.state.v1.Outpoint
-	7,  // 34: dcep.state.v1.Transfer.payees:type_name -> dcep.state.v1.Payee
-	0,  // 35: dcep.state.v1.RegisterWallet.kind:type_name -> dcep.state.v1.WalletKind
-	13, // 36: dcep.state.v1.RegisterWallet.limits:type_name -> dcep.state.v1.Limits
-	13, // 37: dcep.state.v1.UpdateWallet.limits:type_name -> dcep.state.v1.Limits
-	2,  // 38: dcep.state.v1.ChangeMembership.action:type_name -> dcep.state.v1.MembershipAction
-	39, // 39: dcep.state.v1.ChangeMembership.node:type_name -> dcep.state.v1.Node
-	6,  // 40: dcep.state.v1.CreateCampaign.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 41: dcep.state.v1.RefundPayment.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 42: dcep.state.v1.FundSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 43: dcep.state.v1.WithdrawSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 44: dcep.state.v1.ChargeSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
-	6,  // 45: dcep.state.v1.OpenPurse.inputs:type_name -> dcep.state.v1.Outpoint
-	40, // 46: dcep.state.v1.OpenPurse.cert:type_name -> dcep.state.v1.PurseCert
-	41, // 47: dcep.state.v1.DepositItem.payment:type_name -> dcep.state.v1.Payment
-	42, // 48: dcep.state.v1.DepositItem.request:type_name -> dcep.state.v1.PaymentRequest
-	33, // 49: dcep.state.v1.DepositOffline.items:type_name -> dcep.state.v1.DepositItem
-	43, // 50: dcep.state.v1.ClosePurse.receipted:type_name -> dcep.state.v1.ReservedPayment
-	51, // [51:51] is the sub-list for method output_type
-	51, // [51:51] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	5,  // 0: dcep.state.v1.SignedTx.signatures:type_name -> dcep.state.v1.Signature
+	9,  // 1: dcep.state.v1.Tx.issue:type_name -> dcep.state.v1.Issue
+	10, // 2: dcep.state.v1.Tx.return:type_name -> dcep.state.v1.Return
+	11, // 3: dcep.state.v1.Tx.exchange:type_name -> dcep.state.v1.Exchange
+	12, // 4: dcep.state.v1.Tx.redeem:type_name -> dcep.state.v1.Redeem
+	13, // 5: dcep.state.v1.Tx.transfer:type_name -> dcep.state.v1.Transfer
+	15, // 6: dcep.state.v1.Tx.register_wallet:type_name -> dcep.state.v1.RegisterWallet
+	16, // 7: dcep.state.v1.Tx.update_wallet:type_name -> dcep.state.v1.UpdateWallet
+	17, // 8: dcep.state.v1.Tx.rotate_wallet_key:type_name -> dcep.state.v1.RotateWalletKey
+	18, // 9: dcep.state.v1.Tx.freeze_wallet:type_name -> dcep.state.v1.FreezeWallet
+	19, // 10: dcep.state.v1.Tx.unfreeze_wallet:type_name -> dcep.state.v1.UnfreezeWallet
+	20, // 11: dcep.state.v1.Tx.close_wallet:type_name -> dcep.state.v1.CloseWallet
+	21, // 12: dcep.state.v1.Tx.change_membership:type_name -> dcep.state.v1.ChangeMembership
+	22, // 13: dcep.state.v1.Tx.rotate_key:type_name -> dcep.state.v1.RotateKey
+	23, // 14: dcep.state.v1.Tx.activate_version:type_name -> dcep.state.v1.ActivateVersion
+	35, // 15: dcep.state.v1.Tx.open_purse:type_name -> dcep.state.v1.OpenPurse
+	37, // 16: dcep.state.v1.Tx.deposit_offline:type_name -> dcep.state.v1.DepositOffline
+	38, // 17: dcep.state.v1.Tx.close_purse:type_name -> dcep.state.v1.ClosePurse
+	39, // 18: dcep.state.v1.Tx.expire_purse:type_name -> dcep.state.v1.ExpirePurse
+	40, // 19: dcep.state.v1.Tx.pay_offline_claims:type_name -> dcep.state.v1.PayOfflineClaims
+	41, // 20: dcep.state.v1.Tx.collect_offline_debt:type_name -> dcep.state.v1.CollectOfflineDebt
+	24, // 21: dcep.state.v1.Tx.create_campaign:type_name -> dcep.state.v1.CreateCampaign
+	25, // 22: dcep.state.v1.Tx.add_campaign_merchants:type_name -> dcep.state.v1.AddCampaignMerchants
+	26, // 23: dcep.state.v1.Tx.enrol_campaign:type_name -> dcep.state.v1.EnrolCampaign
+	27, // 24: dcep.state.v1.Tx.draw_campaign:type_name -> dcep.state.v1.DrawCampaign
+	28, // 25: dcep.state.v1.Tx.refund_payment:type_name -> dcep.state.v1.RefundPayment
+	29, // 26: dcep.state.v1.Tx.create_sub_wallet:type_name -> dcep.state.v1.CreateSubWallet
+	30, // 27: dcep.state.v1.Tx.fund_sub_wallet:type_name -> dcep.state.v1.FundSubWallet
+	31, // 28: dcep.state.v1.Tx.push_sub_wallet:type_name -> dcep.state.v1.PushSubWallet
+	32, // 29: dcep.state.v1.Tx.revoke_sub_wallet:type_name -> dcep.state.v1.RevokeSubWallet
+	33, // 30: dcep.state.v1.Tx.withdraw_sub_wallet:type_name -> dcep.state.v1.WithdrawSubWallet
+	34, // 31: dcep.state.v1.Tx.charge_sub_wallet:type_name -> dcep.state.v1.ChargeSubWallet
+	7,  // 32: dcep.state.v1.Return.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 33: dcep.state.v1.Exchange.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 34: dcep.state.v1.Redeem.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 35: dcep.state.v1.Transfer.inputs:type_name -> dcep.state.v1.Outpoint
+	8,  // 36: dcep.state.v1.Transfer.payees:type_name -> dcep.state.v1.Payee
+	0,  // 37: dcep.state.v1.RegisterWallet.kind:type_name -> dcep.state.v1.WalletKind
+	14, // 38: dcep.state.v1.RegisterWallet.limits:type_name -> dcep.state.v1.Limits
+	14, // 39: dcep.state.v1.UpdateWallet.limits:type_name -> dcep.state.v1.Limits
+	2,  // 40: dcep.state.v1.ChangeMembership.action:type_name -> dcep.state.v1.MembershipAction
+	42, // 41: dcep.state.v1.ChangeMembership.node:type_name -> dcep.state.v1.Node
+	3,  // 42: dcep.state.v1.RotateKey.holder:type_name -> dcep.state.v1.KeyHolder
+	7,  // 43: dcep.state.v1.CreateCampaign.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 44: dcep.state.v1.RefundPayment.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 45: dcep.state.v1.FundSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 46: dcep.state.v1.WithdrawSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 47: dcep.state.v1.ChargeSubWallet.inputs:type_name -> dcep.state.v1.Outpoint
+	7,  // 48: dcep.state.v1.OpenPurse.inputs:type_name -> dcep.state.v1.Outpoint
+	43, // 49: dcep.state.v1.OpenPurse.cert:type_name -> dcep.state.v1.PurseCert
+	44, // 50: dcep.state.v1.DepositItem.payment:type_name -> dcep.state.v1.Payment
+	45, // 51: dcep.state.v1.DepositItem.request:type_name -> dcep.state.v1.PaymentRequest
+	36, // 52: dcep.state.v1.DepositOffline.items:type_name -> dcep.state.v1.DepositItem
+	46, // 53: dcep.state.v1.ClosePurse.receipted:type_name -> dcep.state.v1.ReservedPayment
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_state_statepb_tx_proto_init() }
@@ -3385,6 +3617,8 @@ func file_state_statepb_tx_proto_init() {
 		(*Tx_UnfreezeWallet)(nil),
 		(*Tx_CloseWallet)(nil),
 		(*Tx_ChangeMembership)(nil),
+		(*Tx_RotateKey)(nil),
+		(*Tx_ActivateVersion)(nil),
 		(*Tx_OpenPurse)(nil),
 		(*Tx_DepositOffline)(nil),
 		(*Tx_ClosePurse)(nil),
@@ -3408,8 +3642,8 @@ func file_state_statepb_tx_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_statepb_tx_proto_rawDesc), len(file_state_statepb_tx_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   36,
+			NumEnums:      4,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

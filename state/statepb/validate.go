@@ -245,6 +245,14 @@ func (m *Node) validate(field string) error {
 			return Errorf(Code_CODE_INVALID_FIELD, "%s: not a multiaddr of 1..%d bytes", fieldIndex(field+".addrs", i, ""), MaxAddrBytes)
 		}
 	}
+	if k := m.GetOperatorKey(); len(k) > 0 {
+		if m.GetRole() != NodeRole_NODE_ROLE_REGULATOR {
+			return Errorf(Code_CODE_INVALID_FIELD, "%s.operator_key: only a regulator has one (a bank signs in with its bank key)", field)
+		}
+		if err := validateKey(field+".operator_key", k); err != nil {
+			return err
+		}
+	}
 	return ValidateID(field+".operator", m.GetOperator())
 }
 

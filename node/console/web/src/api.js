@@ -1,12 +1,24 @@
 // The console reads the node's own API: AuditService and LedgerService over
 // Connect's JSON protocol (POST with a JSON body). Nothing here writes.
+//
+// AuditService answers regulators only: the console sends the bearer token
+// the visitor signed in with (dcep token --as REGULATOR --node THIS-NODE),
+// kept in this tab's sessionStorage only. Without one it reads only the
+// public LedgerService/Status (network health).
 
 const base = '/dcep.node.v1.'
+const tokenKey = 'dcep-console-token'
+
+export const getToken = () => sessionStorage.getItem(tokenKey) || ''
+export const setToken = (t) => (t ? sessionStorage.setItem(tokenKey, t.trim()) : sessionStorage.removeItem(tokenKey))
 
 export async function call(service, method, body = {}) {
+  const headers = { 'Content-Type': 'application/json' }
+  const tok = getToken()
+  if (tok) headers.Authorization = `Bearer ${tok}`
   const res = await fetch(`${base}${service}/${method}`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers,
     body: JSON.stringify(body),
     cache: 'no-store',
   })
@@ -24,6 +36,7 @@ export async function call(service, method, body = {}) {
 }
 
 export const audit = (method, body) => call('AuditService', method, body)
+export const ledger = (method, body) => call('LedgerService', method, body)
 
 // Protobuf JSON writes 64-bit integers as strings: keep them exact.
 export function big(v) {

@@ -4,7 +4,7 @@ import htm from 'htm'
 import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
 import './style.css'
-import { audit, beijing, big, hex, num, roleName, yuan } from './api.js'
+import { audit, beijing, big, getToken, hex, ledger, num, roleName, setToken, yuan } from './api.js'
 
 const html = htm.bind(h)
 
@@ -33,7 +33,64 @@ function usePoll(fn, ms) {
   return state
 }
 
+// App: a visitor who has not signed in sees the public network health
+// only; a regulator who has (its token) sees the whole console.
 function App() {
+  const [token, setTok] = useState(getToken())
+  const signIn = (t) => {
+    setToken(t)
+    setTok(getToken())
+  }
+  return token ? html`<${Console} signOut=${() => signIn('')} />` : html`<${Public} signIn=${signIn} />`
+}
+
+function SignIn({ signIn }) {
+  const [v, setV] = useState('')
+  return html`<form class="signin" data-testid="sign-in-form" onSubmit=${(e) => {
+    e.preventDefault()
+    if (v.trim()) signIn(v)
+  }}>
+    <label>Regulator token <input data-testid="token-input" type="password" autocomplete="off" value=${v} onInput=${(e) => setV(e.target.value)}
+      placeholder="dcep token --as regulator-1 --node THIS-NODE" /></label>
+    <button type="submit" data-testid="sign-in">Sign in</button>
+  </form>`
+}
+
+// Public: what anyone may see — the network's health from the public
+// Status (no wallet, payment or audit data).
+function Public({ signIn }) {
+  const status = usePoll(() => ledger('Status', {}), 1000)
+  const st = status.data
+  const me = st?.node
+  return html`
+    <header>
+      <h1>dcep <span class="sub">regulator console</span></h1>
+      <div class="meta">
+        ${me
+          ? html`<span>network <b data-testid="chain-id">${me.chainId}</b></span>
+              <span>node <b data-testid="self-name">${me.name}</b> (${roleName(me.role)})</span>
+              <span>applied index <b data-testid="self-applied">${me.appliedIndex || 0}</b></span>`
+          : html`<span>connecting…</span>`}
+      </div>
+    </header>
+    <div class="banner" data-testid="signed-out">
+      Not signed in: public network health only. Regulators sign in with a token for this node
+      (<code>dcep token --as REGULATOR --node ${location.origin}</code>).
+      <${SignIn} signIn=${signIn} />
+    </div>
+    ${status.error && html`<div class="banner error" role="alert">This node does not answer: ${status.error}</div>`}
+    <${NetworkAlarms} st=${st} />
+    <main>
+      <section class="wide">
+        <h2>Network health</h2>
+        <${Network} st=${st} />
+      </section>
+    </main>
+    <footer>Served by ${me?.name || 'the node'}; refreshes every second.</footer>
+  `
+}
+
+function Console({ signOut }) {
   const overview = usePoll(() => audit('Overview', { throughputSeconds: 600 }), 1000)
   const supply = usePoll(() => audit('Supply', { maxAgeMs: '4000' }), 5000)
   const large = usePoll(() => audit('LargePayments', { newestFirst: true, limit: 20 }), 3000)
@@ -56,9 +113,10 @@ function App() {
               <span>ledger time <b>${beijing(me.ledgerTimeMs)}</b> UTC+8</span>
               <span>applied index <b data-testid="self-applied">${me.appliedIndex || 0}</b></span>`
           : html`<span>connecting…</span>`}
+        <button data-testid="sign-out" onClick=${signOut}>Sign out</button>
       </div>
     </header>
-    ${overview.error && html`<div class="banner error" role="alert">This node does not answer: ${overview.error}</div>`}
+    ${overview.error && html`<div class="banner error" role="alert" data-testid="console-error">This node does not answer: ${overview.error}</div>`}
     <${DivergenceBanner} d=${divergence.data} />
     <${NetworkAlarms} st=${st} />
     <main>

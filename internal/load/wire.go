@@ -1,14 +1,16 @@
-package node_test
+package load
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -17,7 +19,7 @@ import (
 	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
 )
 
-// wireClient is the benchmark's lean load generator for one node: it
+// WireClient is the lean submitter for one node (plain HTTP only): it
 // writes the Connect protocol's unary request (POST, application/proto,
 // the same bytes connect-go sends) on keep-alive HTTP/1.1 connections of
 // its own and reads the response in the calling goroutine. Wallets run on
@@ -26,7 +28,7 @@ import (
 // goroutine per connection, two hand-offs per request) cost ≈ 70 µs of
 // CPU per transfer, a seventh of the whole run. The node side is
 // unchanged: the real API server, Connect handler and protobuf.
-type wireClient struct {
+type WireClient struct {
 	addr string         // host:port
 	head []byte         // request line and fixed headers, up to Content-Length
 	idle chan *wireConn // keep-alive connections not in use
@@ -39,26 +41,29 @@ type wireConn struct {
 	buf []byte
 }
 
-// newWireClient talks to the node at baseURL ("http://host:port"), keeping
+// NewWireClient talks to the node at baseURL ("http://host:port"), keeping
 // up to maxIdle connections open between requests.
-func newWireClient(baseURL string, maxIdle int) *wireClient {
+func NewWireClient(baseURL string, maxIdle int) (*WireClient, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		panic(fmt.Sprintf("bench: node URL %q: %v", baseURL, err))
+		return nil, fmt.Errorf("node URL %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("node URL %q: %w", baseURL, ErrNotPlainHTTP)
 	}
 	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\nConnect-Protocol-Version: 1\r\nContent-Length: ",
 		nodepbconnect.LedgerServiceSubmitProcedure, u.Host)
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &wireClient{
+	return &WireClient{
 		addr: u.Host, head: []byte(head), idle: make(chan *wireConn, maxIdle),
 		dial: func() (net.Conn, error) { return d.Dial("tcp", u.Host) },
-	}
+	}, nil
 }
 
-// submit sends one SubmitRequest and returns its decoded response. An
-// error is a transport or protocol failure (the Connect error's body when
-// the status is not 200).
-func (w *wireClient) submit(req *nodepb.SubmitRequest) (*nodepb.SubmitResponse, error) {
+// Submit sends one SubmitRequest and returns its decoded response. An
+// error is a transport or protocol failure: a *SubmitError whose code is
+// the Connect error's when the status is not 200, else NETWORK.
+func (w *WireClient) Submit(req *nodepb.SubmitRequest) (*nodepb.SubmitResponse, error) {
 	wc, err := w.conn()
 	if err != nil {
 		return nil, err
@@ -81,7 +86,7 @@ func (w *wireClient) submit(req *nodepb.SubmitRequest) (*nodepb.SubmitResponse, 
 	return resp, nil
 }
 
-func (w *wireClient) conn() (*wireConn, error) {
+func (w *WireClient) conn() (*wireConn, error) {
 	select {
 	case wc := <-w.idle:
 		return wc, nil
@@ -120,7 +125,7 @@ func (wc *wireConn) roundTrip(head []byte, req *nodepb.SubmitRequest) (*nodepb.S
 	}
 	keep := !resp.Close
 	if resp.StatusCode != http.StatusOK {
-		return nil, keep, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
+		return nil, keep, connectError(resp.StatusCode, raw)
 	}
 	out := &nodepb.SubmitResponse{}
 	if err := proto.Unmarshal(raw, out); err != nil {
@@ -129,8 +134,8 @@ func (wc *wireConn) roundTrip(head []byte, req *nodepb.SubmitRequest) (*nodepb.S
 	return out, keep, nil
 }
 
-// close closes the idle connections.
-func (w *wireClient) close() {
+// Close closes the idle connections.
+func (w *WireClient) Close() {
 	for {
 		select {
 		case wc := <-w.idle:
@@ -139,4 +144,17 @@ func (w *wireClient) close() {
 			return
 		}
 	}
+}
+
+// connectError is a Connect unary error response (a JSON body with a code
+// and a message, docs/api.md) as a *SubmitError.
+func connectError(status int, body []byte) error {
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Code == "" {
+		return &SubmitError{Code: fmt.Sprintf("HTTP_%d", status), Msg: string(bytes.TrimSpace(body))}
+	}
+	return &SubmitError{Code: strings.ToUpper(e.Code), Msg: e.Message}
 }

@@ -1,0 +1,507 @@
+package node_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/dcep/dcep/client"
+	"github.com/dcep/dcep/client/token"
+	"github.com/dcep/dcep/node"
+	"github.com/dcep/dcep/node/nodepb"
+	pc "github.com/dcep/dcep/node/nodepb/nodepbconnect"
+	"github.com/dcep/dcep/node/nodetest"
+	"github.com/dcep/dcep/state"
+	"github.com/dcep/dcep/state/statepb"
+	"github.com/dcep/dcep/state/statetest"
+)
+
+// serviceProcedures lists every RPC of every client-API service, from the
+// protobuf file descriptors (so a new RPC shows up here by itself).
+func serviceProcedures(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, file := range []string{"node/nodepb/api.proto", "node/nodepb/audit.proto", "node/nodepb/programmable.proto"} {
+		fd, err := protoregistry.GlobalFiles.FindFileByPath(file)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for i := 0; i < fd.Services().Len(); i++ {
+			sd := fd.Services().Get(i)
+			for j := 0; j < sd.Methods().Len(); j++ {
+				out = append(out, "/"+string(sd.FullName())+"/"+string(sd.Methods().Get(j).Name()))
+			}
+		}
+	}
+	return out
+}
+
+// TestPolicyCoversEveryRPC: every RPC of every service has exactly one row
+// in node.Policy, every row names an RPC or a plain route, and docs/api.md
+// carries the same table.
+func TestPolicyCoversEveryRPC(t *testing.T) {
+	rows := map[string]int{}
+	for _, p := range node.PolicyProcedures() {
+		rows[p]++
+	}
+	rpcs := serviceProcedures(t)
+	if len(rpcs) < 30 {
+		t.Fatalf("only %d RPCs found in the descriptors", len(rpcs))
+	}
+	known := map[string]bool{}
+	for _, p := range rpcs {
+		known[p] = true
+		if rows[p] != 1 {
+			t.Errorf("%s: %d rows in node.Policy (want 1)", p, rows[p])
+		}
+	}
+	for p := range rows {
+		if !known[p] && !strings.HasPrefix(p, "GET /") {
+			t.Errorf("policy row %s is no RPC of the services", p)
+		}
+	}
+	doc, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), node.PolicyMarkdown()) {
+		t.Errorf("docs/api.md does not carry the policy table; paste this:\n%s", node.PolicyMarkdown())
+	}
+}
+
+// The roles the generated test calls as.
+const (
+	roleHolder      = "holder"
+	roleOtherHolder = "other holder"
+	roleOwnBank     = "own bank"
+	roleOtherBank   = "other bank"
+	roleCentralBank = "central bank"
+	roleRegulator   = "regulator"
+	rolePlatform    = "platform"
+	roleAnonymous   = "anonymous"
+)
+
+var allRoles = []string{roleHolder, roleOtherHolder, roleOwnBank, roleOtherBank, roleCentralBank, roleRegulator, rolePlatform, roleAnonymous}
+
+// policyCall is how the test calls one procedure and which roles are the
+// parties of what it asks about (nil: it names no wallet or record).
+type policyCall struct {
+	parties []string
+	call    func(ctx context.Context, cl *client.Client) error
+}
+
+func set(roles ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, r := range roles {
+		m[r] = true
+	}
+	return m
+}
+
+// allowedRoles is what the policy table's row says for a call: derived
+// from the row's rule, not listed by hand.
+func allowedRoles(rule string, parties []string) map[string]bool {
+	switch rule {
+	case "anyone", "anyone (rate-limited per IP and per identity)":
+		return set(allRoles...)
+	case "regulator":
+		return set(roleRegulator)
+	case "regulator, this node's operator":
+		return set(roleRegulator, roleCentralBank) // the calls go to pboc's node
+	case "bank, central bank, regulator", "anyone; `audit=true`: bank, central bank, regulator":
+		return set(roleOwnBank, roleOtherBank, roleCentralBank, roleRegulator)
+	}
+	if parties == nil && strings.HasPrefix(rule, "anyone;") {
+		return set(allRoles...)
+	}
+	return set(append([]string{roleRegulator}, parties...)...)
+}
+
+// TestPolicyEveryRPCEveryRole calls every RPC of every service on a real
+// network as every role and checks the answer against the policy table:
+// allowed calls get their answer, refused ones UNAUTHENTICATED (anonymous)
+// or PERMISSION_DENIED naming the roles that may. Generated from the
+// table: a row without a call here fails, as does an RPC without a row
+// (TestPolicyCoversEveryRPC).
+func TestPolicyEveryRPCEveryRole(t *testing.T) {
+	c := nodetest.New(t, nodetest.Options{Voters: 1, Regulators: 1})
+	c.StartAll()
+	leader := c.WaitLeader()
+	n := c.Net
+	yuan := uint64(state.Yuan)
+	issue, issueID := n.SignID(t, statetest.IssueBody("icbc", 100_000*yuan), n.CentralBank())
+	c.MustOK(leader, issue)
+	for _, w := range []struct{ bank, id string }{{"icbc", "alice"}, {"icbc", "carol"}, {"abc", "jd"}, {"icbc", "m1"}} {
+		kind := statepb.WalletKind_WALLET_KIND_PERSONAL
+		if w.id == "jd" || w.id == "m1" {
+			kind = statepb.WalletKind_WALLET_KIND_MERCHANT
+		}
+		c.MustOK(leader, n.Register(t, w.bank, w.id, kind, 1, ""))
+	}
+	ex, exID := n.SignID(t, statetest.ExchangeBody("icbc", []*statepb.Outpoint{statetest.Out(issueID, 0)}, "alice", 1000*yuan), n.Bank("icbc"))
+	c.MustOK(leader, ex)
+	pay, payID := n.SignID(t, memo(statetest.TransferBody("alice", []*statepb.Outpoint{statetest.Out(exID, 0)}, statetest.Pay("m1", 10*yuan)), "private-memo-1"), n.Wallet("alice"))
+	c.MustOK(leader, pay)
+	c.MustOK(leader, n.Sign(t, statetest.CreateSubWalletBody("alice", "alice.jd"), n.Wallet("alice")))
+	idx := c.MustOK(leader, n.Sign(t, statetest.PushSubWalletBody("alice.jd", "jd", 100*yuan, 200*yuan, time.Now().Add(48*time.Hour).UnixMilli()), n.Wallet("alice"))).GetLogIndex()
+	c.Converge(idx, 10*time.Second)
+
+	ids := map[string]*client.Identity{
+		roleHolder: c.Holder("alice"), roleOtherHolder: c.Holder("carol"),
+		roleOwnBank: c.BankIdentity("icbc"), roleOtherBank: c.BankIdentity("abc"),
+		roleCentralBank: c.CentralBankIdentity(), roleRegulator: c.Regulator(), rolePlatform: c.Holder("jd"),
+		roleAnonymous: nil,
+	}
+	alice := []string{roleHolder, roleOwnBank}
+	sub := []string{roleHolder, rolePlatform, roleOwnBank}
+	merchant := []string{roleOwnBank} // m1 is icbc's; none of the roles holds it
+	ro := &nodepb.ReadOptions{}
+	noID := make([]byte, 32)
+	calls := map[string]policyCall{
+		pc.LedgerServiceSubmitProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().Submit(ctx, connect.NewRequest(&nodepb.SubmitRequest{Tx: pay}))
+			return err
+		}},
+		pc.LedgerServiceGetTxProcedure: {[]string{roleHolder, roleOwnBank}, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.API().GetTx(ctx, connect.NewRequest(&nodepb.GetTxRequest{TxId: payID[:], Read: ro}))
+			if err == nil && r.Msg.GetBody().GetTransfer().GetFromWalletId() != "alice" {
+				return errors.New("GetTx: not alice's payment")
+			}
+			return err
+		}},
+		pc.LedgerServiceGetWalletProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.API().GetWallet(ctx, connect.NewRequest(&nodepb.GetWalletRequest{WalletId: "alice", Read: ro}))
+			if err == nil && r.Msg.GetWallet().GetBalanceFen() != 990*yuan {
+				return errors.New("GetWallet: wrong balance")
+			}
+			return err
+		}},
+		pc.LedgerServiceListWalletsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.API().ListWallets(ctx, connect.NewRequest(&nodepb.ListWalletsRequest{Read: ro}))
+			if err == nil && len(r.Msg.GetWallets()) < 5 {
+				return errors.New("ListWallets: too few")
+			}
+			return err
+		}},
+		pc.LedgerServiceListUnspentProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.API().ListUnspent(ctx, connect.NewRequest(&nodepb.ListUnspentRequest{WalletId: "alice", Read: ro}))
+			if err == nil && len(r.Msg.GetUnspent()) != 1 {
+				return errors.New("ListUnspent: want alice's change")
+			}
+			return err
+		}},
+		pc.LedgerServiceHistoryProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.API().History(ctx, connect.NewRequest(&nodepb.HistoryRequest{WalletId: "alice", Read: ro}))
+			if err == nil && len(r.Msg.GetEntries()) == 0 {
+				return errors.New("History: empty")
+			}
+			return err
+		}},
+		pc.LedgerServiceSupplyProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().Supply(ctx, connect.NewRequest(&nodepb.SupplyRequest{Audit: true, Read: ro}))
+			return err
+		}},
+		pc.LedgerServiceStatusProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().Status(ctx, connect.NewRequest(&nodepb.StatusRequest{}))
+			return err
+		}},
+		pc.LedgerServiceGetGenesisProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().GetGenesis(ctx, connect.NewRequest(&nodepb.GetGenesisRequest{}))
+			return err
+		}},
+		pc.LedgerServiceStreamOutcomesProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			s, err := cl.API().StreamOutcomes(ctx, connect.NewRequest(&nodepb.StreamOutcomesRequest{FromIndex: 1}))
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if !s.Receive() {
+				return s.Err()
+			}
+			return nil
+		}},
+		// No purse, settlement or offline transaction exists: a regulator
+		// is told NOT_FOUND, everyone else what it would be told of one it
+		// may not read.
+		pc.LedgerServiceGetPurseProcedure: {[]string{}, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().GetPurse(ctx, connect.NewRequest(&nodepb.GetPurseRequest{PurseId: noID, Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.LedgerServiceGetSettlementProcedure: {[]string{}, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().GetSettlement(ctx, connect.NewRequest(&nodepb.GetSettlementRequest{PaymentHash: noID, Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.LedgerServiceGetOfflineTxProcedure: {[]string{}, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().GetOfflineTx(ctx, connect.NewRequest(&nodepb.GetOfflineTxRequest{TxId: noID, Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.LedgerServiceListIncidentsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().ListIncidents(ctx, connect.NewRequest(&nodepb.ListIncidentsRequest{Read: ro}))
+			return err
+		}},
+		pc.LedgerServiceListRevocationsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().ListRevocations(ctx, connect.NewRequest(&nodepb.ListRevocationsRequest{Read: ro}))
+			return err
+		}},
+		pc.LedgerServiceGetOfflineDebtProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.API().GetOfflineDebt(ctx, connect.NewRequest(&nodepb.GetOfflineDebtRequest{WalletId: "alice", Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.AuditServiceSupplyProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().Supply(ctx, connect.NewRequest(&nodepb.AuditSupplyRequest{Read: ro}))
+			return err
+		}},
+		pc.AuditServiceLargePaymentsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().LargePayments(ctx, connect.NewRequest(&nodepb.LargePaymentsRequest{Read: ro}))
+			return err
+		}},
+		pc.AuditServiceBankActivityProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().BankActivity(ctx, connect.NewRequest(&nodepb.BankActivityRequest{Read: ro}))
+			return err
+		}},
+		pc.AuditServiceFrozenWalletsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().FrozenWallets(ctx, connect.NewRequest(&nodepb.FrozenWalletsRequest{Read: ro}))
+			return err
+		}},
+		pc.AuditServiceIncidentsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().Incidents(ctx, connect.NewRequest(&nodepb.IncidentsRequest{Read: ro}))
+			return err
+		}},
+		pc.AuditServiceOfflineProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().Offline(ctx, connect.NewRequest(&nodepb.OfflineRequest{Read: ro}))
+			return err
+		}},
+		pc.AuditServiceCampaignsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().Campaigns(ctx, connect.NewRequest(&nodepb.CampaignsRequest{Read: ro}))
+			return err
+		}},
+		pc.AuditServiceDivergenceProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().Divergence(ctx, connect.NewRequest(&nodepb.DivergenceRequest{}))
+			return err
+		}},
+		pc.AuditServiceReplayProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().Replay(ctx, connect.NewRequest(&nodepb.ReplayRequest{}))
+			return err
+		}},
+		pc.AuditServiceOverviewProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Audit().Overview(ctx, connect.NewRequest(&nodepb.OverviewRequest{}))
+			return err
+		}},
+		pc.ProgrammableServiceGetCampaignProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Programmable().GetCampaign(ctx, connect.NewRequest(&nodepb.GetCampaignRequest{CampaignId: "none", Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.ProgrammableServiceListCampaignsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Programmable().ListCampaigns(ctx, connect.NewRequest(&nodepb.ListCampaignsRequest{Read: ro}))
+			return err
+		}},
+		// No campaign: NOT_FOUND to everyone (campaigns are public).
+		pc.ProgrammableServiceListEnrolmentsProcedure: {allRoles, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Programmable().ListEnrolments(ctx, connect.NewRequest(&nodepb.ListEnrolmentsRequest{CampaignId: "none", Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.ProgrammableServiceListWinnersProcedure: {allRoles, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Programmable().ListWinners(ctx, connect.NewRequest(&nodepb.ListWinnersRequest{CampaignId: "none", Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.ProgrammableServiceCheckEligibilityProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
+			_, err := cl.Programmable().CheckEligibility(ctx, connect.NewRequest(&nodepb.CheckEligibilityRequest{CampaignId: "none", WalletId: "alice", Read: ro}))
+			return notFoundOK(err)
+		}},
+		pc.ProgrammableServiceGetSubWalletProcedure: {sub, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.Programmable().GetSubWallet(ctx, connect.NewRequest(&nodepb.GetSubWalletRequest{SubWalletId: "alice.jd", Read: ro}))
+			if err == nil && r.Msg.GetSubWallet().GetPlatformWalletId() != "jd" {
+				return errors.New("GetSubWallet: not pushed to jd")
+			}
+			return err
+		}},
+		pc.ProgrammableServiceGetPaymentProcedure: {merchant, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.Programmable().GetPayment(ctx, connect.NewRequest(&nodepb.GetPaymentRequest{MerchantWalletId: "m1", TxId: payID[:], Read: ro}))
+			if err == nil && r.Msg.GetPayment().GetAmountFen() != 10*yuan {
+				return errors.New("GetPayment: wrong amount")
+			}
+			return err
+		}},
+		pc.ProgrammableServiceListPaymentsProcedure: {merchant, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.Programmable().ListPayments(ctx, connect.NewRequest(&nodepb.ListPaymentsRequest{MerchantWalletId: "m1", Read: ro}))
+			if err == nil && len(r.Msg.GetPayments()) != 1 {
+				return errors.New("ListPayments: want alice's payment")
+			}
+			return err
+		}},
+	}
+	checkSameAnswer(t, c, ids)
+	checkBadTokens(t, c)
+	rules := policyRules(t)
+	for _, proc := range serviceProcedures(t) {
+		pcall, ok := calls[proc]
+		if !ok {
+			t.Errorf("%s: no call in this test (add one)", proc)
+			continue
+		}
+		allowed := allowedRoles(rules[proc], pcall.parties)
+		for _, role := range allRoles {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := pcall.call(ctx, c.As(t, "pboc", ids[role]))
+			cancel()
+			name := strings.TrimPrefix(proc, "/dcep.node.v1.") + " as " + role
+			switch {
+			case allowed[role] && err != nil:
+				t.Errorf("%s: allowed by the table, got %v", name, err)
+			case !allowed[role] && role == roleAnonymous:
+				wantAPICode(t, name, err, connect.CodeUnauthenticated, node.CodeUnauthenticated)
+			case !allowed[role]:
+				wantAPICode(t, name, err, connect.CodePermissionDenied, node.CodePermissionDenied)
+				if err != nil && !strings.Contains(err.Error(), "regulator") {
+					t.Errorf("%s: refusal does not name the roles that may: %v", name, err)
+				}
+			}
+		}
+	}
+	checkMetricsCarryNoPersonalData(t, c, "alice", "carol", "alice.jd", "wallet:", "bank:icbc", "private-memo")
+}
+
+// checkSameAnswer: a wallet that does not exist and one the caller may
+// not read get the same answer (up to the id asked for).
+func checkSameAnswer(t *testing.T, c *nodetest.Cluster, ids map[string]*client.Identity) {
+	t.Helper()
+	ctx := context.Background()
+	for _, role := range []string{roleOtherHolder, roleOtherBank, roleCentralBank, rolePlatform, roleAnonymous} {
+		cl := c.As(t, "pboc", ids[role])
+		_, e1 := cl.API().History(ctx, connect.NewRequest(&nodepb.HistoryRequest{WalletId: "alice"}))
+		_, e2 := cl.API().History(ctx, connect.NewRequest(&nodepb.HistoryRequest{WalletId: "ghost"}))
+		if e1 == nil || e2 == nil || strings.ReplaceAll(e2.Error(), "ghost", "alice") != e1.Error() || connect.CodeOf(e1) != connect.CodeOf(e2) {
+			t.Errorf("as %s: alice's history %v; a missing wallet's %v (want the same)", role, e1, e2)
+		}
+	}
+	_, err := c.As(t, "pboc", ids[roleRegulator]).API().History(ctx, connect.NewRequest(&nodepb.HistoryRequest{WalletId: "ghost"}))
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("regulator, missing wallet: %v (want NOT_FOUND)", err)
+	}
+}
+
+// checkBadTokens: every bad token is UNAUTHENTICATED with its reason, on a
+// public procedure too.
+func checkBadTokens(t *testing.T, c *nodetest.Cluster) {
+	t.Helper()
+	now := time.Now()
+	alice := token.Subject{Kind: token.KindWallet, ID: "alice"}
+	chain := c.Net.Genesis.GetChainId()
+	mint := func(key ed25519.PrivateKey, sub token.Subject, chain, node string, at time.Time, life time.Duration) string {
+		raw, err := token.Mint(key, sub, chain, node, at, life)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	long := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.RegisteredClaims{Subject: "wallet:alice", Audience: jwt.ClaimStrings{chain + "/pboc"},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(30 * 24 * time.Hour))})
+	longRaw, _ := long.SignedString(c.Net.Wallet("alice"))
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: "wallet:alice", Audience: jwt.ClaimStrings{chain + "/pboc"},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute))})
+	hsRaw, err := hs.SignedString([]byte(c.Net.Wallet("alice").Public().(ed25519.PublicKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, header, reason string }{
+		{"no token", "", "no bearer token"},
+		{"not bearer", "Basic YWxpY2U6eA==", "Bearer TOKEN"},
+		{"garbage", "Bearer not.a.token", "malformed token"},
+		{"expired", "Bearer " + mint(c.Net.Wallet("alice"), alice, chain, "pboc", now.Add(-time.Hour), 5*time.Minute), "token expired"},
+		{"from the future", "Bearer " + mint(c.Net.Wallet("alice"), alice, chain, "pboc", now.Add(time.Hour), 5*time.Minute), "not valid yet"},
+		{"forged", "Bearer " + mint(c.Net.Wallet("carol"), alice, chain, "pboc", now, 0), "signature invalid"},
+		{"other node", "Bearer " + mint(c.Net.Wallet("alice"), alice, chain, "regulator-1", now, 0), "another node"},
+		{"wrong chain", "Bearer " + mint(c.Net.Wallet("alice"), alice, "dcep-other", "pboc", now, 0), "another chain"},
+		{"unknown wallet", "Bearer " + mint(c.Net.Wallet("ghost"), token.Subject{Kind: token.KindWallet, ID: "ghost"}, chain, "pboc", now, 0), "subject unknown"},
+		{"too long-lived", "Bearer " + longRaw, "lifetime too long"},
+		{"HMAC with the public key", "Bearer " + hsRaw, "signing method HS256 is invalid"},
+	} {
+		for _, proc := range []string{"LedgerService/History", "LedgerService/Status"} {
+			if tc.header == "" && proc == "LedgerService/Status" {
+				continue // anonymous may read the status
+			}
+			req, _ := http.NewRequest("POST", c.URL("pboc")+"/dcep.node.v1."+proc, strings.NewReader(`{"walletId":"alice"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "UNAUTHENTICATED") || !strings.Contains(string(body), tc.reason) {
+				t.Errorf("%s on %s: %d %s (want 401 UNAUTHENTICATED, %q)", tc.name, proc, resp.StatusCode, body, tc.reason)
+			}
+		}
+	}
+}
+
+// checkMetricsCarryNoPersonalData: after the scenario (wallets, a memo'd
+// payment, a sub-wallet, every RPC called as every role) the public
+// /metrics of every node names no wallet, identity or memo.
+func checkMetricsCarryNoPersonalData(t *testing.T, c *nodetest.Cluster, secrets ...string) {
+	t.Helper()
+	for _, name := range c.Names {
+		resp, err := http.Get(c.URL(name) + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) < 1000 {
+			t.Fatalf("%s /metrics: %d, %d bytes", name, resp.StatusCode, len(body))
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(body), s) {
+				t.Errorf("%s /metrics carries %q", name, s)
+			}
+		}
+	}
+}
+
+// policyRules reads each procedure's "who may call" cell from the table
+// as docs/api.md prints it.
+func policyRules(t *testing.T) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(node.PolicyMarkdown(), "\n")[2:] {
+		cells := strings.Split(line, " | ")
+		if len(cells) < 3 {
+			continue
+		}
+		out["/dcep.node.v1."+strings.Trim(cells[0], "|` ")] = cells[1]
+	}
+	return out
+}
+
+func memo(b *statepb.Tx, m string) *statepb.Tx {
+	b.Memo = m
+	return b
+}
+
+// notFoundOK: NOT_FOUND is an allowed caller's answer about something that
+// does not exist.
+func notFoundOK(err error) error {
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return nil
+	}
+	return err
+}
+
+func wantAPICode(t *testing.T, name string, err error, cc connect.Code, code string) {
+	t.Helper()
+	if connect.CodeOf(err) != cc || !strings.Contains(err.Error(), code) {
+		t.Errorf("%s: want %s (%s), got %v", name, code, cc, err)
+	}
+}
