@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -154,7 +155,7 @@ func (b *Builder) check(body *statepb.Tx, opts []TxOption) error {
 // body as the ledger would without state, and signs it with keys in the
 // order the kind requires (state/DESIGN.md: one signer, or for a return the
 // bank then the central bank). body is not modified.
-func (b *Builder) Sign(body *statepb.Tx, keys ...ed25519.PrivateKey) (*SignedTx, error) {
+func (b *Builder) Sign(body *statepb.Tx, keys ...crypto.Signer) (*SignedTx, error) {
 	body, err := b.prepare(body, nil)
 	if err != nil {
 		return nil, err
@@ -174,11 +175,11 @@ func (b *Builder) Sign(body *statepb.Tx, keys ...ed25519.PrivateKey) (*SignedTx,
 		return nil, statepb.Errorf(statepb.Code_CODE_SIGNATURE_COUNT, "signatures: %d keys given (a %s needs %d)", len(keys), kindName(body), want)
 	}
 	for i, k := range keys {
-		if len(k) != ed25519.PrivateKeySize {
-			return nil, statepb.Errorf(statepb.Code_CODE_SIGNATURE_MALFORMED, "signatures[%d]: private key is %d bytes (want %d)", i, len(k), ed25519.PrivateKeySize)
+		if err := checkKey(k); err != nil {
+			return nil, statepb.Errorf(statepb.Code_CODE_SIGNATURE_MALFORMED, "signatures[%d]: %v", i, err)
 		}
 	}
-	raw, id, err := b.signer.Sign(body, keys...)
+	raw, id, err := b.signer.SignWith(body, keys...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +189,7 @@ func (b *Builder) Sign(body *statepb.Tx, keys ...ed25519.PrivateKey) (*SignedTx,
 	return &SignedTx{Raw: raw, ID: id, Body: body}, nil
 }
 
-func (b *Builder) sign(body *statepb.Tx, opts []TxOption, keys ...ed25519.PrivateKey) (*SignedTx, error) {
+func (b *Builder) sign(body *statepb.Tx, opts []TxOption, keys ...crypto.Signer) (*SignedTx, error) {
 	for _, o := range opts {
 		o(body)
 	}
@@ -205,64 +206,64 @@ func kindName(body *statepb.Tx) string {
 }
 
 // Issue creates amountFen in bankID's reserve. Signer: the central bank.
-func (b *Builder) Issue(centralBank ed25519.PrivateKey, bankID string, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) Issue(centralBank crypto.Signer, bankID string, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_Issue{Issue: &statepb.Issue{BankId: bankID, AmountFen: amountFen}}}, opts, centralBank)
 }
 
 // Return destroys amountFen of bankID's reserve outputs inputs; the rest
 // comes back to the reserve. Signers: the bank, then the central bank.
-func (b *Builder) Return(bank, centralBank ed25519.PrivateKey, bankID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) Return(bank, centralBank crypto.Signer, bankID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_Return{Return: &statepb.Return{BankId: bankID, Inputs: inputs, AmountFen: amountFen}}}, opts, bank, centralBank)
 }
 
 // Exchange pays amountFen from bankID's reserve outputs inputs to
 // toWalletID, a wallet of that bank; change goes back to the reserve.
 // Signer: the bank.
-func (b *Builder) Exchange(bank ed25519.PrivateKey, bankID string, inputs []*statepb.Outpoint, toWalletID string, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) Exchange(bank crypto.Signer, bankID string, inputs []*statepb.Outpoint, toWalletID string, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_Exchange{Exchange: &statepb.Exchange{BankId: bankID, Inputs: inputs, ToWalletId: toWalletID, AmountFen: amountFen}}}, opts, bank)
 }
 
 // Redeem pays amountFen from walletID's outputs inputs back to its bank's
 // reserve; change goes back to the wallet. Signer: the wallet's key.
-func (b *Builder) Redeem(wallet ed25519.PrivateKey, walletID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) Redeem(wallet crypto.Signer, walletID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_Redeem{Redeem: &statepb.Redeem{WalletId: walletID, Inputs: inputs, AmountFen: amountFen}}}, opts, wallet)
 }
 
 // Transfer pays payees (at most statepb.MaxPayees) from fromWalletID's
 // outputs inputs; change goes back to the payer. Signer: the wallet's key.
-func (b *Builder) Transfer(wallet ed25519.PrivateKey, fromWalletID string, inputs []*statepb.Outpoint, payees []*statepb.Payee, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) Transfer(wallet crypto.Signer, fromWalletID string, inputs []*statepb.Outpoint, payees []*statepb.Payee, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_Transfer{Transfer: &statepb.Transfer{FromWalletId: fromWalletID, Inputs: inputs, Payees: payees}}}, opts, wallet)
 }
 
 // RegisterWallet opens a wallet. Signer: the wallet's bank (reg.BankId).
-func (b *Builder) RegisterWallet(bank ed25519.PrivateKey, reg *statepb.RegisterWallet, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) RegisterWallet(bank crypto.Signer, reg *statepb.RegisterWallet, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_RegisterWallet{RegisterWallet: reg}}, opts, bank)
 }
 
 // UpdateWallet sets a wallet's tier, region, category and limits (all of
 // them). Signer: the wallet's bank.
-func (b *Builder) UpdateWallet(bank ed25519.PrivateKey, upd *statepb.UpdateWallet, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) UpdateWallet(bank crypto.Signer, upd *statepb.UpdateWallet, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_UpdateWallet{UpdateWallet: upd}}, opts, bank)
 }
 
 // RotateWalletKey replaces a wallet's key. Signer: the wallet's bank.
-func (b *Builder) RotateWalletKey(bank ed25519.PrivateKey, walletID string, newKey ed25519.PublicKey, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) RotateWalletKey(bank crypto.Signer, walletID string, newKey ed25519.PublicKey, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_RotateWalletKey{RotateWalletKey: &statepb.RotateWalletKey{WalletId: walletID, NewPublicKey: newKey}}}, opts, bank)
 }
 
 // FreezeWallet stops a wallet sending and receiving. Signer: the wallet's
 // bank.
-func (b *Builder) FreezeWallet(bank ed25519.PrivateKey, walletID, reason string, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) FreezeWallet(bank crypto.Signer, walletID, reason string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_FreezeWallet{FreezeWallet: &statepb.FreezeWallet{WalletId: walletID, Reason: reason}}}, opts, bank)
 }
 
 // UnfreezeWallet lifts a freeze. Signer: the wallet's bank.
-func (b *Builder) UnfreezeWallet(bank ed25519.PrivateKey, walletID, reason string, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) UnfreezeWallet(bank crypto.Signer, walletID, reason string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_UnfreezeWallet{UnfreezeWallet: &statepb.UnfreezeWallet{WalletId: walletID, Reason: reason}}}, opts, bank)
 }
 
 // CloseWallet closes an empty wallet for good. Signer: the wallet's bank.
-func (b *Builder) CloseWallet(bank ed25519.PrivateKey, walletID string, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) CloseWallet(bank crypto.Signer, walletID string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_CloseWallet{CloseWallet: &statepb.CloseWallet{WalletId: walletID}}}, opts, bank)
 }
 
@@ -283,6 +284,25 @@ func (b *Builder) ActivateVersion(centralBank ed25519.PrivateKey, version uint32
 
 // ChangeMembership adds a node (the whole record) or removes one (only
 // node.Name is read). Signer: the central bank.
-func (b *Builder) ChangeMembership(centralBank ed25519.PrivateKey, action statepb.MembershipAction, node *statepb.Node, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) ChangeMembership(centralBank crypto.Signer, action statepb.MembershipAction, node *statepb.Node, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_ChangeMembership{ChangeMembership: &statepb.ChangeMembership{Action: action, Node: node}}}, opts, centralBank)
+}
+
+// checkKey refuses a key that cannot sign as Ed25519: a nil or short
+// ed25519.PrivateKey, or a signer (a token key) whose public half is not a
+// 32-byte Ed25519 key.
+func checkKey(k crypto.Signer) error {
+	if k == nil {
+		return fmt.Errorf("no key")
+	}
+	if sk, ok := k.(ed25519.PrivateKey); ok {
+		if len(sk) != ed25519.PrivateKeySize {
+			return fmt.Errorf("private key is %d bytes (want %d)", len(sk), ed25519.PrivateKeySize)
+		}
+		return nil
+	}
+	if pub, ok := k.Public().(ed25519.PublicKey); !ok || len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("key is %T, not Ed25519", k.Public())
+	}
+	return nil
 }

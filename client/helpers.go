@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 
 	"github.com/dcep/dcep/state/statepb"
@@ -57,7 +58,7 @@ func (c *Client) spend(ctx context.Context, body *statepb.Tx, opts []TxOption, w
 // Pay pays payees (at most statepb.MaxPayees) from wallet fromWalletID,
 // signed with the wallet's key. Inputs are chosen by SelectInputs; the
 // change comes back to the wallet.
-func (c *Client) Pay(ctx context.Context, key ed25519.PrivateKey, fromWalletID string, payees []*statepb.Payee, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Pay(ctx context.Context, key crypto.Signer, fromWalletID string, payees []*statepb.Payee, opts ...TxOption) (*statepb.TxResult, error) {
 	body := &statepb.Tx{Kind: &statepb.Tx_Transfer{Transfer: &statepb.Transfer{FromWalletId: fromWalletID, Inputs: placeholder, Payees: payees}}}
 	need := func() uint64 { // ValidateBasic has refused an overflowing total
 		var total uint64
@@ -73,7 +74,7 @@ func (c *Client) Pay(ctx context.Context, key ed25519.PrivateKey, fromWalletID s
 
 // Redeem pays amountFen from a wallet back to its bank's reserve (e-CNY
 // becomes deposits), signed with the wallet's key.
-func (c *Client) Redeem(ctx context.Context, key ed25519.PrivateKey, walletID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Redeem(ctx context.Context, key crypto.Signer, walletID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
 	body := &statepb.Tx{Kind: &statepb.Tx_Redeem{Redeem: &statepb.Redeem{WalletId: walletID, Inputs: placeholder, AmountFen: amountFen}}}
 	return c.spend(ctx, body, opts, walletID, func() uint64 { return amountFen }, func(b *Builder, in []*statepb.Outpoint) (*SignedTx, error) {
 		return b.Redeem(key, walletID, in, amountFen, opts...)
@@ -82,7 +83,7 @@ func (c *Client) Redeem(ctx context.Context, key ed25519.PrivateKey, walletID st
 
 // Exchange pays amountFen from a bank's reserve to toWalletID, a wallet of
 // that bank (deposits become e-CNY), signed with the bank's key.
-func (c *Client) Exchange(ctx context.Context, bank ed25519.PrivateKey, bankID, toWalletID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Exchange(ctx context.Context, bank crypto.Signer, bankID, toWalletID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
 	body := &statepb.Tx{Kind: &statepb.Tx_Exchange{Exchange: &statepb.Exchange{BankId: bankID, Inputs: placeholder, ToWalletId: toWalletID, AmountFen: amountFen}}}
 	reserve, err := c.reserve(ctx, body, opts, bankID)
 	if err != nil {
@@ -95,7 +96,7 @@ func (c *Client) Exchange(ctx context.Context, bank ed25519.PrivateKey, bankID, 
 
 // Return hands amountFen of a bank's reserve back to the central bank,
 // which destroys it. Signed by the bank, then the central bank.
-func (c *Client) Return(ctx context.Context, bank, centralBank ed25519.PrivateKey, bankID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Return(ctx context.Context, bank, centralBank crypto.Signer, bankID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
 	body := &statepb.Tx{Kind: &statepb.Tx_Return{Return: &statepb.Return{BankId: bankID, Inputs: placeholder, AmountFen: amountFen}}}
 	reserve, err := c.reserve(ctx, body, opts, bankID)
 	if err != nil {
@@ -129,7 +130,7 @@ func (c *Client) reserve(ctx context.Context, body *statepb.Tx, opts []TxOption,
 // wallet has at most one output, or maxRounds rounds (≤ 0: no bound), and
 // returns the OK results. Use it when a payment fails with
 // ErrTooFragmented.
-func (c *Client) Consolidate(ctx context.Context, key ed25519.PrivateKey, walletID string, maxRounds int, opts ...TxOption) ([]*statepb.TxResult, error) {
+func (c *Client) Consolidate(ctx context.Context, key crypto.Signer, walletID string, maxRounds int, opts ...TxOption) ([]*statepb.TxResult, error) {
 	b, err := c.Builder(ctx)
 	if err != nil {
 		return nil, err
@@ -171,44 +172,44 @@ func (c *Client) submit(ctx context.Context, build func(b *Builder) (*SignedTx, 
 }
 
 // Issue creates amountFen in a bank's reserve, signed by the central bank.
-func (c *Client) Issue(ctx context.Context, centralBank ed25519.PrivateKey, bankID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Issue(ctx context.Context, centralBank crypto.Signer, bankID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.Issue(centralBank, bankID, amountFen, opts...) })
 }
 
 // RegisterWallet opens a wallet, signed by its bank.
-func (c *Client) RegisterWallet(ctx context.Context, bank ed25519.PrivateKey, reg *statepb.RegisterWallet, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) RegisterWallet(ctx context.Context, bank crypto.Signer, reg *statepb.RegisterWallet, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.RegisterWallet(bank, reg, opts...) })
 }
 
 // UpdateWallet sets a wallet's tier, region, category and limits, signed
 // by its bank.
-func (c *Client) UpdateWallet(ctx context.Context, bank ed25519.PrivateKey, upd *statepb.UpdateWallet, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) UpdateWallet(ctx context.Context, bank crypto.Signer, upd *statepb.UpdateWallet, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.UpdateWallet(bank, upd, opts...) })
 }
 
 // RotateWalletKey replaces a wallet's key, signed by its bank. Store the
 // new private key before calling this (keystore.Store.Replace keeps the old
 // one), so that neither key can be lost whatever the outcome.
-func (c *Client) RotateWalletKey(ctx context.Context, bank ed25519.PrivateKey, walletID string, newKey ed25519.PublicKey, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) RotateWalletKey(ctx context.Context, bank crypto.Signer, walletID string, newKey ed25519.PublicKey, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.RotateWalletKey(bank, walletID, newKey, opts...) })
 }
 
 // FreezeWallet stops a wallet sending and receiving, signed by its bank.
-func (c *Client) FreezeWallet(ctx context.Context, bank ed25519.PrivateKey, walletID, reason string, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) FreezeWallet(ctx context.Context, bank crypto.Signer, walletID, reason string, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.FreezeWallet(bank, walletID, reason, opts...) })
 }
 
 // UnfreezeWallet lifts a freeze, signed by the wallet's bank.
-func (c *Client) UnfreezeWallet(ctx context.Context, bank ed25519.PrivateKey, walletID, reason string, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) UnfreezeWallet(ctx context.Context, bank crypto.Signer, walletID, reason string, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.UnfreezeWallet(bank, walletID, reason, opts...) })
 }
 
 // CloseWallet closes an empty wallet for good, signed by its bank.
-func (c *Client) CloseWallet(ctx context.Context, bank ed25519.PrivateKey, walletID string, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) CloseWallet(ctx context.Context, bank crypto.Signer, walletID string, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.CloseWallet(bank, walletID, opts...) })
 }
 
 // ChangeMembership adds or removes a node, signed by the central bank.
-func (c *Client) ChangeMembership(ctx context.Context, centralBank ed25519.PrivateKey, action statepb.MembershipAction, node *statepb.Node, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) ChangeMembership(ctx context.Context, centralBank crypto.Signer, action statepb.MembershipAction, node *statepb.Node, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.ChangeMembership(centralBank, action, node, opts...) })
 }

@@ -2,7 +2,7 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
+	"crypto"
 	"errors"
 	"fmt"
 
@@ -21,29 +21,29 @@ import (
 
 // CreateCampaign opens a red-packet campaign funded from the sponsor's
 // inputs (spec.Inputs). Signer: the sponsor wallet's key.
-func (b *Builder) CreateCampaign(sponsor ed25519.PrivateKey, spec *statepb.CreateCampaign, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) CreateCampaign(sponsor crypto.Signer, spec *statepb.CreateCampaign, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_CreateCampaign{CreateCampaign: spec}}, opts, sponsor)
 }
 
 // AddCampaignMerchants adds up to statepb.MaxMerchantsPerTx merchants to a
 // campaign's list. Signer: the sponsor wallet's key.
-func (b *Builder) AddCampaignMerchants(sponsor ed25519.PrivateKey, campaignID string, merchants []string, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) AddCampaignMerchants(sponsor crypto.Signer, campaignID string, merchants []string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_AddCampaignMerchants{AddCampaignMerchants: &statepb.AddCampaignMerchants{CampaignId: campaignID, MerchantIds: merchants}}}, opts, sponsor)
 }
 
 // EnrolCampaign enrols a personal wallet. Signer: the wallet's key.
-func (b *Builder) EnrolCampaign(wallet ed25519.PrivateKey, campaignID, walletID string, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) EnrolCampaign(wallet crypto.Signer, campaignID, walletID string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_EnrolCampaign{EnrolCampaign: &statepb.EnrolCampaign{CampaignId: campaignID, WalletId: walletID}}}, opts, wallet)
 }
 
 // DrawCampaign reveals the lottery seed. Signer: the sponsor wallet's key.
-func (b *Builder) DrawCampaign(sponsor ed25519.PrivateKey, campaignID string, seed []byte, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) DrawCampaign(sponsor crypto.Signer, campaignID string, seed []byte, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_DrawCampaign{DrawCampaign: &statepb.DrawCampaign{CampaignId: campaignID, Seed: seed}}}, opts, sponsor)
 }
 
 // RefundPayment refunds amountFen of a payment merchantID received, from
 // the merchant's inputs. Signer: the merchant wallet's key.
-func (b *Builder) RefundPayment(merchant ed25519.PrivateKey, merchantID string, paymentTx [32]byte, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) RefundPayment(merchant crypto.Signer, merchantID string, paymentTx [32]byte, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_RefundPayment{RefundPayment: &statepb.RefundPayment{
 		MerchantWalletId: merchantID, PaymentTxId: paymentTx[:], Inputs: inputs, AmountFen: amountFen,
 	}}}, opts, merchant)
@@ -51,36 +51,36 @@ func (b *Builder) RefundPayment(merchant ed25519.PrivateKey, merchantID string, 
 
 // CreateSubWallet opens a sub-wallet under parentID. Signer: the parent
 // wallet's key.
-func (b *Builder) CreateSubWallet(parent ed25519.PrivateKey, parentID, subID string, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) CreateSubWallet(parent crypto.Signer, parentID, subID string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_CreateSubWallet{CreateSubWallet: &statepb.CreateSubWallet{ParentWalletId: parentID, SubWalletId: subID}}}, opts, parent)
 }
 
 // FundSubWallet moves amountFen from the parent's inputs into the
 // sub-wallet. Signer: the parent wallet's key.
-func (b *Builder) FundSubWallet(parent ed25519.PrivateKey, subID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) FundSubWallet(parent crypto.Signer, subID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_FundSubWallet{FundSubWallet: &statepb.FundSubWallet{SubWalletId: subID, Inputs: inputs, AmountFen: amountFen}}}, opts, parent)
 }
 
 // PushSubWallet pushes a sub-wallet to a platform. Signer: the parent
 // wallet's key.
-func (b *Builder) PushSubWallet(parent ed25519.PrivateKey, push *statepb.PushSubWallet, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) PushSubWallet(parent crypto.Signer, push *statepb.PushSubWallet, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_PushSubWallet{PushSubWallet: push}}, opts, parent)
 }
 
 // RevokeSubWallet ends a sub-wallet's push. Signer: the parent wallet's key.
-func (b *Builder) RevokeSubWallet(parent ed25519.PrivateKey, subID string, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) RevokeSubWallet(parent crypto.Signer, subID string, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_RevokeSubWallet{RevokeSubWallet: &statepb.RevokeSubWallet{SubWalletId: subID}}}, opts, parent)
 }
 
 // WithdrawSubWallet moves amountFen of the sub-wallet's inputs back to the
 // parent. Signer: the parent wallet's key.
-func (b *Builder) WithdrawSubWallet(parent ed25519.PrivateKey, subID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) WithdrawSubWallet(parent crypto.Signer, subID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_WithdrawSubWallet{WithdrawSubWallet: &statepb.WithdrawSubWallet{SubWalletId: subID, Inputs: inputs, AmountFen: amountFen}}}, opts, parent)
 }
 
 // ChargeSubWallet is a platform charging a sub-wallet pushed to it. Signer:
 // the platform wallet's key.
-func (b *Builder) ChargeSubWallet(platform ed25519.PrivateKey, platformID, subID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
+func (b *Builder) ChargeSubWallet(platform crypto.Signer, platformID, subID string, inputs []*statepb.Outpoint, amountFen uint64, opts ...TxOption) (*SignedTx, error) {
 	return b.sign(&statepb.Tx{Kind: &statepb.Tx_ChargeSubWallet{ChargeSubWallet: &statepb.ChargeSubWallet{
 		PlatformWalletId: platformID, SubWalletId: subID, Inputs: inputs, AmountFen: amountFen,
 	}}}, opts, platform)
@@ -90,7 +90,7 @@ func (b *Builder) ChargeSubWallet(platform ed25519.PrivateKey, platformID, subID
 
 // CreateCampaign funds and opens a campaign from the sponsor's outputs
 // (spec.Inputs is chosen here: leave it empty).
-func (c *Client) CreateCampaign(ctx context.Context, sponsor ed25519.PrivateKey, spec *statepb.CreateCampaign, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) CreateCampaign(ctx context.Context, sponsor crypto.Signer, spec *statepb.CreateCampaign, opts ...TxOption) (*statepb.TxResult, error) {
 	body := &statepb.Tx{Kind: &statepb.Tx_CreateCampaign{CreateCampaign: withInputs(spec, placeholder)}}
 	return c.spend(ctx, body, opts, spec.GetSponsorWalletId(), func() uint64 {
 		total, _ := spec.TotalFen() // ValidateBasic refused an overflow
@@ -110,7 +110,7 @@ func withInputs(spec *statepb.CreateCampaign, in []*statepb.Outpoint) *statepb.C
 // AddCampaignMerchants adds merchants to a campaign's list in batches of
 // statepb.MaxMerchantsPerTx, one transaction each, and returns their
 // results (all OK, or the results so far and the error).
-func (c *Client) AddCampaignMerchants(ctx context.Context, sponsor ed25519.PrivateKey, campaignID string, merchants []string, opts ...TxOption) ([]*statepb.TxResult, error) {
+func (c *Client) AddCampaignMerchants(ctx context.Context, sponsor crypto.Signer, campaignID string, merchants []string, opts ...TxOption) ([]*statepb.TxResult, error) {
 	var out []*statepb.TxResult
 	for i := 0; i < len(merchants); i += statepb.MaxMerchantsPerTx {
 		batch := merchants[i:min(i+statepb.MaxMerchantsPerTx, len(merchants))]
@@ -126,18 +126,18 @@ func (c *Client) AddCampaignMerchants(ctx context.Context, sponsor ed25519.Priva
 }
 
 // Enrol enrols a personal wallet in a campaign.
-func (c *Client) Enrol(ctx context.Context, wallet ed25519.PrivateKey, campaignID, walletID string, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Enrol(ctx context.Context, wallet crypto.Signer, campaignID, walletID string, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.EnrolCampaign(wallet, campaignID, walletID, opts...) })
 }
 
 // Draw reveals a campaign's seed; the ledger then grants the winners.
-func (c *Client) Draw(ctx context.Context, sponsor ed25519.PrivateKey, campaignID string, seed []byte, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Draw(ctx context.Context, sponsor crypto.Signer, campaignID string, seed []byte, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.DrawCampaign(sponsor, campaignID, seed, opts...) })
 }
 
 // Refund refunds amountFen of a payment a merchant received (0: all that
 // is still refundable), from the merchant's plain outputs.
-func (c *Client) Refund(ctx context.Context, merchant ed25519.PrivateKey, merchantID string, paymentTx [32]byte, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Refund(ctx context.Context, merchant crypto.Signer, merchantID string, paymentTx [32]byte, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
 	// What is still refundable, so that an impossible refund is refused
 	// with the ledger's code before inputs are chosen.
 	p, err := c.Payment(ctx, merchantID, paymentTx, Linearizable())
@@ -164,13 +164,13 @@ func (c *Client) Refund(ctx context.Context, merchant ed25519.PrivateKey, mercha
 }
 
 // CreateSubWallet opens a sub-wallet under the holder's wallet.
-func (c *Client) CreateSubWallet(ctx context.Context, parent ed25519.PrivateKey, parentID, subID string, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) CreateSubWallet(ctx context.Context, parent crypto.Signer, parentID, subID string, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.CreateSubWallet(parent, parentID, subID, opts...) })
 }
 
 // FundSubWallet moves amountFen from the parent wallet (parentID, whose
 // key is parent) into the sub-wallet.
-func (c *Client) FundSubWallet(ctx context.Context, parent ed25519.PrivateKey, parentID, subID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) FundSubWallet(ctx context.Context, parent crypto.Signer, parentID, subID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
 	body := &statepb.Tx{Kind: &statepb.Tx_FundSubWallet{FundSubWallet: &statepb.FundSubWallet{SubWalletId: subID, Inputs: placeholder, AmountFen: amountFen}}}
 	return c.spend(ctx, body, opts, parentID, func() uint64 { return amountFen }, func(b *Builder, in []*statepb.Outpoint) (*SignedTx, error) {
 		return b.FundSubWallet(parent, subID, in, amountFen, opts...)
@@ -178,19 +178,19 @@ func (c *Client) FundSubWallet(ctx context.Context, parent ed25519.PrivateKey, p
 }
 
 // PushSubWallet pushes a sub-wallet to a platform.
-func (c *Client) PushSubWallet(ctx context.Context, parent ed25519.PrivateKey, push *statepb.PushSubWallet, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) PushSubWallet(ctx context.Context, parent crypto.Signer, push *statepb.PushSubWallet, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.PushSubWallet(parent, push, opts...) })
 }
 
 // RevokeSubWallet ends a sub-wallet's push at once.
-func (c *Client) RevokeSubWallet(ctx context.Context, parent ed25519.PrivateKey, subID string, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) RevokeSubWallet(ctx context.Context, parent crypto.Signer, subID string, opts ...TxOption) (*statepb.TxResult, error) {
 	return c.submit(ctx, func(b *Builder) (*SignedTx, error) { return b.RevokeSubWallet(parent, subID, opts...) })
 }
 
 // WithdrawSubWallet pulls amountFen back from the sub-wallet to its parent;
 // 0 pulls everything, in as many transactions as its outputs need
 // (statepb.MaxInputs each). It returns the OK results.
-func (c *Client) WithdrawSubWallet(ctx context.Context, parent ed25519.PrivateKey, subID string, amountFen uint64, opts ...TxOption) ([]*statepb.TxResult, error) {
+func (c *Client) WithdrawSubWallet(ctx context.Context, parent crypto.Signer, subID string, amountFen uint64, opts ...TxOption) ([]*statepb.TxResult, error) {
 	if amountFen > 0 {
 		body := &statepb.Tx{Kind: &statepb.Tx_WithdrawSubWallet{WithdrawSubWallet: &statepb.WithdrawSubWallet{SubWalletId: subID, Inputs: placeholder, AmountFen: amountFen}}}
 		r, err := c.spend(ctx, body, opts, subID, func() uint64 { return amountFen }, func(b *Builder, in []*statepb.Outpoint) (*SignedTx, error) {
@@ -236,7 +236,7 @@ func (c *Client) WithdrawSubWallet(ctx context.Context, parent ed25519.PrivateKe
 
 // Charge is a platform charging amountFen to a sub-wallet pushed to it,
 // choosing the sub-wallet's outputs.
-func (c *Client) Charge(ctx context.Context, platform ed25519.PrivateKey, platformID, subID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) Charge(ctx context.Context, platform crypto.Signer, platformID, subID string, amountFen uint64, opts ...TxOption) (*statepb.TxResult, error) {
 	// The push's rules, checked as the ledger would at the node's ledger
 	// time, so that a charge it would refuse fails with its code before
 	// inputs are chosen (the ledger decides in the end).
@@ -258,7 +258,7 @@ func (c *Client) Charge(ctx context.Context, platform ed25519.PrivateKey, platfo
 // whether they are eligible: the ledger decides (e.g. to show that a red
 // packet is refused outside its merchants). Most callers want Pay, which
 // uses red packets only where they are accepted.
-func (c *Client) PayWithRedPackets(ctx context.Context, key ed25519.PrivateKey, fromWalletID, campaignID string, payees []*statepb.Payee, opts ...TxOption) (*statepb.TxResult, error) {
+func (c *Client) PayWithRedPackets(ctx context.Context, key crypto.Signer, fromWalletID, campaignID string, payees []*statepb.Payee, opts ...TxOption) (*statepb.TxResult, error) {
 	b, err := c.Builder(ctx)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,8 @@ type Config struct {
 	DataDir string `toml:"data_dir"`
 	// Genesis is the genesis file (protobuf JSON).
 	Genesis string `toml:"genesis"`
-	// NodeKey is the node's identity key file (keystore format).
+	// NodeKey is the node's identity key: a keystore file, or a pkcs11: URI
+	// naming a key in a hardware token (cmd/dcepd loadNodeKey).
 	NodeKey string `toml:"node_key"`
 	// P2PListen are libp2p multiaddrs to listen on.
 	P2PListen []string `toml:"p2p_listen"`

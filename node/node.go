@@ -6,6 +6,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -57,8 +58,10 @@ const (
 
 // Options are what a Node needs beyond its config file.
 type Options struct {
-	// Key is the node's identity key (its libp2p peer id).
-	Key ed25519.PrivateKey
+	// Key is the node's identity key (its libp2p peer id): an
+	// ed25519.PrivateKey, or a key in a hardware token
+	// (pkcs11key.Signer; config node_key = "pkcs11:...").
+	Key crypto.Signer
 	// Genesis, if set, is used instead of reading cfg.Genesis.
 	Genesis *statepb.Genesis
 	Logger  *slog.Logger
@@ -77,7 +80,7 @@ type Options struct {
 type Node struct {
 	cfg     *Config
 	log     *slog.Logger
-	key     ed25519.PrivateKey
+	key     crypto.Signer
 	genesis *statepb.Genesis
 
 	store  *state.Store
@@ -131,8 +134,8 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if len(opts.Key) != ed25519.PrivateKeySize {
-		return nil, errors.New("node: identity key missing")
+	if err := checkIdentityKey(opts.Key); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -299,7 +302,7 @@ func (n *Node) joinNetwork() error {
 		return err
 	}
 	n.host, err = p2p.New(p2p.Config{
-		PrivateKey: n.key, ListenAddrs: n.cfg.P2PListen, Members: members, Logger: n.log,
+		PrivateKey: seedKey(n.key), Signer: tokenKey(n.key), ListenAddrs: n.cfg.P2PListen, Members: members, Logger: n.log,
 	})
 	if err != nil {
 		return p2pStartErr(n.cfg.P2PListen, err)
@@ -543,3 +546,28 @@ func (n *Node) closeAll() error {
 // Ready reports whether the node knows a leader and has applied what it
 // knows is committed (what /readyz answers).
 func (n *Node) Ready() bool { return n.ready() }
+
+// checkIdentityKey refuses a missing key and one that is not Ed25519.
+func checkIdentityKey(k crypto.Signer) error {
+	if sk, ok := k.(ed25519.PrivateKey); k == nil || (ok && len(sk) != ed25519.PrivateKeySize) {
+		return errors.New("node: identity key missing")
+	}
+	if pub, ok := k.Public().(ed25519.PublicKey); !ok || len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("node: identity key is %T, want Ed25519", k.Public())
+	}
+	return nil
+}
+
+// seedKey and tokenKey split the identity for p2p.Config: a key held in
+// memory goes as PrivateKey, one in a token as Signer.
+func seedKey(k crypto.Signer) ed25519.PrivateKey {
+	sk, _ := k.(ed25519.PrivateKey)
+	return sk
+}
+
+func tokenKey(k crypto.Signer) crypto.Signer {
+	if _, ok := k.(ed25519.PrivateKey); ok {
+		return nil
+	}
+	return k
+}

@@ -6,6 +6,7 @@ package p2p
 
 import (
 	"context"
+	stdcrypto "crypto"
 	"crypto/ed25519"
 	"crypto/subtle"
 	"fmt"
@@ -36,6 +37,9 @@ type Config struct {
 	// PrivateKey is the node's identity; its public key determines the
 	// node's peer ID. Required.
 	PrivateKey ed25519.PrivateKey
+	// Signer, when set instead of PrivateKey, is an Ed25519 identity whose
+	// private half stays in a hardware token (pkcs11key.Signer).
+	Signer stdcrypto.Signer
 	// ListenAddrs are TCP multiaddrs such as "/ip4/0.0.0.0/tcp/7101".
 	// Empty means the host only dials out (e.g. a regulator behind NAT).
 	ListenAddrs []string
@@ -85,7 +89,7 @@ type Host struct {
 
 // New starts a host listening on cfg.ListenAddrs.
 func New(cfg Config) (*Host, error) {
-	sk, err := libp2pPrivKey(cfg.PrivateKey)
+	sk, err := hostKey(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +232,14 @@ func PeerIDFromPublicKey(pub ed25519.PublicKey) (peer.ID, error) {
 		return "", fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
 	return id, nil
+}
+
+// hostKey is the libp2p identity: Config.Signer if set, else PrivateKey.
+func hostKey(cfg Config) (crypto.PrivKey, error) {
+	if cfg.Signer != nil {
+		return signerPrivKey(cfg.Signer)
+	}
+	return libp2pPrivKey(cfg.PrivateKey)
 }
 
 func libp2pPrivKey(priv ed25519.PrivateKey) (crypto.PrivKey, error) {

@@ -19,6 +19,7 @@ need ip iproute2        # the fault campaign's network namespaces (deploy/chaos)
 need systemd-analyze systemd  # verifies the unit (deploy/systemd/unit_test.go)
 need podman podman      # builds the image (deploy/container/container_test.go)
 need promtool prometheus  # checks and unit-tests the alert rules and dashboard queries (deploy/observability)
+need softhsm2-util softhsm2  # keys in a PKCS#11 token (client/keystore/pkcs11key, deploy/hsm)
 need man man-db         # renders the generated man pages (internal/cmddoc, cmd/*/man_test.go)
 
 if [ ${#missing[@]} -gt 0 ]; then

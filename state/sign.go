@@ -1,6 +1,7 @@
 package state
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -61,17 +62,37 @@ type Signer struct {
 // Sign serializes body and signs it with each key, in the order the kind
 // requires. It returns the serialized SignedTx and the transaction id.
 func (s Signer) Sign(body *statepb.Tx, keys ...ed25519.PrivateKey) ([]byte, [32]byte, error) {
+	signers := make([]crypto.Signer, len(keys))
+	for i, k := range keys {
+		signers[i] = k
+	}
+	return s.SignWith(body, signers...)
+}
+
+// SignWith is Sign with keys that may live outside memory (a PKCS#11 token:
+// client/keystore/pkcs11key). Each must be Ed25519 and sign pure Ed25519
+// (crypto.Hash(0)); a signature that does not verify under the key's public
+// half is an error, so a faulty token cannot produce a rejected transaction.
+func (s Signer) SignWith(body *statepb.Tx, keys ...crypto.Signer) ([]byte, [32]byte, error) {
 	raw, err := deterministic.Marshal(body)
 	if err != nil {
 		return nil, [32]byte{}, fmt.Errorf("marshal body: %w", err)
 	}
 	msg := SignBytes(s.ChainID, s.GenesisHash, raw)
 	stx := &statepb.SignedTx{Body: raw}
-	for _, k := range keys {
-		stx.Signatures = append(stx.Signatures, &statepb.Signature{
-			PublicKey: k.Public().(ed25519.PublicKey),
-			Signature: ed25519.Sign(k, msg),
-		})
+	for i, k := range keys {
+		pub, ok := k.Public().(ed25519.PublicKey)
+		if !ok || len(pub) != ed25519.PublicKeySize {
+			return nil, [32]byte{}, fmt.Errorf("key %d: %T is not an Ed25519 key", i, k.Public())
+		}
+		sig, err := k.Sign(nil, msg, crypto.Hash(0))
+		if err != nil {
+			return nil, [32]byte{}, fmt.Errorf("key %d: sign: %w", i, err)
+		}
+		if _, mem := k.(ed25519.PrivateKey); !mem && !ed25519.Verify(pub, msg, sig) {
+			return nil, [32]byte{}, fmt.Errorf("key %d: the signer's signature does not verify", i)
+		}
+		stx.Signatures = append(stx.Signatures, &statepb.Signature{PublicKey: pub, Signature: sig})
 	}
 	out, err := deterministic.Marshal(stx)
 	if err != nil {

@@ -35,6 +35,7 @@
 package keystore
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -124,15 +125,31 @@ type Key struct {
 	BankID string
 	// WalletID is the ledger wallet id of a wallet key.
 	WalletID string
-	// Private is the Ed25519 private key.
+	// Private is the Ed25519 private key; nil for a key in a token.
 	Private ed25519.PrivateKey
+	// Token, set instead of Private, is a key that lives in a hardware
+	// token (client/keystore/pkcs11key: dcep --key pkcs11:...). It is never
+	// written to the store.
+	Token crypto.Signer
 	// Created is when the key was stored (UTC, whole seconds).
 	Created time.Time
 }
 
 // Public returns the key's public half.
 func (k *Key) Public() ed25519.PublicKey {
+	if k.Token != nil {
+		pub, _ := k.Token.Public().(ed25519.PublicKey)
+		return pub
+	}
 	return k.Private.Public().(ed25519.PublicKey)
+}
+
+// Signer is what signs with the key: the token's signer, or Private.
+func (k *Key) Signer() crypto.Signer {
+	if k.Token != nil {
+		return k.Token
+	}
+	return k.Private
 }
 
 // Role describes the key for people: "central-bank", "bank:icbc",

@@ -18,6 +18,7 @@ import (
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/amount"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/client/keystore/pkcs11key"
 	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/state/statepb"
 )
@@ -37,7 +38,10 @@ type app struct {
 	home    string // --home
 	jsonOut bool   // --json
 	stale   bool   // --stale
-	as      string // --as
+	keyURI  string // --key
+
+	token *keystore.Key // the --key token key, once opened
+	as    string        // --as
 
 	nodeFrom   string // where the node address came from, for messages
 	nodeForced bool   // --node or $DCEP_NODE was given
@@ -84,6 +88,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 	f.StringVar(&a.node, "node", "", "node API URL (default $DCEP_NODE, else the dev network's first node, else "+defaultNodeURL+")")
 	f.StringVar(&a.home, "home", "", "keystore directory (default $DCEP_HOME, else the dev network's keys: $DCEP_DEV_DIR/keys or ~/.dcep/dev/keys)")
 	f.BoolVar(&a.jsonOut, "json", false, "print JSON for scripts instead of text")
+	f.StringVar(&a.keyURI, "key", "", "sign with this operator key in a hardware token instead of the keystore's: a pkcs11: URI (RFC 7512), used where the command needs the central bank's or a bank's key and it is that key")
 	f.StringVar(&a.as, "as", "", "sign in to the node as this keystore key (default: the holder of the wallet a call is about, else a regulator, a bank or the central bank key in the keystore)")
 	f.BoolVar(&a.stale, "stale", false, "read from the node's own state without asking the leader (faster, may lag; works without a quorum)")
 
@@ -273,6 +278,9 @@ func (a *app) bankKey(ctx context.Context, bankID string) (*statepb.Bank, *keyst
 	if err != nil {
 		return nil, nil, err
 	}
+	if tk, err := a.tokenKey(bk.GetPublicKey(), keystore.KindBank, bankID); err != nil || tk != nil {
+		return bk, tk, err
+	}
 	ks, err := a.keys()
 	if err != nil {
 		return nil, nil, err
@@ -297,6 +305,9 @@ func (a *app) centralBankKey(ctx context.Context) (*keystore.Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tk, err := a.tokenKey(b.Genesis().GetCentralBank().GetPublicKey(), keystore.KindCentralBank, ""); err != nil || tk != nil {
+		return tk, err
+	}
 	ks, err := a.keys()
 	if err != nil {
 		return nil, err
@@ -313,6 +324,31 @@ func (a *app) centralBankKey(ctx context.Context) (*keystore.Key, error) {
 		return nil, a.mismatch("the central bank", k)
 	}
 	return k, nil
+}
+
+// tokenKey returns the --key token key if it is the key want (the central
+// bank's or bankID's, from genesis), nil if --key is unset or is another
+// operator's key (the command then takes this one from the keystore: a
+// return needs the bank's and the central bank's).
+func (a *app) tokenKey(want []byte, kind keystore.Kind, bankID string) (*keystore.Key, error) {
+	if a.keyURI == "" {
+		return nil, nil
+	}
+	if a.token == nil {
+		s, err := pkcs11key.Open(a.keyURI)
+		if err != nil {
+			return nil, fail(exitRefused, codeKeyNotFound, "--key: %v", err).
+				hint("check the token label, object, module-path and PIN of the pkcs11: URI")
+		}
+		u, _ := pkcs11key.ParseURI(a.keyURI)
+		a.token = &keystore.Key{Name: u.String(), Token: s}
+	}
+	if !bytes.Equal(a.token.Public(), want) {
+		return nil, nil
+	}
+	k := *a.token
+	k.Kind, k.BankID = kind, bankID
+	return &k, nil
 }
 
 func (a *app) mismatch(what string, k *keystore.Key) *cliError {

@@ -68,7 +68,7 @@ bank's reserves at the central bank. It is signed with the central bank's key
 				return err
 			}
 			cl, _ := a.client()
-			r, err := cl.Issue(ctx, cb.Private, bank, fen, txOpts(memo)...)
+			r, err := cl.Issue(ctx, cb.Signer(), bank, fen, txOpts(memo)...)
 			if err != nil {
 				return err
 			}
@@ -113,7 +113,7 @@ must hold both keys (the dev network's does).`,
 				return err
 			}
 			cl, _ := a.client()
-			r, err := cl.Return(ctx, bkey.Private, cb.Private, bank, fen, txOpts(memo)...)
+			r, err := cl.Return(ctx, bkey.Signer(), cb.Signer(), bank, fen, txOpts(memo)...)
 			if err != nil {
 				return err
 			}
@@ -162,7 +162,7 @@ ledger wallet id.`,
 				return err
 			}
 			cl, _ := a.client()
-			r, err := cl.Exchange(ctx, bkey.Private, bank, w.ID, fen, txOpts(memo)...)
+			r, err := cl.Exchange(ctx, bkey.Signer(), bank, w.ID, fen, txOpts(memo)...)
 			if err != nil {
 				return err
 			}

@@ -956,7 +956,7 @@ NEEDED), docs/offline.md.`,
 				return fail(exitRefused, statepb.Code_CODE_WALLET_NOT_FOUND.Short(), "bank %s has no guarantee wallet in genesis", bank)
 			}
 			cl, _ := a.client()
-			r, err := cl.Exchange(ctx, bkey.Private, bank, bk.GetGuaranteeWalletId(), fen)
+			r, err := cl.Exchange(ctx, bkey.Signer(), bank, bk.GetGuaranteeWalletId(), fen)
 			if err != nil {
 				return err
 			}

@@ -186,7 +186,7 @@ deleted again; if the outcome is unknown, the key is kept and you are told so.`,
 			}
 			reg.PublicKey = wk.Public()
 			cl, _ := a.client()
-			r, err := cl.RegisterWallet(ctx, bkey.Private, reg)
+			r, err := cl.RegisterWallet(ctx, bkey.Signer(), reg)
 			if err != nil {
 				var ou *client.OutcomeUnknownError
 				if errors.As(err, &ou) {
@@ -481,9 +481,9 @@ func (a *app) walletFreezeCmd(freeze bool) *cobra.Command {
 			cl, _ := a.client()
 			var r *statepb.TxResult
 			if freeze {
-				r, err = cl.FreezeWallet(ctx, bkey.Private, w.ID, reason)
+				r, err = cl.FreezeWallet(ctx, bkey.Signer(), w.ID, reason)
 			} else {
-				r, err = cl.UnfreezeWallet(ctx, bkey.Private, w.ID, reason)
+				r, err = cl.UnfreezeWallet(ctx, bkey.Signer(), w.ID, reason)
 			}
 			if err != nil {
 				return err
@@ -540,7 +540,7 @@ back; if the outcome is unknown, you are told where both keys are.`,
 				return err
 			}
 			cl, _ := a.client()
-			r, err := cl.RotateWalletKey(ctx, bkey.Private, w.ID, nk.Public())
+			r, err := cl.RotateWalletKey(ctx, bkey.Signer(), w.ID, nk.Public())
 			if err != nil {
 				ce := a.classify(runError{err})
 				var ou *client.OutcomeUnknownError
@@ -612,7 +612,7 @@ limits may only be below the tier's caps; 0 means "the tier's cap".`,
 				return err
 			}
 			cl, _ := a.client()
-			r, err := cl.UpdateWallet(ctx, bkey.Private, upd)
+			r, err := cl.UpdateWallet(ctx, bkey.Signer(), upd)
 			if err != nil {
 				return err
 			}
@@ -652,7 +652,7 @@ cannot be reopened; its key stays in the keystore.`,
 				return err
 			}
 			cl, _ := a.client()
-			r, err := cl.CloseWallet(ctx, bkey.Private, w.ID)
+			r, err := cl.CloseWallet(ctx, bkey.Signer(), w.ID)
 			if err != nil {
 				return err
 			}

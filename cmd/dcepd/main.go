@@ -3,7 +3,7 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dcep/dcep/client/keystore/pkcs11key"
 	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
@@ -174,8 +175,19 @@ func ledgerVersionMax() (uint32, error) {
 }
 
 // loadNodeKey reads the node's identity key, naming the config key and
-// the fix when it cannot.
-func loadNodeKey(cfg *node.Config) (ed25519.PrivateKey, error) {
+// the fix when it cannot: node_key is a keystore file, or a pkcs11: URI
+// naming an Ed25519 key in a hardware token (client/keystore/pkcs11key),
+// which then signs the libp2p handshakes.
+func loadNodeKey(cfg *node.Config) (crypto.Signer, error) {
+	if pkcs11key.IsURI(cfg.NodeKey) {
+		s, err := pkcs11key.Open(cfg.NodeKey)
+		if err != nil {
+			return nil, &node.StartupError{Kind: node.ErrBadConfig, Err: err,
+				Cause: fmt.Sprintf("node_key: %v", err),
+				Fix:   "check the pkcs11: URI's token, object, module-path and PIN (docs/operations.md)"}
+		}
+		return s, nil
+	}
 	path := cfg.Path(cfg.NodeKey)
 	key, err := netgen.LoadNodeKey(path)
 	if err != nil {
