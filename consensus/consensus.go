@@ -219,6 +219,8 @@ type Node struct {
 	snaps *raft.FileSnapshotStore
 	prop  *proposer
 	reads *readIndexer
+	// targets caches LedgerTarget's log scan (readindex.go).
+	targets ledgerTargets
 	clock *netClock
 	trust *logTrust
 	ar    *archiver // nil without an archive
@@ -515,10 +517,12 @@ func (n *Node) Submit(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, e
 	return n.prop.submit(ctx, txs)
 }
 
-// ReadIndex returns an index such that once a node has applied it, its
-// state reflects every write acknowledged before the call. Leader only: the
-// leader commits a barrier (proving it still leads) and returns what it has
-// applied. Concurrent callers share one barrier.
+// ReadIndex returns a ledger index such that once a node has applied it,
+// its state reflects every write acknowledged before the call. Leader
+// only: the leader confirms it still leads by a heartbeat round to a
+// quorum (no log entry) and returns LedgerTarget of the commit index it
+// had when the call arrived (readindex.go). Concurrent callers share one
+// confirmation.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	return n.reads.readIndex(ctx)
 }
