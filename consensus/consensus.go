@@ -221,10 +221,10 @@ type Node struct {
 	reads *readIndexer
 	// targets caches LedgerTarget's log scan (readindex.go).
 	targets ledgerTargets
-	clock *netClock
-	trust *logTrust
-	ar    *archiver // nil without an archive
-	pins  pins
+	clock   *netClock
+	trust   *logTrust
+	ar      *archiver // nil without an archive
+	pins    pins
 
 	// ready is true while this node is leader and has applied everything
 	// committed before its term (so ledger time and reads are current).
