@@ -284,7 +284,7 @@ func New(cfg Config) (*Node, error) {
 	if rc.NoSnapshotRestoreOnStart, err = n.skipRestore(); err != nil {
 		return nil, err
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, raftLog{n.logs}, checkedStable{n.store}, n.snaps, cfg.Transport); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, raftLog{n.logs}, checkedStable{n.store}, n.snaps, wrapTransport(cfg.Transport, n.log)); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	// From now on a restore is a snapshot installed from the leader.

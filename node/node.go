@@ -74,6 +74,8 @@ type Node struct {
 
 	members *memberTable
 	fwd     *forwarder
+	// leaders wakes forwards and submit retries on a leader change.
+	leaders *leaderWatch
 	// now is this node's clock (Options.Now plus debug.clock_offset_ms).
 	now func() time.Time
 	// clock is what the clock check last found (clock.go).
@@ -164,10 +166,12 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	n.registerProtocols()
 	n.registerArchive()
 	n.fwd = newForwarder(n)
+	n.leaders = newLeaderWatch()
 	if err = n.serve(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	n.leaders.start(n.cons.Raft(), n.stop, n.wg.Done)
 	go n.followMembership()
 	go n.pollPeers()
 	go n.fwd.run()
