@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -54,6 +55,11 @@ func (n *Node) serve() error {
 	mux.HandleFunc("/status", n.statusJSON)
 
 	l := n.listener // bound at the start of Start (listenAPI)
+	if n.cfg.TLSCert != "" {
+		if err := n.cert.load(n.cfg.Path(n.cfg.TLSCert), n.cfg.Path(n.cfg.TLSKey)); err != nil {
+			return err
+		}
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
@@ -69,7 +75,9 @@ func (n *Node) serve() error {
 	go func() {
 		var err error
 		if n.cfg.TLSCert != "" {
-			err = n.httpSrv.ServeTLS(l, n.cfg.Path(n.cfg.TLSCert), n.cfg.Path(n.cfg.TLSKey))
+			// The certificate comes from n.cert, which SIGHUP reloads.
+			n.httpSrv.TLSConfig = &tls.Config{GetCertificate: n.cert.get, MinVersion: tls.VersionTLS12}
+			err = n.httpSrv.ServeTLS(l, "", "")
 		} else {
 			err = n.httpSrv.Serve(l)
 		}

@@ -65,7 +65,6 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 		Version:           version,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.resolve(cmd)
 		},
