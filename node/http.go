@@ -33,21 +33,21 @@ func (n *Node) serve() error {
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor()),
 	)
-	mux.Handle(path, n.limits.middleware(h))
+	mux.Handle(path, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(h)))
 	// AuditService (audit.go) and the console (console.go): read-only.
 	apath, ah := nodepbconnect.NewAuditServiceHandler(auditAPI{n},
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor()),
 	)
-	mux.Handle(apath, n.limits.middleware(ah))
+	mux.Handle(apath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ah)))
 	// ProgrammableService (programmable_api.go): read-only.
 	ppath, ph := nodepbconnect.NewProgrammableServiceHandler(programmableAPI{n},
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor()),
 	)
-	mux.Handle(ppath, n.limits.middleware(ph))
+	mux.Handle(ppath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ph)))
 	n.mountConsole(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
 	mux.HandleFunc("/healthz", n.healthz)
