@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
@@ -50,6 +51,8 @@ func (n *Node) serve() error {
 		connect.WithCodec(protoNamesJSON{}),
 	)
 	mux.Handle(ppath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ph)))
+	// grpc.health.v1 (grpchealth.go): as /readyz, for gRPC tooling.
+	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
 	n.mountConsole(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
 	mux.HandleFunc("/healthz", n.healthz)
