@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ func (b *Builder) WithParties(p Parties) *Builder {
 // sealMemo replaces body's plaintext memo (set by the Memo option) with
 // the memo sealed to the signers and the payees. Randomness is used here,
 // on the client; the ledger only stores the bytes.
-func (b *Builder) sealMemo(body *statepb.Tx, keys []ed25519.PrivateKey) error {
+func (b *Builder) sealMemo(body *statepb.Tx, keys []crypto.Signer) error {
 	if body.GetMemo() == "" {
 		return nil
 	}
@@ -44,8 +45,14 @@ func (b *Builder) sealMemo(body *statepb.Tx, keys []ed25519.PrivateKey) error {
 	}
 	var rs []ed25519.PublicKey
 	for _, k := range keys {
-		if len(k) == ed25519.PrivateKeySize {
-			rs = append(rs, k.Public().(ed25519.PublicKey))
+		// A signer's public key is all sealing needs, so a key in a
+		// PKCS#11 token seals too (opening needs the private key: a
+		// token-held key cannot open memos, client/DESIGN.md).
+		if k == nil {
+			continue
+		}
+		if pub, ok := k.Public().(ed25519.PublicKey); ok {
+			rs = append(rs, pub)
 		}
 	}
 	more, err := b.memoParties(body)

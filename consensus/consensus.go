@@ -219,10 +219,12 @@ type Node struct {
 	snaps *raft.FileSnapshotStore
 	prop  *proposer
 	reads *readIndexer
-	clock *netClock
-	trust *logTrust
-	ar    *archiver // nil without an archive
-	pins  pins
+	// targets caches LedgerTarget's log scan (readindex.go).
+	targets ledgerTargets
+	clock   *netClock
+	trust   *logTrust
+	ar      *archiver // nil without an archive
+	pins    pins
 
 	// ready is true while this node is leader and has applied everything
 	// committed before its term (so ledger time and reads are current).
@@ -282,7 +284,7 @@ func New(cfg Config) (*Node, error) {
 	if rc.NoSnapshotRestoreOnStart, err = n.skipRestore(); err != nil {
 		return nil, err
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, raftLog{n.logs}, checkedStable{n.store}, n.snaps, cfg.Transport); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, raftLog{n.logs}, checkedStable{n.store}, n.snaps, wrapTransport(cfg.Transport, n.log)); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	// From now on a restore is a snapshot installed from the leader.
@@ -507,10 +509,12 @@ func (n *Node) Submit(ctx context.Context, txs [][]byte) ([]*statepb.TxResult, e
 	return n.prop.submit(ctx, txs)
 }
 
-// ReadIndex returns an index such that once a node has applied it, its
-// state reflects every write acknowledged before the call. Leader only: the
-// leader commits a barrier (proving it still leads) and returns what it has
-// applied. Concurrent callers share one barrier.
+// ReadIndex returns a ledger index such that once a node has applied it,
+// its state reflects every write acknowledged before the call. Leader
+// only: the leader confirms it still leads by a heartbeat round to a
+// quorum (no log entry) and returns LedgerTarget of the commit index it
+// had when the call arrived (readindex.go). Concurrent callers share one
+// confirmation.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	return n.reads.readIndex(ctx)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,7 +29,37 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 	})
 }
 
-type slogWriter struct{ l *slog.Logger }
+type slogWriter struct {
+	l *slog.Logger
+	// repeats rate-limits Raft's per-attempt errors about one peer
+	// (repeatWindow per message and peer), counting what it drops.
+	mu      sync.Mutex
+	repeats map[string]*repeat
+}
+
+type repeat struct {
+	last    time.Time
+	dropped int
+}
+
+// repeatWindow: a repeated error about one peer is logged at most once in
+// this long (with how many were dropped); a stopped peer used to give 76
+// ERROR lines in 30 s.
+const repeatWindow = 30 * time.Second
+
+// expected are Raft messages logged at ERROR for what happens on every
+// clean stop, leadership hand-over or restart of a peer: logged at INFO.
+var expected = []string{
+	"peer has newer term, stopping replication",
+	"failed to decode incoming command", // a peer closed its stream
+}
+
+// perAttempt are Raft messages repeated for every retry towards an
+// unreachable peer: WARN, rate-limited per peer.
+var perAttempt = []string{
+	"failed to make requestVote RPC", "failed to appendEntries to", "failed to heartbeat to",
+	"failed to contact", "failed to get log", "failed to send snapshot to",
+}
 
 func (w *slogWriter) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
@@ -54,12 +86,79 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 			}
 		}
 		slices.Sort(keys)
+		peer := ""
 		for _, k := range keys {
-			attrs = append(attrs, k, m[k])
+			v := m[k]
+			// Raft's server records ({ID, Address, Suffrage}) by the
+			// member's name: the ID is the node name, the address a
+			// peer id nobody reads.
+			if sv, ok := v.(map[string]any); ok {
+				if id, ok := sv["ID"].(string); ok {
+					v = id
+					if peer == "" {
+						peer = id
+					}
+				}
+			}
+			if k == "node" {
+				k = "raft_node" // "node" is this node's name on every line
+			}
+			attrs = append(attrs, k, v)
+		}
+		if level == slog.LevelError {
+			switch {
+			case hasPrefix(msg, expected):
+				level = slog.LevelInfo
+			case hasPrefix(msg, perAttempt):
+				level = slog.LevelWarn
+				n, ok := w.allow(msg, peer)
+				if !ok {
+					continue
+				}
+				if n > 0 {
+					attrs = append(attrs, "repeated", n, "window", repeatWindow.String())
+				}
+			}
 		}
 		w.l.Log(context.Background(), level, msg, attrs...)
 	}
 	return len(p), nil
+}
+
+func hasPrefix(msg string, list []string) bool {
+	for _, p := range list {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// allow reports whether msg about peer may be logged now, and how many
+// were dropped since the last one that was.
+func (w *slogWriter) allow(msg, peer string) (int, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.repeats == nil {
+		w.repeats = map[string]*repeat{}
+	}
+	k := msg + "\x00" + peer
+	r := w.repeats[k]
+	now := time.Now()
+	if r != nil && now.Sub(r.last) < repeatWindow {
+		r.dropped++
+		return 0, false
+	}
+	if r == nil {
+		if len(w.repeats) > 1024 {
+			clear(w.repeats)
+		}
+		r = &repeat{}
+		w.repeats[k] = r
+	}
+	n := r.dropped
+	r.last, r.dropped = now, 0
+	return n, true
 }
 
 // NewTransport builds Raft's network transport over a stream layer (libp2p

@@ -1,11 +1,9 @@
 package consensus
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -65,66 +63,6 @@ func (n *Node) await(f raft.Future) error {
 		return err
 	case <-n.stop:
 		return ErrStopped
-	}
-}
-
-// readIndexer shares one barrier among concurrent read-index requests. A
-// request only joins a barrier that starts after it arrived, which is what
-// makes the read linearizable.
-type readIndexer struct {
-	n       *Node
-	mu      sync.Mutex
-	waiting []chan readResult
-	running bool
-}
-
-type readResult struct {
-	index uint64
-	err   error
-}
-
-func newReadIndexer(n *Node) *readIndexer { return &readIndexer{n: n} }
-
-func (r *readIndexer) readIndex(ctx context.Context) (uint64, error) {
-	if !r.n.ready.Load() {
-		return 0, ErrNotLeader
-	}
-	ch := make(chan readResult, 1)
-	r.mu.Lock()
-	r.waiting = append(r.waiting, ch)
-	if !r.running {
-		r.running = true
-		go r.loop()
-	}
-	r.mu.Unlock()
-	select {
-	case res := <-ch:
-		return res.index, res.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-func (r *readIndexer) loop() {
-	for {
-		r.mu.Lock()
-		batch := r.waiting
-		r.waiting = nil
-		if len(batch) == 0 {
-			r.running = false
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
-		res := readResult{}
-		if err := r.n.raft.Barrier(r.n.cfg.ElectionTimeout * 5).Error(); err != nil {
-			res.err = mapApplyError(err)
-		} else {
-			res.index = r.n.AppliedIndex()
-		}
-		for _, ch := range batch {
-			ch <- res
-		}
 	}
 }
 

@@ -283,15 +283,8 @@ func (n *Node) ready() bool {
 	if st.LeaderID == "" {
 		return false
 	}
-	commit := st.CommitIndex
-	if st.LeaderID != n.cfg.Name {
-		lc, ok := n.members.polledCommit(st.LeaderID, readyPollAge)
-		if !ok {
-			return false
-		}
-		commit = max(commit, lc)
-	}
-	return st.Applied+readyLagEntries >= commit
+	lag, ok := n.applyLag(st)
+	return ok && lag <= readyLagEntries
 }
 
 // readyPollAge is how old the leader's polled status may be for ready.

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"strconv"
+	"time"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -13,8 +14,9 @@ import (
 	"github.com/dcep/dcep/state/statetest"
 )
 
-// TestReplayFromSnapshotEndingInBarrier: a linearizable read commits a
-// barrier, which never reaches the ledger, so a snapshot taken right after
+// TestReplayFromSnapshotEndingInBarrier: a barrier (a new leader's; reads
+// committed one each before they used leadership confirmation) never
+// reaches the ledger, so a snapshot taken right after
 // has a Raft index above the ledger's applied index. A replay from that
 // snapshot used to look up the state hash recorded at Raft's index, find
 // none and fail (INTERNAL, HTTP 500). Now it checks the snapshot at the
@@ -33,6 +35,9 @@ func TestReplayFromSnapshotEndingInBarrier(t *testing.T) {
 		t.Fatalf("linearizable read: %v %v", read, err)
 	}
 	cons := c.Node(leader).Consensus()
+	if err := cons.Raft().Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
 	if err := cons.Snapshot(); err != nil {
 		t.Fatal(err)
 	}

@@ -121,11 +121,27 @@ func (f *forwarder) send(batch []*forwardCall) {
 	defer hold.Stop()
 	ctx, cancel := context.WithTimeout(f.ctx, ms(f.n.cfg.Limits.SubmitTimeoutMs))
 	defer cancel()
+	// A leader change cancels the forward: the old leader may be stopped
+	// or cut off, and its answer would come (if ever) only at the
+	// timeout. The callers resubmit the same bytes to the new leader.
+	changed := f.n.leaders.next()
+	ctx, cancelOnChange := context.WithCancelCause(ctx)
+	defer cancelOnChange(nil)
+	go func() {
+		select {
+		case <-changed:
+			cancelOnChange(errLeaderChanged)
+		case <-ctx.Done():
+		}
+	}()
 	txs := make([][]byte, len(batch))
 	for i, c := range batch {
 		txs[i] = c.tx
 	}
 	res, err := f.n.forward(ctx, txs)
+	if err != nil && errors.Is(context.Cause(ctx), errLeaderChanged) {
+		err = fmt.Errorf("%w: %w (forward cancelled: %v)", consensus.ErrUnknownOutcome, errLeaderChanged, err)
+	}
 	if len(batch) > 1 && errors.Is(err, consensus.ErrOverloaded) {
 		// The leader's queue filled while taking the batch: some of it may
 		// be proposed. Only a lone transaction is known not to be, so the

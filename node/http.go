@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -9,9 +10,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
 )
@@ -31,22 +32,27 @@ func (n *Node) serve() error {
 		// bytes: gzip would cost more CPU than it saves bytes.
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
+		connect.WithCodec(protoNamesJSON{}),
 	)
-	mux.Handle(path, n.limits.middleware(h))
+	mux.Handle(path, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(h)))
 	// AuditService (audit.go) and the console (console.go): read-only.
 	apath, ah := nodepbconnect.NewAuditServiceHandler(auditAPI{n},
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
+		connect.WithCodec(protoNamesJSON{}),
 	)
-	mux.Handle(apath, n.limits.middleware(ah))
+	mux.Handle(apath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ah)))
 	// ProgrammableService (programmable_api.go): read-only.
 	ppath, ph := nodepbconnect.NewProgrammableServiceHandler(programmableAPI{n},
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
+		connect.WithCodec(protoNamesJSON{}),
 	)
-	mux.Handle(ppath, n.limits.middleware(ph))
+	mux.Handle(ppath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ph)))
+	// grpc.health.v1 (grpchealth.go): as /readyz, for gRPC tooling.
+	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
 	n.mountConsole(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
 	mux.HandleFunc("/healthz", n.healthz)
@@ -54,6 +60,11 @@ func (n *Node) serve() error {
 	mux.HandleFunc("/status", n.statusJSON)
 
 	l := n.listener // bound at the start of Start (listenAPI)
+	if n.cfg.TLSCert != "" {
+		if err := n.cert.load(n.cfg.Path(n.cfg.TLSCert), n.cfg.Path(n.cfg.TLSKey)); err != nil {
+			return err
+		}
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
@@ -69,7 +80,9 @@ func (n *Node) serve() error {
 	go func() {
 		var err error
 		if n.cfg.TLSCert != "" {
-			err = n.httpSrv.ServeTLS(l, n.cfg.Path(n.cfg.TLSCert), n.cfg.Path(n.cfg.TLSKey))
+			// The certificate comes from n.cert, which SIGHUP reloads.
+			n.httpSrv.TLSConfig = &tls.Config{GetCertificate: n.cert.get, MinVersion: tls.VersionTLS12}
+			err = n.httpSrv.ServeTLS(l, "", "")
 		} else {
 			err = n.httpSrv.Serve(l)
 		}
@@ -114,7 +127,7 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 
 // statusJSON is Status as plain JSON on GET, for curl and load balancers.
 func (n *Node) statusJSON(w http.ResponseWriter, r *http.Request) {
-	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.status())
+	raw, err := apiJSONMarshal.Marshal(n.status())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

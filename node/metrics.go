@@ -61,6 +61,13 @@ func newMetrics(n *Node) *metrics {
 	gauge("dcep_applied_index", "Last log index the ledger holds.", func() float64 { return float64(n.store.Meta().GetAppliedIndex()) })
 	gauge("dcep_ledger_time_seconds", "Ledger time at the applied index.", func() float64 { return float64(n.store.Meta().GetLedgerTimeMs()) / 1000 })
 	gauge("dcep_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.cons.Status().CommitIndex) })
+	gauge("dcep_apply_lag_entries", "Log indexes the ledger is behind what is committed, counting only entries the ledger applies (Raft's no-ops and barriers excluded); NaN while a follower has no recent leader commit index.", func() float64 {
+		lag, ok := n.applyLag(n.cons.Status())
+		if !ok {
+			return math.NaN()
+		}
+		return float64(lag)
+	})
 	gauge("dcep_raft_term", "Current Raft term.", func() float64 { return float64(n.cons.Status().Term) })
 	gauge("dcep_raft_leader", "1 if this node is the ready leader.", func() float64 { return b2f(n.cons.IsReadyLeader()) })
 	gauge("dcep_offline_incidents", "Offline-payment incidents recorded on the ledger (docs/offline.md); the dashboard and alerts watch it rise.", func() float64 {

@@ -406,3 +406,7 @@ func (n *Node) sampleClocks(ctx context.Context) {
 
 // errRetry marks failures where resubmitting the same bytes is the cure.
 var errRetry = errors.New("retry")
+
+// errLeaderChanged: a forward was cancelled because the leader changed
+// while it was in flight; its outcome is unknown and it is re-sent.
+var errLeaderChanged = errors.New("leader changed")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/dcep/dcep/consensus"
 	"github.com/dcep/dcep/state/statepb"
 )
@@ -54,7 +56,13 @@ func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error
 func (n *Node) commit(ctx context.Context, id [32]byte, raw []byte) (*statepb.TxResult, error) {
 	backoff := 20 * time.Millisecond
 	var last error
+	// mayBeOurs: an attempt of this call may have been recorded (its
+	// outcome was lost: a leader change, a cut connection). A later answer
+	// "already recorded" may then be that attempt's own outcome, which is
+	// not a duplicate for the client (docs/api.md, "Outcomes and errors").
+	mayBeOurs := false
 	for {
+		changed := n.leaders.next()
 		var res *statepb.TxResult
 		var err error
 		if n.cons.IsReadyLeader() {
@@ -66,6 +74,10 @@ func (n *Node) commit(ctx context.Context, id [32]byte, raw []byte) (*statepb.Tx
 			res, err = n.fwd.forward(ctx, raw)
 		}
 		if err == nil {
+			if mayBeOurs && res.GetDuplicate() {
+				res = proto.CloneOf(res)
+				res.Duplicate = false
+			}
 			return res, nil
 		}
 		if errors.Is(err, consensus.ErrOverloaded) {
@@ -78,17 +90,22 @@ func (n *Node) commit(ctx context.Context, id [32]byte, raw []byte) (*statepb.Tx
 			return nil, apiError(CodeInternal, "%v", err)
 		}
 		last = err
+		mayBeOurs = mayBeOurs || !(errors.Is(err, consensus.ErrNoLeader) || errors.Is(err, consensus.ErrNotLeader))
 		if rec, err := n.store.Tx(id[:]); err == nil {
 			res := rec.GetResult()
-			res.Duplicate = true
+			res.Duplicate = !mayBeOurs
 			return res, nil
 		}
 		select {
 		case <-ctx.Done():
 			return nil, n.deadlineError(last)
+		case <-changed:
+			// A new leader (or none): try again at once, not after the
+			// backoff, so the client's answer follows the election.
+			backoff = 20 * time.Millisecond
 		case <-time.After(backoff):
+			backoff = min(2*backoff, 500*time.Millisecond)
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 

@@ -219,6 +219,13 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	// libp2p backs off dialling an address that failed (5 s, growing):
+	// a member that restarts would be unreachable for Raft that long
+	// after it listens again. Raft retries with its own backoff, and the
+	// address is a member's, so libp2p's is dropped.
+	if sw, ok := s.h.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
+	}
 	c, err := gostream.Dial(ctx, s.h.host, p, RaftProtocol)
 	if err != nil {
 		if errors.Is(err, swarm.ErrGaterDisallowedConnection) {

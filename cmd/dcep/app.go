@@ -73,10 +73,9 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
   dcep exchange --bank icbc --to alice --amount 500
   dcep pay --from alice --to luckin --amount 88.50 --memo "two lattes"
   dcep --json balance alice`,
-		Version:           version,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.resolve(cmd)
 		},

@@ -42,6 +42,8 @@ const (
 	codeOutcomeUnknown = "OUTCOME_UNKNOWN"
 	codeBadResponse    = "BAD_RESPONSE"
 	codeNotReady       = "NOT_READY"
+	codeNoLeader       = "NO_LEADER"
+	codeNoQuorum       = "NO_QUORUM" // also the node API's code
 	codeInvariant      = "SUPPLY_INVARIANT_BROKEN"
 	codeInterrupted    = "INTERRUPTED"
 	codeError          = "ERROR"

@@ -23,20 +23,39 @@ type nodeJSON struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	Ready        bool   `json:"ready"`
 	AgeMs        int64  `json:"age_ms"`
+	// Reachable: the answering node heard from this one within
+	// staleAfter (always true for the answering node). An unreachable
+	// node's other fields are its last answer, and it is not counted
+	// ready whatever that said.
+	Reachable    bool   `json:"reachable"`
+	LedgerTimeMs int64  `json:"ledger_time_ms,omitempty"`
+	LedgerTime   string `json:"ledger_time,omitempty"`
 	API          string `json:"api,omitempty"`
 	Error        string `json:"error,omitempty"`
 }
 
 type statusJSON struct {
-	Node    string     `json:"node"`
-	URL     string     `json:"url"`
-	ChainID string     `json:"chain_id"`
-	Leader  string     `json:"leader"`
-	Term    uint64     `json:"term"`
-	Ready   int        `json:"ready"`
-	Total   int        `json:"total"`
-	Nodes   []nodeJSON `json:"nodes"`
+	Node    string `json:"node"`
+	URL     string `json:"url"`
+	ChainID string `json:"chain_id"`
+	Leader  string `json:"leader"`
+	Term    uint64 `json:"term"`
+	Ready   int    `json:"ready"`
+	Total   int    `json:"total"`
+	// Voters and VotersReachable: a quorum is more than half the voters.
+	Voters          int  `json:"voters"`
+	VotersReachable int  `json:"voters_reachable"`
+	Quorum          bool `json:"quorum"`
+	// LedgerTime is the answering node's ledger time at its applied index.
+	LedgerTimeMs int64      `json:"ledger_time_ms"`
+	LedgerTime   string     `json:"ledger_time"`
+	Nodes        []nodeJSON `json:"nodes"`
 }
+
+// staleAfter is how old a peer's last answer may be before status calls
+// the peer unreachable: nodes poll each other every second, so three
+// missed polls.
+const staleAfter = 3 * time.Second
 
 func (a *app) statusCmd() *cobra.Command {
 	var wait time.Duration
@@ -45,7 +64,15 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show every node: role, Raft state, leader, term, applied index, readiness",
 		Long: `status asks --node for its own status and for what it last heard from each
 of its peers (nodes poll each other every second; AGE is how old that answer is).
-With --wait it waits until a leader is known and every node is ready.`,
+A peer not heard from for 3 s, or whose last poll failed, is shown as
+UNREACHABLE with its last answer's age, and is not counted ready.
+With --wait it waits until a leader is known and every node is ready.
+
+Exit status: 0 when a leader is known and a quorum of voters is reachable
+(some nodes may still be unready or unreachable: see READY); 3 (NO_LEADER or
+NO_QUORUM) when the network has no leader or fewer than a quorum of voters
+answer — the table is printed first; 3 (NOT_READY) with --wait if not every
+node is ready in time; 3 (NODE_UNREACHABLE) if --node does not answer.`,
 		Example: `  dcep status
   dcep status --wait 30s
   dcep --node http://127.0.0.1:8108 --json status`,
@@ -73,6 +100,12 @@ With --wait it waits until a leader is known and every node is ready.`,
 			if wait > 0 && (out.Ready < out.Total || out.Leader == "") {
 				return fail(exitNetwork, codeNotReady, "%d of %d nodes ready after %v", out.Ready, out.Total, wait)
 			}
+			if !out.Quorum {
+				return fail(exitNetwork, codeNoQuorum, "only %d of %d voters reachable: no quorum, nothing can commit", out.VotersReachable, out.Voters)
+			}
+			if out.Leader == "" {
+				return fail(exitNetwork, codeNoLeader, "no leader known to %s: nothing can commit until one is elected", out.Node)
+			}
 			return nil
 		}),
 	}
@@ -90,18 +123,13 @@ func (a *app) status(ctx context.Context) (*statusJSON, error) {
 		return nil, err
 	}
 	self := st.GetNode()
-	out := &statusJSON{Node: self.GetName(), URL: a.node, ChainID: self.GetChainId(), Leader: self.GetLeader(), Term: self.GetTerm()}
-	out.Nodes = append(out.Nodes, nodeOut(self, 0, ""))
+	out := &statusJSON{Node: self.GetName(), URL: a.node, ChainID: self.GetChainId(), Leader: self.GetLeader(), Term: self.GetTerm(),
+		LedgerTimeMs: self.GetLedgerTimeMs(), LedgerTime: ledgerTime(self.GetLedgerTimeMs())}
+	me := nodeOut(self, 0, "")
+	me.Reachable = true
+	out.Nodes = append(out.Nodes, me)
 	for _, p := range st.GetPeers() {
-		if s := p.GetStatus(); s != nil {
-			n := nodeOut(s, p.GetAgeMs(), p.GetError())
-			if !p.GetConnected() && n.Error == "" {
-				n.Error = "not connected"
-			}
-			out.Nodes = append(out.Nodes, n)
-			continue
-		}
-		out.Nodes = append(out.Nodes, nodeJSON{Name: p.GetName(), Role: roleName(p.GetRole()), Error: p.GetError()})
+		out.Nodes = append(out.Nodes, peerOut(p))
 	}
 	sort.SliceStable(out.Nodes[1:], func(i, j int) bool {
 		x, y := out.Nodes[1+i], out.Nodes[1+j]
@@ -111,18 +139,66 @@ func (a *app) status(ctx context.Context) (*statusJSON, error) {
 		return x.Name < y.Name
 	})
 	out.Total = len(out.Nodes)
+	leaderReachable := false
 	for _, n := range out.Nodes {
 		if n.Ready {
 			out.Ready++
 		}
+		if n.Role == roleName(statepb.NodeRole_NODE_ROLE_VOTER) {
+			out.Voters++
+			if n.Reachable {
+				out.VotersReachable++
+			}
+		}
+		leaderReachable = leaderReachable || (n.Name == out.Leader && n.Reachable)
+	}
+	out.Quorum = out.VotersReachable > out.Voters/2
+	if !leaderReachable {
+		// The answering node still names a leader it cannot reach (Raft
+		// forgets a leader only after an election timeout).
+		out.Leader = ""
 	}
 	return out, nil
+}
+
+// peerOut is a peer as the answering node last heard it: unreachable (and
+// not ready) if that answer is older than staleAfter or the last poll
+// failed.
+func peerOut(p *nodepb.PeerStatus) nodeJSON {
+	s := p.GetStatus()
+	if s == nil {
+		return nodeJSON{Name: p.GetName(), Role: roleName(p.GetRole()), Error: "unreachable: " + p.GetError()}
+	}
+	n := nodeOut(s, p.GetAgeMs(), p.GetError())
+	n.Reachable = p.GetConnected() && p.GetError() == "" && time.Duration(p.GetAgeMs())*time.Millisecond <= staleAfter
+	if !n.Reachable {
+		n.Ready = false
+		why := p.GetError()
+		if why == "" && !p.GetConnected() {
+			why = "not connected"
+		}
+		if why == "" {
+			why = "no answer"
+		}
+		n.Error = fmt.Sprintf("unreachable: %s; last heard %s ago", why, ago(p.GetAgeMs()))
+	}
+	return n
+}
+
+// ledgerTime renders ledger time (Unix ms) in UTC, "" before the first
+// stamped entry.
+func ledgerTime(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
 
 func nodeOut(s *nodepb.NodeStatus, ageMs int64, errText string) nodeJSON {
 	return nodeJSON{
 		Name: s.GetName(), Role: roleName(s.GetRole()), RaftState: s.GetRaftState(), Leader: s.GetLeader(), Term: s.GetTerm(),
 		AppliedIndex: s.GetAppliedIndex(), CommitIndex: s.GetCommitIndex(), Ready: s.GetReady(), AgeMs: ageMs,
+		LedgerTimeMs: s.GetLedgerTimeMs(), LedgerTime: ledgerTime(s.GetLedgerTimeMs()),
 		API: s.GetApiAddr(), Error: errText,
 	}
 }
@@ -147,20 +223,34 @@ func writeStatus(w io.Writer, s *statusJSON) {
 			ready = "yes"
 		}
 		if n.RaftState == "" {
-			t.add(n.Name, n.Role, "-", "-", "-", "-", "-", ready, "-", "-", n.Error)
+			t.add(n.Name, n.Role, "UNREACHABLE", "-", "-", "-", "-", ready, "-", "-", n.Error)
 			continue
+		}
+		raft := n.RaftState
+		if !n.Reachable {
+			// Its last answer, shown for what it was, not as current.
+			raft = "UNREACHABLE"
+			age += " (old)"
 		}
 		leader := n.Leader
 		if leader == "" {
 			leader = "(none)"
 		}
-		t.add(n.Name, n.Role, n.RaftState, leader, fmt.Sprint(n.Term), fmt.Sprint(n.AppliedIndex), fmt.Sprint(n.CommitIndex), ready, age, n.API, n.Error)
+		t.add(n.Name, n.Role, raft, leader, fmt.Sprint(n.Term), fmt.Sprint(n.AppliedIndex), fmt.Sprint(n.CommitIndex), ready, age, n.API, n.Error)
 	}
 	t.write(w)
 	leader := s.Leader
 	if leader == "" {
 		leader = "none known"
 	}
-	fmt.Fprintf(w, "\nnetwork %s: leader %s, term %d; %d of %d nodes ready (answered by %s at %s)\n",
-		s.ChainID, leader, s.Term, s.Ready, s.Total, s.Node, s.URL)
+	fmt.Fprintf(w, "\nnetwork %s: leader %s, term %d; %d of %d nodes ready; %d of %d voters reachable (answered by %s at %s)\n",
+		s.ChainID, leader, s.Term, s.Ready, s.Total, s.VotersReachable, s.Voters, s.Node, s.URL)
+	if s.LedgerTime != "" {
+		fmt.Fprintf(w, "ledger time %s (at %s's applied index)\n", s.LedgerTime, s.Node)
+	}
+	if !s.Quorum {
+		fmt.Fprintf(w, "NO QUORUM: fewer than %d of %d voters reachable; nothing can commit\n", s.Voters/2+1, s.Voters)
+	} else if s.Leader == "" {
+		fmt.Fprintln(w, "NO LEADER: nothing can commit until one is elected")
+	}
 }

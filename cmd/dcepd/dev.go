@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -81,6 +82,17 @@ func runDev(dir string, p2pPort, apiPort int, guaranteeFen uint64) error {
 		fundDevGuarantees(dir, net, guaranteeFen)
 	}
 	fmt.Println("network ready. Ctrl-C stops it; its state stays in", dir)
+	// SIGHUP (a closed terminal, a log rotation) must not stop the network.
+	hup := hangups()
+	go func() {
+		for range hup {
+			for _, n := range nodes {
+				if err := n.ReloadTLS(); err != nil {
+					fmt.Println("SIGHUP: TLS certificate not reloaded:", err)
+				}
+			}
+		}
+	}()
 	waitSignal()
 	fmt.Println("stopping...")
 	return closeNodes(nodes...)
@@ -127,7 +139,7 @@ func startDevNode(nn netgen.NetworkNode, logDir string) (*node.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, err := newLogger(f, cfg.Log)
+	log, err := newLogger(f, cfg.Log, new(slog.LevelVar))
 	if err != nil {
 		return nil, err
 	}

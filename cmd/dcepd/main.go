@@ -69,7 +69,8 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(os.Stderr, cfg.Log)
+			level := new(slog.LevelVar)
+			log, err := newLogger(os.Stderr, cfg.Log, level)
 			if err != nil {
 				return err
 			}
@@ -85,15 +86,23 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			select {
-			case <-signalled():
-				log.Info("shutting down")
-			case <-n.Fatal():
-				if errors.Is(n.FatalErr(), node.ErrRemoved) {
-					log.Warn("shutting down: removed from the network", "error", n.FatalErr())
-					break
+			stop, hup := signalled(), hangups()
+		wait:
+			for {
+				select {
+				case <-hup:
+					reload(log, cfgPath, level, n)
+					continue
+				case <-stop:
+					log.Info("shutting down")
+				case <-n.Fatal():
+					if errors.Is(n.FatalErr(), node.ErrRemoved) {
+						log.Warn("shutting down: removed from the network", "error", n.FatalErr())
+						break wait
+					}
+					log.Error("shutting down: the node cannot go on", "error", n.FatalErr())
 				}
-				log.Error("shutting down: the node cannot go on", "error", n.FatalErr())
+				break
 			}
 			err = closeNodes(n)
 			if errors.Is(err, node.ErrRemoved) {
@@ -198,9 +207,36 @@ func loadNodeKey(cfg *node.Config) (crypto.Signer, error) {
 	return key, nil
 }
 
-// newLogger builds the node's slog logger from its log config.
-func newLogger(w io.Writer, c node.LogConfig) (*slog.Logger, error) {
-	var level slog.Level
+// hangups delivers SIGHUP (which would otherwise end the process).
+func hangups() <-chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch
+}
+
+// reload is SIGHUP: the config file is read again for log.level, and the
+// API's TLS certificate and key are read again from their files. Nothing
+// else changes without a restart; a bad file is logged and the old
+// setting kept. The node never stops on SIGHUP.
+func reload(log *slog.Logger, cfgPath string, level *slog.LevelVar, nodes ...*node.Node) {
+	log.Info("SIGHUP: reloading log level and TLS certificates")
+	if cfg, err := node.LoadConfig(cfgPath); err != nil {
+		log.Warn("SIGHUP: config not reloaded; keeping the old log level", "error", err)
+	} else if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		log.Warn("SIGHUP: bad log.level; keeping the old one", "level", cfg.Log.Level)
+	} else {
+		log.Info("SIGHUP: log level set", "level", level.Level().String())
+	}
+	for _, n := range nodes {
+		if err := n.ReloadTLS(); err != nil {
+			log.Warn("SIGHUP: TLS certificate not reloaded; keeping the old one", "error", err)
+		}
+	}
+}
+
+// newLogger builds the node's slog logger from its log config; level is
+// set from it and may be changed later (SIGHUP).
+func newLogger(w io.Writer, c node.LogConfig, level *slog.LevelVar) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)
 	}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,7 +223,7 @@ func writeNode(dir string, keys *keystore.Store, o Options, i int, name string) 
 	}
 	cfg := node.Config{
 		Name: name, DataDir: "data", Genesis: "../../genesis.json", NodeKey: "keys/node.key",
-		P2PListen: []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", o.P2PPort+off)}, APIListen: api,
+		P2PListen: []string{p2pListen(bind, o.P2PPort+off)}, APIListen: api,
 		Raft: o.Raft, Limits: o.Limits, StateCacheMB: o.StateCacheMB,
 	}
 	if err := cfg.Validate(); err != nil { // fills defaults, so the file shows them
@@ -238,6 +239,20 @@ func writeNode(dir string, keys *keystore.Store, o Options, i int, name string) 
 	}
 	member := &statepb.Node{Name: name, Role: role, PublicKey: k.Public(), Addrs: []string{p2pAddr}, Operator: operator, OperatorKey: operatorKey}
 	return NetworkNode{Name: name, Role: roleLabel(role), API: "http://" + api, P2P: p2pAddr, Config: cfgPath}, member, nil
+}
+
+// p2pListen is where a node's libp2p listens: the address its API binds
+// (its --hosts entry, or APIBind), so a loopback network listens on
+// loopback only; all interfaces only when that address is not an IP.
+func p2pListen(bind string, port int) string {
+	ip := net.ParseIP(bind)
+	switch {
+	case ip == nil:
+		return fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port)
+	case ip.To4() == nil:
+		return fmt.Sprintf("/ip6/%s/tcp/%d", ip, port)
+	}
+	return fmt.Sprintf("/ip4/%s/tcp/%d", ip, port)
 }
 
 func roleLabel(r statepb.NodeRole) string {
