@@ -3,8 +3,8 @@ package node_test
 import (
 	"context"
 	"strconv"
-	"time"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
