@@ -39,30 +39,3 @@ func TestBodyLimitAndContentType(t *testing.T) {
 		t.Errorf("valid request refused: %d %q", code, body)
 	}
 }
-
-// TestStatusJSONOneEncoding (issue 16, defect 5): GET /status and the
-// Connect JSON Status answer use the same field names (the .proto names).
-func TestStatusJSONOneEncoding(t *testing.T) {
-	c := nodetest.New(t, nodetest.Options{Voters: 1})
-	c.StartAll()
-	c.WaitLeader()
-	base := c.URL(c.Names[0])
-	get, err := http.Get(base + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := io.ReadAll(get.Body)
-	get.Body.Close()
-	post, err := http.Post(base+nodepbconnect.LedgerServiceStatusProcedure, "application/json", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := io.ReadAll(post.Body)
-	post.Body.Close()
-	for _, key := range []string{`"applied_index"`, `"commit_index"`, `"raft_state"`, `"chain_id"`} {
-		if !strings.Contains(string(g), key) || !strings.Contains(string(p), key) {
-			t.Errorf("key %s: GET /status has it %v, Connect JSON Status %v\nGET: %.300s\nPOST: %.300s",
-				key, strings.Contains(string(g), key), strings.Contains(string(p), key), g, p)
-		}
-	}
-}

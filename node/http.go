@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/grpchealth"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
 )
@@ -32,7 +33,6 @@ func (n *Node) serve() error {
 		// bytes: gzip would cost more CPU than it saves bytes.
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
-		connect.WithCodec(protoNamesJSON{}),
 	)
 	mux.Handle(path, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(h)))
 	// AuditService (audit.go) and the console (console.go): read-only.
@@ -40,7 +40,6 @@ func (n *Node) serve() error {
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
-		connect.WithCodec(protoNamesJSON{}),
 	)
 	mux.Handle(apath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ah)))
 	// ProgrammableService (programmable_api.go): read-only.
@@ -48,7 +47,6 @@ func (n *Node) serve() error {
 		connect.WithReadMaxBytes(n.cfg.Limits.MaxRequestBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(n.metrics.interceptor(), policyInterceptor{n}),
-		connect.WithCodec(protoNamesJSON{}),
 	)
 	mux.Handle(ppath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ph)))
 	// grpc.health.v1 (grpchealth.go): as /readyz, for gRPC tooling.
@@ -127,7 +125,7 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 
 // statusJSON is Status as plain JSON on GET, for curl and load balancers.
 func (n *Node) statusJSON(w http.ResponseWriter, r *http.Request) {
-	raw, err := apiJSONMarshal.Marshal(n.status())
+	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.status())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
