@@ -9,6 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/nodepb"
 	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
@@ -37,9 +38,17 @@ func TestOutcomeStreamsCappedPerAddress(t *testing.T) {
 	}
 	// open starts a stream and waits for its first block (the slot is held
 	// from then on), or returns the refusal.
+	// Outcome streams are for institutions (the API's policy): icbc's.
+	icbc := c.BankIdentity("icbc")
+	tok, err := token.Mint(icbc.Key, icbc.Subject, c.Net.Genesis.GetChainId(), leader, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	open := func(ip string) (cancel func(), err error) {
 		sctx, scancel := context.WithCancel(ctx)
-		s, err := from(ip).StreamOutcomes(sctx, connect.NewRequest(&nodepb.StreamOutcomesRequest{FromIndex: 1}))
+		req := connect.NewRequest(&nodepb.StreamOutcomesRequest{FromIndex: 1})
+		req.Header().Set("Authorization", "Bearer "+tok)
+		s, err := from(ip).StreamOutcomes(sctx, req)
 		if err != nil {
 			scancel()
 			return nil, err
@@ -63,7 +72,7 @@ func TestOutcomeStreamsCappedPerAddress(t *testing.T) {
 		}
 		held = append(held, f)
 	}
-	_, err := open("127.0.0.1")
+	_, err = open("127.0.0.1")
 	wantCode(t, err, connect.CodeResourceExhausted, node.CodeRateLimited)
 	t.Logf("third stream from one address: %v", err)
 	f, err := open("127.0.0.2")

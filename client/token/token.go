@@ -92,7 +92,8 @@ func ParseSubject(sub string) (Subject, error) {
 	return Subject{Kind: kind, ID: id}, nil
 }
 
-// Audience is the aud claim of a token for node of chain.
+// Audience is the aud claim of a token for node of chain: CHAIN/NODE (a
+// verifier splits at the last "/", so a chain id may contain one).
 func Audience(chainID, node string) string { return chainID + "/" + node }
 
 // Mint makes a token for sub, signed with key, for node of chain, valid from
@@ -195,7 +196,14 @@ func (v *Verifier) checkClaims(c *jwt.RegisteredClaims) error {
 	if len(c.Audience) != 1 {
 		return fmt.Errorf("%w: aud has %d values (want one, %q)", ErrMalformed, len(c.Audience), Audience(v.ChainID, v.Node))
 	}
-	chain, node, ok := strings.Cut(c.Audience[0], "/")
+	// The node name is what follows the last "/": node names are IDs (no
+	// "/"), while a chain id may hold one.
+	i := strings.LastIndexByte(c.Audience[0], '/')
+	ok := i > 0
+	var chain, node string
+	if ok {
+		chain, node = c.Audience[0][:i], c.Audience[0][i+1:]
+	}
 	switch {
 	case !ok:
 		return fmt.Errorf("%w: aud %q is not CHAIN/NODE", ErrMalformed, c.Audience[0])

@@ -109,3 +109,20 @@ func FuzzParse(f *testing.F) {
 		t.Fatalf("error without a sentinel: %v", err)
 	})
 }
+
+// TestChainIDWithSlash: a chain id may hold "/" (a test network names its
+// chain after a subtest); the audience still names chain and node apart,
+// and a token for the parent chain's node is refused.
+func TestChainIDWithSlash(t *testing.T) {
+	alice := token.Subject{Kind: token.KindWallet, ID: "alice"}
+	v := verifier()
+	v.ChainID = "dcep-test/a_year_ahead"
+	if _, err := v.Parse(mint(t, alice.String(), alice, "dcep-test/a_year_ahead", "icbc", now, 0)); err != nil {
+		t.Fatalf("chain with a slash: %v", err)
+	}
+	parent := verifier()
+	parent.ChainID = "dcep-test"
+	if _, err := parent.Parse(mint(t, alice.String(), alice, "dcep-test/a_year_ahead", "icbc", now, 0)); !errors.Is(err, token.ErrWrongChain) {
+		t.Fatalf("the subtest's token at the parent chain's node: %v", err)
+	}
+}
