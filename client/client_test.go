@@ -458,7 +458,7 @@ func TestOutcomesResume(t *testing.T) {
 
 // TestProtocols: the client works over HTTP/1.1 (default), h2c and gRPC.
 func TestProtocols(t *testing.T) {
-	tn := startNet(t, 1, 0)
+	tn := startNet(t, 1, 1) // the regulator reads a missing wallet as NOT_FOUND
 	for name, opt := range map[string]client.Option{"http1": client.WithTimeout(5 * time.Second), "h2c": client.WithH2C(), "grpc": client.WithGRPC()} {
 		c := tn.clientAt(t, tn.URL("pboc"), opt)
 		ctx := ctxT(t)
