@@ -1,6 +1,10 @@
 package node
 
-import "time"
+import (
+	"time"
+
+	"github.com/dcep/dcep/node/accesslog"
+)
 
 // ConfirmSnapshot is the check a node runs before it swaps in a snapshot
 // the leader sent (snapshot_confirm.go), for tests.
@@ -14,4 +18,9 @@ func SetConfirmSnapshotTimeout(d time.Duration) time.Duration {
 	prev := confirmSnapshotTimeout
 	confirmSnapshotTimeout = d
 	return prev
+}
+
+// AccessRecords queries a node's access log, for tests.
+func AccessRecords(n *Node, f accesslog.Filter) ([]accesslog.Record, error) {
+	return n.access.Query(f)
 }

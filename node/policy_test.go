@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	memoseal "github.com/dcep/dcep/client/memo"
 	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/node"
+	"github.com/dcep/dcep/node/accesslog"
 	"github.com/dcep/dcep/node/nodepb"
 	pc "github.com/dcep/dcep/node/nodepb/nodepbconnect"
 	"github.com/dcep/dcep/node/nodetest"
@@ -99,6 +101,9 @@ var allRoles = []string{roleHolder, roleOtherHolder, roleOwnBank, roleOtherBank,
 type policyCall struct {
 	parties []string
 	call    func(ctx context.Context, cl *client.Client) error
+	// aboutAlice: the call reads alice's wallet (or a record whose first
+	// party she is), so the access log records it under her.
+	aboutAlice bool
 }
 
 func set(roles ...string) map[string]bool {
@@ -172,54 +177,54 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 		pc.LedgerServiceSubmitProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().Submit(ctx, connect.NewRequest(&nodepb.SubmitRequest{Tx: pay}))
 			return err
-		}},
+		}, false},
 		pc.LedgerServiceGetTxProcedure: {[]string{roleHolder, roleOwnBank}, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.API().GetTx(ctx, connect.NewRequest(&nodepb.GetTxRequest{TxId: payID[:], Read: ro}))
 			if err == nil && r.Msg.GetBody().GetTransfer().GetFromWalletId() != "alice" {
 				return errors.New("GetTx: not alice's payment")
 			}
 			return err
-		}},
+		}, true},
 		pc.LedgerServiceGetWalletProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.API().GetWallet(ctx, connect.NewRequest(&nodepb.GetWalletRequest{WalletId: "alice", Read: ro}))
 			if err == nil && r.Msg.GetWallet().GetBalanceFen() != 990*yuan {
 				return errors.New("GetWallet: wrong balance")
 			}
 			return err
-		}},
+		}, true},
 		pc.LedgerServiceListWalletsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.API().ListWallets(ctx, connect.NewRequest(&nodepb.ListWalletsRequest{Read: ro}))
 			if err == nil && len(r.Msg.GetWallets()) < 5 {
 				return errors.New("ListWallets: too few")
 			}
 			return err
-		}},
+		}, false},
 		pc.LedgerServiceListUnspentProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.API().ListUnspent(ctx, connect.NewRequest(&nodepb.ListUnspentRequest{WalletId: "alice", Read: ro}))
 			if err == nil && len(r.Msg.GetUnspent()) != 1 {
 				return errors.New("ListUnspent: want alice's change")
 			}
 			return err
-		}},
+		}, true},
 		pc.LedgerServiceHistoryProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.API().History(ctx, connect.NewRequest(&nodepb.HistoryRequest{WalletId: "alice", Read: ro}))
 			if err == nil && len(r.Msg.GetEntries()) == 0 {
 				return errors.New("History: empty")
 			}
 			return err
-		}},
+		}, true},
 		pc.LedgerServiceSupplyProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().Supply(ctx, connect.NewRequest(&nodepb.SupplyRequest{Audit: true, Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.LedgerServiceStatusProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().Status(ctx, connect.NewRequest(&nodepb.StatusRequest{}))
 			return err
-		}},
+		}, false},
 		pc.LedgerServiceGetGenesisProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().GetGenesis(ctx, connect.NewRequest(&nodepb.GetGenesisRequest{}))
 			return err
-		}},
+		}, false},
 		pc.LedgerServiceStreamOutcomesProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			s, err := cl.API().StreamOutcomes(ctx, connect.NewRequest(&nodepb.StreamOutcomesRequest{FromIndex: 1}))
 			if err != nil {
@@ -230,127 +235,134 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 				return s.Err()
 			}
 			return nil
-		}},
+		}, false},
 		// No purse, settlement or offline transaction exists: a regulator
 		// is told NOT_FOUND, everyone else what it would be told of one it
 		// may not read.
 		pc.LedgerServiceGetPurseProcedure: {[]string{}, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().GetPurse(ctx, connect.NewRequest(&nodepb.GetPurseRequest{PurseId: noID, Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, false},
 		pc.LedgerServiceGetSettlementProcedure: {[]string{}, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().GetSettlement(ctx, connect.NewRequest(&nodepb.GetSettlementRequest{PaymentHash: noID, Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, false},
 		pc.LedgerServiceGetOfflineTxProcedure: {[]string{}, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().GetOfflineTx(ctx, connect.NewRequest(&nodepb.GetOfflineTxRequest{TxId: noID, Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, false},
 		pc.LedgerServiceListIncidentsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().ListIncidents(ctx, connect.NewRequest(&nodepb.ListIncidentsRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.LedgerServiceListRevocationsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().ListRevocations(ctx, connect.NewRequest(&nodepb.ListRevocationsRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.LedgerServiceGetOfflineDebtProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.API().GetOfflineDebt(ctx, connect.NewRequest(&nodepb.GetOfflineDebtRequest{WalletId: "alice", Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, true},
 		pc.AuditServiceSupplyProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Supply(ctx, connect.NewRequest(&nodepb.AuditSupplyRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceLargePaymentsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().LargePayments(ctx, connect.NewRequest(&nodepb.LargePaymentsRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceBankActivityProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().BankActivity(ctx, connect.NewRequest(&nodepb.BankActivityRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceFrozenWalletsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().FrozenWallets(ctx, connect.NewRequest(&nodepb.FrozenWalletsRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceIncidentsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Incidents(ctx, connect.NewRequest(&nodepb.IncidentsRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceOfflineProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Offline(ctx, connect.NewRequest(&nodepb.OfflineRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceCampaignsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Campaigns(ctx, connect.NewRequest(&nodepb.CampaignsRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceDivergenceProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Divergence(ctx, connect.NewRequest(&nodepb.DivergenceRequest{}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceReplayProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Replay(ctx, connect.NewRequest(&nodepb.ReplayRequest{}))
 			return err
-		}},
+		}, false},
 		pc.AuditServiceAccessLogProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.Audit().AccessLog(ctx, connect.NewRequest(&nodepb.AccessLogRequest{Wallet: "alice"}))
 			if err == nil && r.Msg.GetNode() == "" {
 				return errors.New("AccessLog: no node named")
 			}
 			return err
-		}},
+		}, false},
 		pc.AuditServiceOverviewProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Overview(ctx, connect.NewRequest(&nodepb.OverviewRequest{}))
 			return err
-		}},
+		}, false},
 		pc.ProgrammableServiceGetCampaignProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Programmable().GetCampaign(ctx, connect.NewRequest(&nodepb.GetCampaignRequest{CampaignId: "none", Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, false},
 		pc.ProgrammableServiceListCampaignsProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Programmable().ListCampaigns(ctx, connect.NewRequest(&nodepb.ListCampaignsRequest{Read: ro}))
 			return err
-		}},
+		}, false},
 		// No campaign: NOT_FOUND to everyone (campaigns are public).
 		pc.ProgrammableServiceListEnrolmentsProcedure: {allRoles, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Programmable().ListEnrolments(ctx, connect.NewRequest(&nodepb.ListEnrolmentsRequest{CampaignId: "none", Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, false},
 		pc.ProgrammableServiceListWinnersProcedure: {allRoles, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Programmable().ListWinners(ctx, connect.NewRequest(&nodepb.ListWinnersRequest{CampaignId: "none", Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, false},
 		pc.ProgrammableServiceCheckEligibilityProcedure: {alice, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Programmable().CheckEligibility(ctx, connect.NewRequest(&nodepb.CheckEligibilityRequest{CampaignId: "none", WalletId: "alice", Read: ro}))
 			return notFoundOK(err)
-		}},
+		}, true},
 		pc.ProgrammableServiceGetSubWalletProcedure: {sub, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.Programmable().GetSubWallet(ctx, connect.NewRequest(&nodepb.GetSubWalletRequest{SubWalletId: "alice.jd", Read: ro}))
 			if err == nil && r.Msg.GetSubWallet().GetPlatformWalletId() != "jd" {
 				return errors.New("GetSubWallet: not pushed to jd")
 			}
 			return err
-		}},
+		}, false},
 		pc.ProgrammableServiceGetPaymentProcedure: {merchant, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.Programmable().GetPayment(ctx, connect.NewRequest(&nodepb.GetPaymentRequest{MerchantWalletId: "m1", TxId: payID[:], Read: ro}))
 			if err == nil && r.Msg.GetPayment().GetAmountFen() != 10*yuan {
 				return errors.New("GetPayment: wrong amount")
 			}
 			return err
-		}},
+		}, false},
 		pc.ProgrammableServiceListPaymentsProcedure: {merchant, func(ctx context.Context, cl *client.Client) error {
 			r, err := cl.Programmable().ListPayments(ctx, connect.NewRequest(&nodepb.ListPaymentsRequest{MerchantWalletId: "m1", Read: ro}))
 			if err == nil && len(r.Msg.GetPayments()) != 1 {
 				return errors.New("ListPayments: want alice's payment")
 			}
 			return err
-		}},
+		}, false},
 	}
 	checkSameAnswer(t, c, ids)
 	checkBadTokens(t, c)
 	rules := policyRules(t)
+	// What the access log must hold about alice afterwards: one record per
+	// call about her wallet (procedure, caller, allowed).
+	wantLog := map[string]int{}
+	for _, role := range []string{roleOtherHolder, roleOtherBank, roleCentralBank, rolePlatform, roleAnonymous} {
+		wantLog[logKey(pc.LedgerServiceHistoryProcedure, ids[role], false)]++ // checkSameAnswer
+	}
+	wantLog[logKey(pc.LedgerServiceHistoryProcedure, nil, false)]++ // checkBadTokens, no token
 	for _, proc := range serviceProcedures(t) {
 		pcall, ok := calls[proc]
 		if !ok {
@@ -362,6 +374,9 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := pcall.call(ctx, c.As(t, "pboc", ids[role]))
 			cancel()
+			if pcall.aboutAlice {
+				wantLog[logKey(proc, ids[role], allowed[role])]++
+			}
 			name := strings.TrimPrefix(proc, "/dcep.node.v1.") + " as " + role
 			switch {
 			case allowed[role] && err != nil:
@@ -376,6 +391,7 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 			}
 		}
 	}
+	checkAccessLog(t, c.Node("pboc"), wantLog)
 	checkMetricsCarryNoPersonalData(t, c, "alice", "carol", "alice.jd", "wallet:", "bank:icbc", "private-memo")
 }
 
@@ -453,6 +469,41 @@ func checkBadTokens(t *testing.T, c *nodetest.Cluster) {
 				t.Errorf("%s on %s: %d %s (want 401 UNAUTHENTICATED, %q)", tc.name, proc, resp.StatusCode, body, tc.reason)
 			}
 		}
+	}
+}
+
+func logKey(proc string, id *client.Identity, allowed bool) string {
+	who := ""
+	if id != nil {
+		who = id.Subject.ID
+	}
+	return fmt.Sprintf("%s %s %v", proc, who, allowed)
+}
+
+// checkAccessLog: the node's access log holds exactly the calls about
+// alice's wallet, each with who asked and whether it was answered.
+func checkAccessLog(t *testing.T, n *node.Node, want map[string]int) {
+	t.Helper()
+	recs, err := node.AccessRecords(n, accesslog.Filter{Wallet: "alice", Limit: accesslog.MaxQueryLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	total := 0
+	for _, r := range recs {
+		got[fmt.Sprintf("%s %s %v", r.Procedure, r.Identity, r.Allowed)]++
+		if r.Addr != "127.0.0.1" || r.Time.IsZero() {
+			t.Errorf("access record without address or time: %+v", r)
+		}
+	}
+	for k, w := range want {
+		total += w
+		if got[k] != w {
+			t.Errorf("access log: %d × %q (want %d)", got[k], k, w)
+		}
+	}
+	if len(recs) != total {
+		t.Errorf("access log: %d records about alice (want %d): %v", len(recs), total, got)
 	}
 }
 
