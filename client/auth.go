@@ -5,10 +5,13 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/node/nodepb"
@@ -146,4 +149,21 @@ func (t *tokens) WrapStreamingClient(next connect.StreamingClientFunc) connect.S
 
 func (t *tokens) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
+}
+
+// RequestWallet is the wallet a request message names (its wallet_id or
+// first non-empty *_wallet_id field), if any: what an IdentityFunc usually
+// signs in as.
+func RequestWallet(m proto.Message) string {
+	r := m.ProtoReflect()
+	fs := r.Descriptor().Fields()
+	for i := 0; i < fs.Len(); i++ {
+		f := fs.Get(i)
+		if f.Kind() == protoreflect.StringKind && !f.IsList() && (f.Name() == "wallet_id" || strings.HasSuffix(string(f.Name()), "_wallet_id")) {
+			if v := r.Get(f).String(); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
 }

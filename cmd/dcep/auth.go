@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/keystore"
@@ -69,7 +68,7 @@ func (s *signIn) identity(procedure string, req any) *client.Identity {
 	}
 	wallet := ""
 	if m, ok := req.(proto.Message); ok {
-		wallet = walletOf(m)
+		wallet = client.RequestWallet(m)
 	}
 	find := func(match func(*keystore.Key) bool) *keystore.Key {
 		for _, k := range s.keys {
@@ -145,21 +144,6 @@ func (s *signIn) centralBankID() string {
 	}
 	s.cbID = b.Genesis().GetCentralBank().GetId()
 	return s.cbID
-}
-
-// walletOf is the wallet a request names (wallet_id, *_wallet_id), if any.
-func walletOf(m proto.Message) string {
-	r := m.ProtoReflect()
-	fs := r.Descriptor().Fields()
-	for i := 0; i < fs.Len(); i++ {
-		f := fs.Get(i)
-		if f.Kind() == protoreflect.StringKind && !f.IsList() && (f.Name() == "wallet_id" || strings.HasSuffix(string(f.Name()), "_wallet_id")) {
-			if v := r.Get(f).String(); v != "" {
-				return v
-			}
-		}
-	}
-	return ""
 }
 
 // clientOptions are the options of every client the CLI makes.

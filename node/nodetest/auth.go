@@ -2,11 +2,9 @@ package nodetest
 
 import (
 	"crypto/ed25519"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/token"
@@ -56,7 +54,7 @@ func (c *Cluster) Picker() client.IdentityFunc {
 	cb := c.CentralBankIdentity()
 	return func(_ string, req any) *client.Identity {
 		if m, ok := req.(proto.Message); ok {
-			if w := walletOf(m); w != "" {
+			if w := client.RequestWallet(m); w != "" {
 				for _, b := range c.Net.Genesis.GetBanks() {
 					if w == b.GetReserveWalletId() || w == b.GetGuaranteeWalletId() {
 						return c.BankIdentity(b.GetId())
@@ -67,21 +65,6 @@ func (c *Cluster) Picker() client.IdentityFunc {
 		}
 		return cb
 	}
-}
-
-// walletOf is the wallet a request names, if any.
-func walletOf(m proto.Message) string {
-	r := m.ProtoReflect()
-	fs := r.Descriptor().Fields()
-	for i := 0; i < fs.Len(); i++ {
-		f := fs.Get(i)
-		if f.Kind() == protoreflect.StringKind && !f.IsList() && (f.Name() == "wallet_id" || strings.HasSuffix(string(f.Name()), "_wallet_id")) {
-			if v := r.Get(f).String(); v != "" {
-				return v
-			}
-		}
-	}
-	return ""
 }
 
 // SDK is a client.Client of a node signed in as Picker chooses.
