@@ -124,8 +124,12 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // statusJSON is Status as plain JSON on GET, for curl and load balancers.
+// It is byte for byte the encoding Connect's JSON codec gives the same
+// StatusResponse (protojson with default options: lowerCamelCase names,
+// zero fields left out), so a script written against one reads the other
+// and the console, which reads Connect JSON, and curl agree on names.
 func (n *Node) statusJSON(w http.ResponseWriter, r *http.Request) {
-	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.status())
+	raw, err := statusJSONOptions.Marshal(n.status())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -133,6 +137,9 @@ func (n *Node) statusJSON(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(raw)
 }
+
+// statusJSONOptions are connect-go's protoJSONCodec marshal options.
+var statusJSONOptions = protojson.MarshalOptions{}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
