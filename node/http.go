@@ -23,7 +23,7 @@ import (
 const compressMinBytes = 4 << 10
 
 // serve starts the API server: the LedgerService (gRPC, gRPC-Web, Connect
-// JSON), /metrics, /healthz, /readyz and /status. HTTP/2 without TLS is on so
+// JSON), gRPC health and server reflection, /metrics, /healthz, /readyz and /status. HTTP/2 without TLS is on so
 // plain gRPC clients work.
 func (n *Node) serve() error {
 	mux := http.NewServeMux()
@@ -51,6 +51,8 @@ func (n *Node) serve() error {
 	mux.Handle(ppath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ph)))
 	// grpc.health.v1 (grpchealth.go): as /readyz, for gRPC tooling.
 	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
+	// grpc.reflection.v1 and v1alpha (grpcreflect.go): grpcurl with no protos.
+	n.mountReflection(mux)
 	n.mountConsole(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
 	mux.HandleFunc("/healthz", n.healthz)

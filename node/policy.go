@@ -134,6 +134,10 @@ var Policy = []policyRule{
 	{Procedure: pc.ProgrammableServiceGetPaymentProcedure, Access: accessWallet, Sees: "a payment the merchant received", Logged: true, subject: field("merchant_wallet_id")},
 	{Procedure: pc.ProgrammableServiceListPaymentsProcedure, Access: accessWallet, Sees: "the payments the merchant received", Logged: true, subject: field("merchant_wallet_id")},
 
+	// Reflection reveals the API's shape (the public .proto files), no data.
+	{Procedure: reflectV1Procedure, Access: accessPublic, Sees: "the API's service and message descriptors (gRPC server reflection)"},
+	{Procedure: reflectV1AlphaProcedure, Access: accessPublic, Sees: "the same, for v1alpha clients"},
+
 	{Procedure: "GET /status", Access: accessPublic, Sees: "Status as JSON"},
 	{Procedure: "GET /healthz", Access: accessPublic, Sees: "the process is up"},
 	{Procedure: "GET /readyz", Access: accessPublic, Sees: "ready or why not"},
