@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 v1alpha reflection is deprecated upstream and tested here on purpose: older grpcurl builds ask it first.
+
 package node_test
 
 import (
