@@ -241,6 +241,12 @@ func (n *Node) nodeStatus() *nodepb.NodeStatus {
 		AppliedIndex: m.GetAppliedIndex(), LastLogIndex: st.LastIndex, StateHash: m.GetStateHash(),
 		LedgerTimeMs: m.GetLedgerTimeMs(), ChainId: n.genesis.GetChainId(), GenesisHash: h[:],
 		ApiAddr: n.APIAddr(), Version: Version, Ready: n.ready(),
+		BuildMaxLedgerVersion: n.maxLedgerVersion,
+	}
+	// A read error leaves the schedule out; the status is still worth
+	// answering (the ledger's health shows elsewhere).
+	if v, err := n.store.LedgerVersionSchedule(); err == nil {
+		out.LedgerVersion = v
 	}
 	if !st.LastContact.IsZero() {
 		out.LastContactMs = time.Since(st.LastContact).Milliseconds()

@@ -1233,8 +1233,16 @@ type NodeStatus struct {
 	// second live process holding the member's key (p2p/DESIGN.md, "One
 	// process per identity"), seen within the last hour.
 	DuplicateIdentities []*DuplicateIdentity `protobuf:"bytes,22,rep,name=duplicate_identities,json=duplicateIdentities,proto3" json:"duplicate_identities,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// ledger_version is the ledger's version schedule as this node has
+	// applied it: the active version and, if the central bank scheduled one
+	// (ActivateVersion), the next version and the log index it takes effect
+	// at (docs/operations.md, "Rolling upgrade").
+	LedgerVersion *statepb.LedgerVersion `protobuf:"bytes,23,opt,name=ledger_version,json=ledgerVersion,proto3" json:"ledger_version,omitempty"`
+	// build_max_ledger_version is the highest ledger version this node's
+	// build runs: a node below a scheduled next version stops at its index.
+	BuildMaxLedgerVersion uint32 `protobuf:"varint,24,opt,name=build_max_ledger_version,json=buildMaxLedgerVersion,proto3" json:"build_max_ledger_version,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -1419,6 +1427,20 @@ func (x *NodeStatus) GetDuplicateIdentities() []*DuplicateIdentity {
 		return x.DuplicateIdentities
 	}
 	return nil
+}
+
+func (x *NodeStatus) GetLedgerVersion() *statepb.LedgerVersion {
+	if x != nil {
+		return x.LedgerVersion
+	}
+	return nil
+}
+
+func (x *NodeStatus) GetBuildMaxLedgerVersion() uint32 {
+	if x != nil {
+		return x.BuildMaxLedgerVersion
+	}
+	return 0
 }
 
 // DuplicateIdentity: connections refused because another live process
@@ -2600,7 +2622,7 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\x05banks\x18\t \x03(\v2\x18.dcep.node.v1.BankSupplyR\x05banks\x125\n" +
 	"\tfreshness\x18\n" +
 	" \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"\x0f\n" +
-	"\rStatusRequest\"\xf3\x05\n" +
+	"\rStatusRequest\"\xf1\x06\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
@@ -2628,7 +2650,9 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\vclock_known\x18\x14 \x01(\bR\n" +
 	"clockKnown\x12#\n" +
 	"\rclock_warning\x18\x15 \x01(\tR\fclockWarning\x12R\n" +
-	"\x14duplicate_identities\x18\x16 \x03(\v2\x1f.dcep.node.v1.DuplicateIdentityR\x13duplicateIdentities\"\xce\x01\n" +
+	"\x14duplicate_identities\x18\x16 \x03(\v2\x1f.dcep.node.v1.DuplicateIdentityR\x13duplicateIdentities\x12C\n" +
+	"\x0eledger_version\x18\x17 \x01(\v2\x1c.dcep.state.v1.LedgerVersionR\rledgerVersion\x127\n" +
+	"\x18build_max_ledger_version\x18\x18 \x01(\rR\x15buildMaxLedgerVersion\"\xce\x01\n" +
 	"\x11DuplicateIdentity\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
 	"\apeer_id\x18\x02 \x01(\tR\x06peerId\x12\x18\n" +
@@ -2784,14 +2808,15 @@ var file_node_nodepb_api_proto_goTypes = []any{
 	(*statepb.HistoryEntry)(nil),    // 44: dcep.state.v1.HistoryEntry
 	(*statepb.Supply)(nil),          // 45: dcep.state.v1.Supply
 	(statepb.NodeRole)(0),           // 46: dcep.state.v1.NodeRole
-	(*statepb.Genesis)(nil),         // 47: dcep.state.v1.Genesis
-	(*statepb.PurseRecord)(nil),     // 48: dcep.state.v1.PurseRecord
-	(*statepb.Settlement)(nil),      // 49: dcep.state.v1.Settlement
-	(*statepb.Revocation)(nil),      // 50: dcep.state.v1.Revocation
-	(*statepb.OfflineTxRecord)(nil), // 51: dcep.state.v1.OfflineTxRecord
-	(*statepb.Incident)(nil),        // 52: dcep.state.v1.Incident
-	(*statepb.OfflineDebt)(nil),     // 53: dcep.state.v1.OfflineDebt
-	(*statepb.BlockRecord)(nil),     // 54: dcep.state.v1.BlockRecord
+	(*statepb.LedgerVersion)(nil),   // 47: dcep.state.v1.LedgerVersion
+	(*statepb.Genesis)(nil),         // 48: dcep.state.v1.Genesis
+	(*statepb.PurseRecord)(nil),     // 49: dcep.state.v1.PurseRecord
+	(*statepb.Settlement)(nil),      // 50: dcep.state.v1.Settlement
+	(*statepb.Revocation)(nil),      // 51: dcep.state.v1.Revocation
+	(*statepb.OfflineTxRecord)(nil), // 52: dcep.state.v1.OfflineTxRecord
+	(*statepb.Incident)(nil),        // 53: dcep.state.v1.Incident
+	(*statepb.OfflineDebt)(nil),     // 54: dcep.state.v1.OfflineDebt
+	(*statepb.BlockRecord)(nil),     // 55: dcep.state.v1.BlockRecord
 }
 var file_node_nodepb_api_proto_depIdxs = []int32{
 	39, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
@@ -2820,68 +2845,69 @@ var file_node_nodepb_api_proto_depIdxs = []int32{
 	1,  // 23: dcep.node.v1.SupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
 	46, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
 	20, // 25: dcep.node.v1.NodeStatus.duplicate_identities:type_name -> dcep.node.v1.DuplicateIdentity
-	46, // 26: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
-	19, // 27: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
-	19, // 28: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
-	21, // 29: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
-	47, // 30: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
-	0,  // 31: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
-	48, // 32: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
-	49, // 33: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
-	50, // 34: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
-	1,  // 35: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 36: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
-	49, // 37: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
-	1,  // 38: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 39: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	51, // 40: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
-	1,  // 41: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 42: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	52, // 43: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
-	1,  // 44: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 45: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	50, // 46: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
-	1,  // 47: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 48: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
-	53, // 49: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
-	1,  // 50: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
-	2,  // 51: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
-	4,  // 52: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
-	6,  // 53: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
-	8,  // 54: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
-	10, // 55: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
-	13, // 56: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
-	15, // 57: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
-	18, // 58: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
-	23, // 59: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
-	25, // 60: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
-	27, // 61: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
-	29, // 62: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
-	31, // 63: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
-	33, // 64: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
-	35, // 65: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
-	37, // 66: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
-	3,  // 67: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
-	5,  // 68: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
-	7,  // 69: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
-	9,  // 70: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
-	12, // 71: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
-	14, // 72: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
-	17, // 73: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
-	22, // 74: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
-	24, // 75: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
-	54, // 76: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
-	28, // 77: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
-	30, // 78: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
-	32, // 79: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
-	34, // 80: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
-	36, // 81: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
-	38, // 82: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
-	67, // [67:83] is the sub-list for method output_type
-	51, // [51:67] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	47, // 26: dcep.node.v1.NodeStatus.ledger_version:type_name -> dcep.state.v1.LedgerVersion
+	46, // 27: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
+	19, // 28: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
+	19, // 29: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
+	21, // 30: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
+	48, // 31: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
+	0,  // 32: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
+	49, // 33: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
+	50, // 34: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
+	51, // 35: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
+	1,  // 36: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 37: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
+	50, // 38: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
+	1,  // 39: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 40: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
+	52, // 41: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
+	1,  // 42: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 43: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	53, // 44: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
+	1,  // 45: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 46: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	51, // 47: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
+	1,  // 48: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 49: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
+	54, // 50: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
+	1,  // 51: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
+	2,  // 52: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
+	4,  // 53: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
+	6,  // 54: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
+	8,  // 55: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
+	10, // 56: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
+	13, // 57: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
+	15, // 58: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
+	18, // 59: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
+	23, // 60: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
+	25, // 61: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
+	27, // 62: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
+	29, // 63: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
+	31, // 64: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
+	33, // 65: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
+	35, // 66: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
+	37, // 67: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
+	3,  // 68: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
+	5,  // 69: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
+	7,  // 70: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
+	9,  // 71: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
+	12, // 72: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
+	14, // 73: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
+	17, // 74: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
+	22, // 75: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
+	24, // 76: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
+	55, // 77: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
+	28, // 78: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
+	30, // 79: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
+	32, // 80: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
+	34, // 81: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
+	36, // 82: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
+	38, // 83: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
+	68, // [68:84] is the sub-list for method output_type
+	52, // [52:68] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_node_nodepb_api_proto_init() }
