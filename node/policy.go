@@ -100,7 +100,7 @@ var Policy = []policyRule{
 	{Procedure: pc.LedgerServiceHistoryProcedure, Access: accessWallet, Sees: "the wallet's history (memos as recorded)", Logged: true, subject: field("wallet_id")},
 	{Procedure: pc.LedgerServiceSupplyProcedure, Access: accessPublicOrInstitution, Sees: "money supply totals; with audit, per bank"},
 	{Procedure: pc.LedgerServiceStatusProcedure, Access: accessPublic, Sees: "the node's and network's status"},
-	{Procedure: pc.LedgerServiceGetGenesisProcedure, Access: accessPublic, Sees: "the genesis (public keys, members)"},
+	{Procedure: pc.LedgerServiceGetGenesisProcedure, Access: accessPublic, Sees: "the genesis (public keys, members) and the keys in force"},
 	{Procedure: pc.LedgerServiceStreamOutcomesProcedure, Access: accessInstitution, Sees: "every block's outcomes (tx ids, codes, messages)"},
 	{Procedure: pc.LedgerServiceGetPurseProcedure, Access: accessRecord, Sees: "the purse and its settlements", Logged: true,
 		record: func(m proto.Message) proto.Message { return m.(*nodepb.GetPurseResponse).GetPurse() }},

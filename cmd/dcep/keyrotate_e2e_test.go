@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/keystore"
+	"github.com/dcep/dcep/client/token"
+	"github.com/dcep/dcep/node/nodepb"
 	"github.com/dcep/dcep/state/statepb"
 )
 
@@ -20,7 +24,9 @@ import (
 // keystore entry then holds the new key (the old one kept as a backup
 // file, no pending file left), the CLI goes on signing with the new key
 // (wallet create as icbc, issue as the central bank), and a transaction
-// signed with the old key is refused by the ledger SIGNER_UNAUTHORIZED.
+// signed with the old key is refused by the ledger SIGNER_UNAUTHORIZED;
+// the old central bank key no longer signs in to the API (UNAUTHENTICATED),
+// the new one does.
 func TestKeyRotateCLI(t *testing.T) {
 	net, err := startDev(t, t.TempDir())
 	if err != nil {
@@ -96,6 +102,23 @@ func TestKeyRotateCLI(t *testing.T) {
 	wantUnauthorized("icbc's CloseWallet", tx, err)
 	tx, err = b.Issue(ed25519.PrivateKey(oldCB.Private), "icbc", 1000)
 	wantUnauthorized("the central bank's Issue", tx, err)
+
+	// Nor does the old central bank key sign in to the API; the new does.
+	newCB, _ := ks.CentralBank()
+	cbID := b.Genesis().GetCentralBank().GetId()
+	for _, c := range []struct {
+		key  ed25519.PrivateKey
+		want connect.Code
+	}{{oldCB.Private, connect.CodeUnauthenticated}, {newCB.Private, 0}} {
+		as, err := client.New(net.url("icbc"), client.As(client.Identity{Subject: token.Subject{Kind: token.KindCentralBank, ID: cbID}, Key: c.key}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = as.API().Supply(ctx, connect.NewRequest(&nodepb.SupplyRequest{Audit: true}))
+		if (err == nil) != (c.want == 0) || (err != nil && connect.CodeOf(err) != c.want) {
+			t.Fatalf("Supply signed in as the central bank (old key: %v): %v", c.want != 0, err)
+		}
+	}
 
 	net.refused(t, exitUsage, "USAGE", []string{"key", "rotate", "--node", "pboc"}, "--new-key")
 	net.refused(t, exitUsage, "USAGE", []string{"key", "rotate", "--bank", "icbc", "--central-bank"}, "exactly one")
