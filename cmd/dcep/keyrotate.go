@@ -40,7 +40,7 @@ type rotation struct {
 func (a *app) keyRotateCmd() *cobra.Command {
 	var r rotation
 	cmd := &cobra.Command{
-		Use:   "rotate (--central-bank | --bank ID | --node NAME) [--new-key FILE]",
+		Use:   "rotate (--central-bank | --bank ID | --member NAME) [--new-key FILE]",
 		Short: "Central bank: replace the central bank's, a bank's or a node's key",
 		Long: `rotate signs a RotateKey transaction with the central bank's current key and
 with the new key (proof that its holder has it). From the next transaction
@@ -55,21 +55,22 @@ NAME.key.bak-UNIXNANO. Until then the new key waits in NAME-rotating.key
 kind, e.g. one the bank generated) that key is used and the file left as it
 is.
 
---node: --new-key is required: the node key file generated on the node's
+--member (a node, by its member name; --node stays the API address to
+talk to): --new-key is required: the node key file generated on the node's
 host (only there should its private key live). After the rotation the node
 still running the old key logs REMOVED and stops; put the new file in
 place of its keys/node.key and start it (docs/operations.md, "Keys").`,
 		Example: `  dcep key rotate --bank icbc
   dcep key rotate --central-bank
-  dcep key rotate --node ccb --new-key ccb-node-new.key`,
+  dcep key rotate --member ccb --new-key ccb-node-new.key`,
 		Args: args(0, ""),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return a.rotateKey(cmd, r) }),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&r.centralBank, "central-bank", false, "rotate the central bank's own key")
 	f.StringVar(&r.bank, "bank", "", "rotate this bank's operator key")
-	f.StringVar(&r.node, "node", "", "rotate this member node's identity key (needs --new-key)")
-	f.StringVar(&r.newKeyFile, "new-key", "", "keystore file holding the new key (default: generate one; required for --node)")
+	f.StringVar(&r.node, "member", "", "rotate this member node's identity key (needs --new-key)")
+	f.StringVar(&r.newKeyFile, "new-key", "", "keystore file holding the new key (default: generate one; required for --member)")
 	return cmd
 }
 
@@ -82,7 +83,7 @@ func (r rotation) holder() (statepb.KeyHolder, string, keystore.Kind, error) {
 		}
 	}
 	if n != 1 {
-		return 0, "", "", usage("give exactly one of --central-bank, --bank ID and --node NAME")
+		return 0, "", "", usage("give exactly one of --central-bank, --bank ID and --member NAME")
 	}
 	switch {
 	case r.centralBank:
@@ -91,9 +92,9 @@ func (r rotation) holder() (statepb.KeyHolder, string, keystore.Kind, error) {
 		return statepb.KeyHolder_KEY_HOLDER_BANK, r.bank, keystore.KindBank, statepb.ValidateID("--bank", r.bank)
 	}
 	if r.newKeyFile == "" {
-		return 0, "", "", usage("--node: give --new-key FILE, the new node key generated on the node's host")
+		return 0, "", "", usage("--member: give --new-key FILE, the new node key generated on the node's host")
 	}
-	return statepb.KeyHolder_KEY_HOLDER_NODE, r.node, keystore.KindNode, statepb.ValidateID("--node", r.node)
+	return statepb.KeyHolder_KEY_HOLDER_NODE, r.node, keystore.KindNode, statepb.ValidateID("--member", r.node)
 }
 
 func (a *app) rotateKey(cmd *cobra.Command, r rotation) error {

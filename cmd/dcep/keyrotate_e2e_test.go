@@ -120,6 +120,6 @@ func TestKeyRotateCLI(t *testing.T) {
 		}
 	}
 
-	net.refused(t, exitUsage, "USAGE", []string{"key", "rotate", "--node", "pboc"}, "--new-key")
+	net.refused(t, exitUsage, "USAGE", []string{"key", "rotate", "--member", "pboc"}, "--new-key")
 	net.refused(t, exitUsage, "USAGE", []string{"key", "rotate", "--bank", "icbc", "--central-bank"}, "exactly one")
 }

@@ -129,7 +129,8 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 }
 
-// TestRotateNodeKey: the central bank rotates a voter's node key; the
+// TestRotateNodeKey: the central bank rotates a voter's node key (dcep key
+// rotate --member, with the new key file made on the node's side); the
 // process holding the old key logs that its key was rotated and exits;
 // restarted with the new key it rejoins (Raft follows its new address)
 // and converges. Started again with the old key, it is refused at start
@@ -143,10 +144,20 @@ func TestRotateNodeKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The new key, generated "on the node's host" (a keystore of its own),
+	// and rotated in with the CLI as the central bank.
 	_, newKey, _ := ed25519.GenerateKey(rand.Reader)
-	tn.submitOK("icbc", &statepb.Tx{Kind: &statepb.Tx_RotateKey{RotateKey: &statepb.RotateKey{
-		Holder: statepb.KeyHolder_KEY_HOLDER_NODE, Id: who, NewPublicKey: newKey.Public().(ed25519.PublicKey),
-	}}}, tn.cb, newKey)
+	newDir := filepath.Join(t.TempDir(), "new-keys")
+	nks, err := keystore.Open(newDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nks.Import(keystore.Key{Name: "node", Kind: keystore.KindNode, Private: newKey}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := tn.cli("icbc", "key", "rotate", "--member", who, "--new-key", nks.Path("node")); err != nil || !strings.Contains(out, "rotated the node key of "+who) {
+		t.Fatalf("dcep key rotate --member: %v\n%s", err, out)
+	}
 	logText, exitErr := tn.waitExit(who, 20*time.Second)
 	if exitErr != nil || !strings.Contains(logText, "its member record now names another node key") {
 		t.Fatalf("%s after its key was rotated: exit %v, log:\n%s", who, exitErr, tail([]byte(logText), 2000))
