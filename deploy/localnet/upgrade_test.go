@@ -19,32 +19,7 @@ import (
 
 	"github.com/dcep/dcep/client/keystore"
 	"github.com/dcep/dcep/node/nodepb"
-	"github.com/dcep/dcep/state/statepb"
 )
-
-// submitOK signs body with the given keys and submits it through a voter,
-// failing the test unless it commits OK.
-func (tn *testNet) submitOK(via string, body *statepb.Tx, keys ...ed25519.PrivateKey) *statepb.TxResult {
-	tn.t.Helper()
-	body.Version, body.ChainId = statepb.TxVersion, tn.signer.ChainID
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	for _, b := range nonce {
-		body.Nonce = body.Nonce<<8 | uint64(b)
-	}
-	raw, _, err := tn.signer.Sign(body, keys...)
-	if err != nil {
-		tn.t.Fatal(err)
-	}
-	resp, err := tn.clients[via].Submit(context.Background(), connect.NewRequest(&nodepb.SubmitRequest{Tx: raw}))
-	if err != nil {
-		tn.t.Fatalf("submit via %s: %v", via, err)
-	}
-	if r := resp.Msg.GetResult(); r.GetCode() != statepb.Code_CODE_OK {
-		tn.t.Fatalf("%s: %s", r.GetCode().Short(), r.GetMessage())
-	}
-	return resp.Msg.GetResult()
-}
 
 // waitExit waits for a node's process to end and returns its log.
 func (tn *testNet) waitExit(name string, timeout time.Duration) (string, error) {
