@@ -54,6 +54,11 @@ var expected = []string{
 	"failed to decode incoming command", // a peer closed its stream
 }
 
+// reservedKeys are keys a Raft field must not take: slog's own (a Raft
+// "time" field, a duration, would repeat the record's time) and the
+// node's name every line already carries.
+var reservedKeys = map[string]bool{"time": true, "level": true, "msg": true, "source": true, "node": true, "src": true}
+
 // perAttempt are Raft messages repeated for every retry towards an
 // unreachable peer: WARN, rate-limited per peer.
 var perAttempt = []string{
@@ -100,24 +105,26 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 					}
 				}
 			}
-			if k == "node" {
-				k = "raft_node" // "node" is this node's name on every line
+			if id, ok := v.(string); ok && peer == "" && (k == "server-id" || k == "peer") {
+				peer = id
+			}
+			if reservedKeys[k] {
+				k = "raft_" + k // slog's own keys, and "node" (this node's name on every line)
 			}
 			attrs = append(attrs, k, v)
 		}
-		if level == slog.LevelError {
-			switch {
-			case hasPrefix(msg, expected):
-				level = slog.LevelInfo
-			case hasPrefix(msg, perAttempt):
-				level = slog.LevelWarn
-				n, ok := w.allow(msg, peer)
-				if !ok {
-					continue
-				}
-				if n > 0 {
-					attrs = append(attrs, "repeated", n, "window", repeatWindow.String())
-				}
+		switch {
+		case level == slog.LevelError && hasPrefix(msg, expected):
+			level = slog.LevelInfo
+		case level >= slog.LevelWarn && hasPrefix(msg, perAttempt):
+			// ERROR or WARN (Raft's "failed to contact"), once per window.
+			level = slog.LevelWarn
+			n, ok := w.allow(msg, peer)
+			if !ok {
+				continue
+			}
+			if n > 0 {
+				attrs = append(attrs, "repeated", n, "window", repeatWindow.String())
 			}
 		}
 		w.l.Log(context.Background(), level, msg, attrs...)

@@ -156,7 +156,20 @@ func (a api) Status(ctx context.Context, req *connect.Request[nodepb.StatusReque
 
 func (a api) GetGenesis(ctx context.Context, req *connect.Request[nodepb.GetGenesisRequest]) (*connect.Response[nodepb.GetGenesisResponse], error) {
 	h := a.n.store.GenesisHash()
-	return connect.NewResponse(&nodepb.GetGenesisResponse{Genesis: a.n.genesis, GenesisHash: h[:]}), nil
+	out := &nodepb.GetGenesisResponse{Genesis: a.n.genesis, GenesisHash: h[:], BankKeys: map[string][]byte{}}
+	cb, err := a.n.store.CentralBankKey()
+	if err != nil {
+		return nil, apiError(CodeUnavailable, "read the central bank's key: %v", err)
+	}
+	out.CentralBankKey = cb
+	banks, err := a.n.store.Banks()
+	if err != nil {
+		return nil, apiError(CodeUnavailable, "read the banks: %v", err)
+	}
+	for _, b := range banks {
+		out.BankKeys[b.GetBank().GetId()] = b.GetBank().GetPublicKey()
+	}
+	return connect.NewResponse(out), nil
 }
 
 // StreamOutcomes sends recorded block outcomes from from_index on, then
@@ -241,6 +254,12 @@ func (n *Node) nodeStatus() *nodepb.NodeStatus {
 		AppliedIndex: m.GetAppliedIndex(), LastLogIndex: st.LastIndex, StateHash: m.GetStateHash(),
 		LedgerTimeMs: m.GetLedgerTimeMs(), ChainId: n.genesis.GetChainId(), GenesisHash: h[:],
 		ApiAddr: n.APIAddr(), Version: Version, Ready: n.ready(),
+		BuildMaxLedgerVersion: n.maxLedgerVersion,
+	}
+	// A read error leaves the schedule out; the status is still worth
+	// answering (the ledger's health shows elsewhere).
+	if v, err := n.store.LedgerVersionSchedule(); err == nil {
+		out.LedgerVersion = v
 	}
 	if !st.LastContact.IsZero() {
 		out.LastContactMs = time.Since(st.LastContact).Milliseconds()

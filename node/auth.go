@@ -91,8 +91,14 @@ func (n *Node) resolveSubject(s token.Subject) ([]ed25519.PublicKey, error) {
 			}
 		}
 	case token.KindCentralBank:
+		// The key in force, not genesis's: a rotated-out central bank key
+		// must not sign in either.
 		if cb := n.genesis.GetCentralBank(); cb.GetId() == s.ID {
-			return []ed25519.PublicKey{cb.GetPublicKey()}, nil
+			k, err := n.store.CentralBankKey()
+			if err != nil {
+				return nil, err
+			}
+			return []ed25519.PublicKey{k}, nil
 		}
 	case token.KindRegulator:
 		var keys []ed25519.PublicKey

@@ -23,7 +23,7 @@ import (
 const compressMinBytes = 4 << 10
 
 // serve starts the API server: the LedgerService (gRPC, gRPC-Web, Connect
-// JSON), /metrics, /healthz, /readyz and /status. HTTP/2 without TLS is on so
+// JSON), gRPC health and server reflection, /metrics, /healthz, /readyz and /status. HTTP/2 without TLS is on so
 // plain gRPC clients work.
 func (n *Node) serve() error {
 	mux := http.NewServeMux()
@@ -51,6 +51,8 @@ func (n *Node) serve() error {
 	mux.Handle(ppath, checkBody(n.cfg.Limits.MaxRequestBytes, n.limits.middleware(ph)))
 	// grpc.health.v1 (grpchealth.go): as /readyz, for gRPC tooling.
 	mux.Handle(grpchealth.NewHandler(healthChecker{n}))
+	// grpc.reflection.v1 and v1alpha (grpcreflect.go): grpcurl with no protos.
+	n.mountReflection(mux)
 	n.mountConsole(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{Registry: n.metrics.reg}))
 	mux.HandleFunc("/healthz", n.healthz)
@@ -124,8 +126,12 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // statusJSON is Status as plain JSON on GET, for curl and load balancers.
+// It is byte for byte the encoding Connect's JSON codec gives the same
+// StatusResponse (protojson with default options: lowerCamelCase names,
+// zero fields left out), so a script written against one reads the other
+// and the console, which reads Connect JSON, and curl agree on names.
 func (n *Node) statusJSON(w http.ResponseWriter, r *http.Request) {
-	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.status())
+	raw, err := statusJSONOptions.Marshal(n.status())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -133,6 +139,9 @@ func (n *Node) statusJSON(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(raw)
 }
+
+// statusJSONOptions are connect-go's protoJSONCodec marshal options.
+var statusJSONOptions = protojson.MarshalOptions{}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -5,6 +5,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -83,11 +84,14 @@ type Node struct {
 	key     crypto.Signer
 	genesis *statepb.Genesis
 
-	store  *state.Store
-	host   *p2p.Host
-	stream *p2p.StreamLayer
-	trans  *raft.NetworkTransport
-	cons   *consensus.Node
+	store *state.Store
+	// maxLedgerVersion is the highest ledger version this build runs
+	// (Options.MaxLedgerVersion, else state.LedgerVersion), for Status.
+	maxLedgerVersion uint32
+	host             *p2p.Host
+	stream           *p2p.StreamLayer
+	trans            *raft.NetworkTransport
+	cons             *consensus.Node
 
 	members *memberTable
 	fwd     *forwarder
@@ -169,6 +173,7 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 			return nil, startupErr(ErrBadConfig, err, "use the network's genesis.json as dcepd testnet wrote it", "%v", err)
 		}
 	}
+	n.maxLedgerVersion = cmp.Or(opts.MaxLedgerVersion, uint32(state.LedgerVersion))
 	if err = n.openState(opts.MaxLedgerVersion); err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ var Policy = []policyRule{
 	{Procedure: pc.LedgerServiceHistoryProcedure, Access: accessWallet, Sees: "the wallet's history (memos as recorded)", Logged: true, subject: field("wallet_id")},
 	{Procedure: pc.LedgerServiceSupplyProcedure, Access: accessPublicOrInstitution, Sees: "money supply totals; with audit, per bank"},
 	{Procedure: pc.LedgerServiceStatusProcedure, Access: accessPublic, Sees: "the node's and network's status"},
-	{Procedure: pc.LedgerServiceGetGenesisProcedure, Access: accessPublic, Sees: "the genesis (public keys, members)"},
+	{Procedure: pc.LedgerServiceGetGenesisProcedure, Access: accessPublic, Sees: "the genesis (public keys, members) and the keys in force"},
 	{Procedure: pc.LedgerServiceStreamOutcomesProcedure, Access: accessInstitution, Sees: "every block's outcomes (tx ids, codes, messages)"},
 	{Procedure: pc.LedgerServiceGetPurseProcedure, Access: accessRecord, Sees: "the purse and its settlements", Logged: true,
 		record: func(m proto.Message) proto.Message { return m.(*nodepb.GetPurseResponse).GetPurse() }},
@@ -133,6 +133,10 @@ var Policy = []policyRule{
 	{Procedure: pc.ProgrammableServiceGetSubWalletProcedure, Access: accessWallet, Sees: "the sub-wallet and its push state", Logged: true, subject: field("sub_wallet_id")},
 	{Procedure: pc.ProgrammableServiceGetPaymentProcedure, Access: accessWallet, Sees: "a payment the merchant received", Logged: true, subject: field("merchant_wallet_id")},
 	{Procedure: pc.ProgrammableServiceListPaymentsProcedure, Access: accessWallet, Sees: "the payments the merchant received", Logged: true, subject: field("merchant_wallet_id")},
+
+	// Reflection reveals the API's shape (the public .proto files), no data.
+	{Procedure: reflectV1Procedure, Access: accessPublic, Sees: "the API's service and message descriptors (gRPC server reflection)"},
+	{Procedure: reflectV1AlphaProcedure, Access: accessPublic, Sees: "the same, for v1alpha clients"},
 
 	{Procedure: "GET /status", Access: accessPublic, Sees: "Status as JSON"},
 	{Procedure: "GET /healthz", Access: accessPublic, Sees: "the process is up"},

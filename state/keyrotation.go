@@ -129,6 +129,22 @@ func (s *Store) maxLedgerVersion() uint32 {
 	return LedgerVersion
 }
 
+// CentralBankKey is the central bank's key in force: genesis's, or the
+// one a RotateKey put in its place.
+func (s *Store) CentralBankKey() ([]byte, error) {
+	var k statepb.KeyRecord
+	var found bool
+	err := s.read(func(r pebbleReader) error {
+		var err error
+		found, err = getProto(r, keyCentralBankKey, &k)
+		return err
+	})
+	if err != nil || !found {
+		return s.genesis.GetCentralBank().GetPublicKey(), err
+	}
+	return k.GetPublicKey(), nil
+}
+
 // LedgerVersionSchedule is the ledger's version record: active, and the
 // next one with its index if scheduled.
 func (s *Store) LedgerVersionSchedule() (*statepb.LedgerVersion, error) {

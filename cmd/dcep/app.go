@@ -20,6 +20,7 @@ import (
 	"github.com/dcep/dcep/client/keystore"
 	"github.com/dcep/dcep/client/keystore/pkcs11key"
 	"github.com/dcep/dcep/internal/cmddoc"
+	"github.com/dcep/dcep/node/nodepb"
 	"github.com/dcep/dcep/state/statepb"
 )
 
@@ -46,9 +47,11 @@ type app struct {
 	nodeFrom   string // where the node address came from, for messages
 	nodeForced bool   // --node or $DCEP_NODE was given
 
-	cl     *client.Client
-	ks     *keystore.Store
-	signIn signIn // who calls are made as (auth.go)
+	cl *client.Client
+	ks *keystore.Store
+	// keysNow caches the node's keys in force (GetGenesis), once asked.
+	keysNow *nodepb.GetGenesisResponse
+	signIn  signIn // who calls are made as (auth.go)
 	// memoKeyCache holds the keystore's keys once read (memo.go).
 	memoKeyCache *[]ed25519.PrivateKey
 }
@@ -271,13 +274,18 @@ func (a *app) bank(ctx context.Context, bankID string) (*statepb.Bank, error) {
 }
 
 // bankKey returns a bank's genesis record and its key from the keystore,
-// checking that the key is the one the network knows.
+// checking that the key is the one in force on the network (genesis's
+// unless rotated).
 func (a *app) bankKey(ctx context.Context, bankID string) (*statepb.Bank, *keystore.Key, error) {
 	bk, err := a.bank(ctx, bankID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if tk, err := a.tokenKey(bk.GetPublicKey(), keystore.KindBank, bankID); err != nil || tk != nil {
+	want, err := a.bankKeyNow(ctx, bk)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tk, err := a.tokenKey(want, keystore.KindBank, bankID); err != nil || tk != nil {
 		return bk, tk, err
 	}
 	ks, err := a.keys()
@@ -292,19 +300,57 @@ func (a *app) bankKey(ctx context.Context, bankID string) (*statepb.Bank, *keyst
 	if err != nil {
 		return nil, nil, err
 	}
-	if !bytes.Equal(k.Public(), bk.GetPublicKey()) {
+	if !bytes.Equal(k.Public(), want) {
 		return nil, nil, a.mismatch("bank "+bankID, k)
 	}
 	return bk, k, nil
 }
 
-// centralBankKey returns the central bank's key, checked against genesis.
+// keysInForce is the node's answer to GetGenesis with the central bank's
+// and the banks' keys in force (after any RotateKey), asked once.
+func (a *app) keysInForce(ctx context.Context) (*nodepb.GetGenesisResponse, error) {
+	if a.keysNow != nil {
+		return a.keysNow, nil
+	}
+	cl, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	g, err := cl.Genesis(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.keysNow = g
+	return g, nil
+}
+
+// bankKeyNow is bank bk's key in force (its genesis key if the node does
+// not say).
+func (a *app) bankKeyNow(ctx context.Context, bk *statepb.Bank) ([]byte, error) {
+	now, err := a.keysInForce(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if k := now.GetBankKeys()[bk.GetId()]; len(k) > 0 {
+		return k, nil
+	}
+	return bk.GetPublicKey(), nil
+}
+
+// centralBankKey returns the central bank's key, checked against the key
+// in force on the network (genesis's unless rotated).
 func (a *app) centralBankKey(ctx context.Context) (*keystore.Key, error) {
 	b, err := a.builder(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if tk, err := a.tokenKey(b.Genesis().GetCentralBank().GetPublicKey(), keystore.KindCentralBank, ""); err != nil || tk != nil {
+	want := b.Genesis().GetCentralBank().GetPublicKey()
+	if now, err := a.keysInForce(ctx); err != nil {
+		return nil, err
+	} else if len(now.GetCentralBankKey()) > 0 {
+		want = now.GetCentralBankKey()
+	}
+	if tk, err := a.tokenKey(want, keystore.KindCentralBank, ""); err != nil || tk != nil {
 		return tk, err
 	}
 	ks, err := a.keys()
@@ -319,7 +365,7 @@ func (a *app) centralBankKey(ctx context.Context) (*keystore.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(k.Public(), b.Genesis().GetCentralBank().GetPublicKey()) {
+	if !bytes.Equal(k.Public(), want) {
 		return nil, a.mismatch("the central bank", k)
 	}
 	return k, nil

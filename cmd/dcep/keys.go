@@ -22,10 +22,12 @@ type keyJSON struct {
 func (a *app) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "keys",
-		Short:   "Inspect the keystore",
-		Example: `  dcep keys list`,
-		Args:    args(0, ""),
-		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Aliases: []string{"key"},
+		Short:   "Inspect the keystore; rotate the central bank's, a bank's or a node's key",
+		Example: `  dcep keys list
+  dcep key rotate --bank icbc`,
+		Args: args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
@@ -64,5 +66,6 @@ are reported on stderr.`,
 			})
 		}),
 	})
+	cmd.AddCommand(a.keyRotateCmd())
 	return cmd
 }

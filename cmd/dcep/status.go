@@ -31,7 +31,10 @@ type nodeJSON struct {
 	LedgerTimeMs int64  `json:"ledger_time_ms,omitempty"`
 	LedgerTime   string `json:"ledger_time,omitempty"`
 	API          string `json:"api,omitempty"`
-	Error        string `json:"error,omitempty"`
+	// BuildMaxLedgerVersion: the highest ledger version the node's build
+	// runs (0 when the node did not say: an older build).
+	BuildMaxLedgerVersion uint32 `json:"build_max_ledger_version,omitempty"`
+	Error                 string `json:"error,omitempty"`
 }
 
 type statusJSON struct {
@@ -47,9 +50,16 @@ type statusJSON struct {
 	VotersReachable int  `json:"voters_reachable"`
 	Quorum          bool `json:"quorum"`
 	// LedgerTime is the answering node's ledger time at its applied index.
-	LedgerTimeMs int64      `json:"ledger_time_ms"`
-	LedgerTime   string     `json:"ledger_time"`
-	Nodes        []nodeJSON `json:"nodes"`
+	LedgerTimeMs int64  `json:"ledger_time_ms"`
+	LedgerTime   string `json:"ledger_time"`
+	// LedgerVersion is the active ledger version at the answering node's
+	// applied index; NextLedgerVersion and NextLedgerVersionAtIndex the one
+	// an ActivateVersion scheduled, if any (docs/operations.md, "Rolling
+	// upgrade").
+	LedgerVersion            uint32     `json:"ledger_version"`
+	NextLedgerVersion        uint32     `json:"next_ledger_version,omitempty"`
+	NextLedgerVersionAtIndex uint64     `json:"next_ledger_version_at_index,omitempty"`
+	Nodes                    []nodeJSON `json:"nodes"`
 }
 
 // staleAfter is how old a peer's last answer may be before status calls
@@ -124,7 +134,9 @@ func (a *app) status(ctx context.Context) (*statusJSON, error) {
 	}
 	self := st.GetNode()
 	out := &statusJSON{Node: self.GetName(), URL: a.node, ChainID: self.GetChainId(), Leader: self.GetLeader(), Term: self.GetTerm(),
-		LedgerTimeMs: self.GetLedgerTimeMs(), LedgerTime: ledgerTime(self.GetLedgerTimeMs())}
+		LedgerTimeMs: self.GetLedgerTimeMs(), LedgerTime: ledgerTime(self.GetLedgerTimeMs()),
+		LedgerVersion: self.GetLedgerVersion().GetActive(), NextLedgerVersion: self.GetLedgerVersion().GetNext(),
+		NextLedgerVersionAtIndex: self.GetLedgerVersion().GetNextAtIndex()}
 	me := nodeOut(self, 0, "")
 	me.Reachable = true
 	out.Nodes = append(out.Nodes, me)
@@ -199,7 +211,7 @@ func nodeOut(s *nodepb.NodeStatus, ageMs int64, errText string) nodeJSON {
 		Name: s.GetName(), Role: roleName(s.GetRole()), RaftState: s.GetRaftState(), Leader: s.GetLeader(), Term: s.GetTerm(),
 		AppliedIndex: s.GetAppliedIndex(), CommitIndex: s.GetCommitIndex(), Ready: s.GetReady(), AgeMs: ageMs,
 		LedgerTimeMs: s.GetLedgerTimeMs(), LedgerTime: ledgerTime(s.GetLedgerTimeMs()),
-		API: s.GetApiAddr(), Error: errText,
+		API: s.GetApiAddr(), BuildMaxLedgerVersion: s.GetBuildMaxLedgerVersion(), Error: errText,
 	}
 }
 
@@ -248,9 +260,29 @@ func writeStatus(w io.Writer, s *statusJSON) {
 	if s.LedgerTime != "" {
 		fmt.Fprintf(w, "ledger time %s (at %s's applied index)\n", s.LedgerTime, s.Node)
 	}
+	writeLedgerVersion(w, s)
 	if !s.Quorum {
 		fmt.Fprintf(w, "NO QUORUM: fewer than %d of %d voters reachable; nothing can commit\n", s.Voters/2+1, s.Voters)
 	} else if s.Leader == "" {
 		fmt.Fprintln(w, "NO LEADER: nothing can commit until one is elected")
+	}
+}
+
+// writeLedgerVersion prints the version schedule and, when a version is
+// scheduled, the nodes whose build cannot run it (they will stop at its
+// index).
+func writeLedgerVersion(w io.Writer, s *statusJSON) {
+	if s.LedgerVersion == 0 {
+		return // an older node that does not report it
+	}
+	if s.NextLedgerVersion == 0 {
+		fmt.Fprintf(w, "ledger version %d (none scheduled)\n", s.LedgerVersion)
+		return
+	}
+	fmt.Fprintf(w, "ledger version %d; version %d scheduled from log index %d\n", s.LedgerVersion, s.NextLedgerVersion, s.NextLedgerVersionAtIndex)
+	for _, n := range s.Nodes {
+		if n.BuildMaxLedgerVersion != 0 && n.BuildMaxLedgerVersion < s.NextLedgerVersion {
+			fmt.Fprintf(w, "NOT UPGRADED: %s's build runs ledger versions up to %d; it will stop at index %d\n", n.Name, n.BuildMaxLedgerVersion, s.NextLedgerVersionAtIndex)
+		}
 	}
 }

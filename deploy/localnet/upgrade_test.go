@@ -19,32 +19,7 @@ import (
 
 	"github.com/dcep/dcep/client/keystore"
 	"github.com/dcep/dcep/node/nodepb"
-	"github.com/dcep/dcep/state/statepb"
 )
-
-// submitOK signs body with the given keys and submits it through a voter,
-// failing the test unless it commits OK.
-func (tn *testNet) submitOK(via string, body *statepb.Tx, keys ...ed25519.PrivateKey) *statepb.TxResult {
-	tn.t.Helper()
-	body.Version, body.ChainId = statepb.TxVersion, tn.signer.ChainID
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	for _, b := range nonce {
-		body.Nonce = body.Nonce<<8 | uint64(b)
-	}
-	raw, _, err := tn.signer.Sign(body, keys...)
-	if err != nil {
-		tn.t.Fatal(err)
-	}
-	resp, err := tn.clients[via].Submit(context.Background(), connect.NewRequest(&nodepb.SubmitRequest{Tx: raw}))
-	if err != nil {
-		tn.t.Fatalf("submit via %s: %v", via, err)
-	}
-	if r := resp.Msg.GetResult(); r.GetCode() != statepb.Code_CODE_OK {
-		tn.t.Fatalf("%s: %s", r.GetCode().Short(), r.GetMessage())
-	}
-	return resp.Msg.GetResult()
-}
 
 // waitExit waits for a node's process to end and returns its log.
 func (tn *testNet) waitExit(name string, timeout time.Duration) (string, error) {
@@ -129,7 +104,8 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 }
 
-// TestRotateNodeKey: the central bank rotates a voter's node key; the
+// TestRotateNodeKey: the central bank rotates a voter's node key (dcep key
+// rotate --member, with the new key file made on the node's side); the
 // process holding the old key logs that its key was rotated and exits;
 // restarted with the new key it rejoins (Raft follows its new address)
 // and converges. Started again with the old key, it is refused at start
@@ -143,10 +119,20 @@ func TestRotateNodeKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The new key, generated "on the node's host" (a keystore of its own),
+	// and rotated in with the CLI as the central bank.
 	_, newKey, _ := ed25519.GenerateKey(rand.Reader)
-	tn.submitOK("icbc", &statepb.Tx{Kind: &statepb.Tx_RotateKey{RotateKey: &statepb.RotateKey{
-		Holder: statepb.KeyHolder_KEY_HOLDER_NODE, Id: who, NewPublicKey: newKey.Public().(ed25519.PublicKey),
-	}}}, tn.cb, newKey)
+	newDir := filepath.Join(t.TempDir(), "new-keys")
+	nks, err := keystore.Open(newDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nks.Import(keystore.Key{Name: "node", Kind: keystore.KindNode, Private: newKey}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := tn.cli("icbc", "key", "rotate", "--member", who, "--new-key", nks.Path("node")); err != nil || !strings.Contains(out, "rotated the node key of "+who) {
+		t.Fatalf("dcep key rotate --member: %v\n%s", err, out)
+	}
 	logText, exitErr := tn.waitExit(who, 20*time.Second)
 	if exitErr != nil || !strings.Contains(logText, "its member record now names another node key") {
 		t.Fatalf("%s after its key was rotated: exit %v, log:\n%s", who, exitErr, tail([]byte(logText), 2000))

@@ -1233,8 +1233,16 @@ type NodeStatus struct {
 	// second live process holding the member's key (p2p/DESIGN.md, "One
 	// process per identity"), seen within the last hour.
 	DuplicateIdentities []*DuplicateIdentity `protobuf:"bytes,22,rep,name=duplicate_identities,json=duplicateIdentities,proto3" json:"duplicate_identities,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// ledger_version is the ledger's version schedule as this node has
+	// applied it: the active version and, if the central bank scheduled one
+	// (ActivateVersion), the next version and the log index it takes effect
+	// at (docs/operations.md, "Rolling upgrade").
+	LedgerVersion *statepb.LedgerVersion `protobuf:"bytes,23,opt,name=ledger_version,json=ledgerVersion,proto3" json:"ledger_version,omitempty"`
+	// build_max_ledger_version is the highest ledger version this node's
+	// build runs: a node below a scheduled next version stops at its index.
+	BuildMaxLedgerVersion uint32 `protobuf:"varint,24,opt,name=build_max_ledger_version,json=buildMaxLedgerVersion,proto3" json:"build_max_ledger_version,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -1419,6 +1427,20 @@ func (x *NodeStatus) GetDuplicateIdentities() []*DuplicateIdentity {
 		return x.DuplicateIdentities
 	}
 	return nil
+}
+
+func (x *NodeStatus) GetLedgerVersion() *statepb.LedgerVersion {
+	if x != nil {
+		return x.LedgerVersion
+	}
+	return nil
+}
+
+func (x *NodeStatus) GetBuildMaxLedgerVersion() uint32 {
+	if x != nil {
+		return x.BuildMaxLedgerVersion
+	}
+	return 0
 }
 
 // DuplicateIdentity: connections refused because another live process
@@ -1702,11 +1724,17 @@ func (*GetGenesisRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetGenesisResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Genesis       *statepb.Genesis       `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"`
-	GenesisHash   []byte                 `protobuf:"bytes,2,opt,name=genesis_hash,json=genesisHash,proto3" json:"genesis_hash,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Genesis     *statepb.Genesis       `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"`
+	GenesisHash []byte                 `protobuf:"bytes,2,opt,name=genesis_hash,json=genesisHash,proto3" json:"genesis_hash,omitempty"`
+	// central_bank_key and bank_keys are the keys in force at this node's
+	// applied index: genesis's, or what a RotateKey put in their place. A
+	// client checks its keystore against these (genesis holds only the keys
+	// the network started with). Empty from a node that predates them.
+	CentralBankKey []byte            `protobuf:"bytes,3,opt,name=central_bank_key,json=centralBankKey,proto3" json:"central_bank_key,omitempty"`
+	BankKeys       map[string][]byte `protobuf:"bytes,4,rep,name=bank_keys,json=bankKeys,proto3" json:"bank_keys,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetGenesisResponse) Reset() {
@@ -1749,6 +1777,20 @@ func (x *GetGenesisResponse) GetGenesis() *statepb.Genesis {
 func (x *GetGenesisResponse) GetGenesisHash() []byte {
 	if x != nil {
 		return x.GenesisHash
+	}
+	return nil
+}
+
+func (x *GetGenesisResponse) GetCentralBankKey() []byte {
+	if x != nil {
+		return x.CentralBankKey
+	}
+	return nil
+}
+
+func (x *GetGenesisResponse) GetBankKeys() map[string][]byte {
+	if x != nil {
+		return x.BankKeys
 	}
 	return nil
 }
@@ -2600,7 +2642,7 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\x05banks\x18\t \x03(\v2\x18.dcep.node.v1.BankSupplyR\x05banks\x125\n" +
 	"\tfreshness\x18\n" +
 	" \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"\x0f\n" +
-	"\rStatusRequest\"\xf3\x05\n" +
+	"\rStatusRequest\"\xf1\x06\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
@@ -2628,7 +2670,9 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\vclock_known\x18\x14 \x01(\bR\n" +
 	"clockKnown\x12#\n" +
 	"\rclock_warning\x18\x15 \x01(\tR\fclockWarning\x12R\n" +
-	"\x14duplicate_identities\x18\x16 \x03(\v2\x1f.dcep.node.v1.DuplicateIdentityR\x13duplicateIdentities\"\xce\x01\n" +
+	"\x14duplicate_identities\x18\x16 \x03(\v2\x1f.dcep.node.v1.DuplicateIdentityR\x13duplicateIdentities\x12C\n" +
+	"\x0eledger_version\x18\x17 \x01(\v2\x1c.dcep.state.v1.LedgerVersionR\rledgerVersion\x127\n" +
+	"\x18build_max_ledger_version\x18\x18 \x01(\rR\x15buildMaxLedgerVersion\"\xce\x01\n" +
 	"\x11DuplicateIdentity\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
 	"\apeer_id\x18\x02 \x01(\tR\x06peerId\x12\x18\n" +
@@ -2649,10 +2693,15 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\x0eStatusResponse\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.dcep.node.v1.NodeStatusR\x04node\x12.\n" +
 	"\x05peers\x18\x02 \x03(\v2\x18.dcep.node.v1.PeerStatusR\x05peers\"\x13\n" +
-	"\x11GetGenesisRequest\"i\n" +
+	"\x11GetGenesisRequest\"\x9d\x02\n" +
 	"\x12GetGenesisResponse\x120\n" +
 	"\agenesis\x18\x01 \x01(\v2\x16.dcep.state.v1.GenesisR\agenesis\x12!\n" +
-	"\fgenesis_hash\x18\x02 \x01(\fR\vgenesisHash\"6\n" +
+	"\fgenesis_hash\x18\x02 \x01(\fR\vgenesisHash\x12(\n" +
+	"\x10central_bank_key\x18\x03 \x01(\fR\x0ecentralBankKey\x12K\n" +
+	"\tbank_keys\x18\x04 \x03(\v2..dcep.node.v1.GetGenesisResponse.BankKeysEntryR\bbankKeys\x1a;\n" +
+	"\rBankKeysEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"6\n" +
 	"\x15StreamOutcomesRequest\x12\x1d\n" +
 	"\n" +
 	"from_index\x18\x01 \x01(\x04R\tfromIndex\"\x1f\n" +
@@ -2735,7 +2784,7 @@ func file_node_nodepb_api_proto_rawDescGZIP() []byte {
 	return file_node_nodepb_api_proto_rawDescData
 }
 
-var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_node_nodepb_api_proto_goTypes = []any{
 	(*ReadOptions)(nil),             // 0: dcep.node.v1.ReadOptions
 	(*Freshness)(nil),               // 1: dcep.node.v1.Freshness
@@ -2776,112 +2825,116 @@ var file_node_nodepb_api_proto_goTypes = []any{
 	(*ListRevocationsResponse)(nil), // 36: dcep.node.v1.ListRevocationsResponse
 	(*GetOfflineDebtRequest)(nil),   // 37: dcep.node.v1.GetOfflineDebtRequest
 	(*GetOfflineDebtResponse)(nil),  // 38: dcep.node.v1.GetOfflineDebtResponse
-	(*statepb.TxResult)(nil),        // 39: dcep.state.v1.TxResult
-	(*statepb.SignedTx)(nil),        // 40: dcep.state.v1.SignedTx
-	(*statepb.Tx)(nil),              // 41: dcep.state.v1.Tx
-	(*statepb.WalletRecord)(nil),    // 42: dcep.state.v1.WalletRecord
-	(*statepb.Outpoint)(nil),        // 43: dcep.state.v1.Outpoint
-	(*statepb.HistoryEntry)(nil),    // 44: dcep.state.v1.HistoryEntry
-	(*statepb.Supply)(nil),          // 45: dcep.state.v1.Supply
-	(statepb.NodeRole)(0),           // 46: dcep.state.v1.NodeRole
-	(*statepb.Genesis)(nil),         // 47: dcep.state.v1.Genesis
-	(*statepb.PurseRecord)(nil),     // 48: dcep.state.v1.PurseRecord
-	(*statepb.Settlement)(nil),      // 49: dcep.state.v1.Settlement
-	(*statepb.Revocation)(nil),      // 50: dcep.state.v1.Revocation
-	(*statepb.OfflineTxRecord)(nil), // 51: dcep.state.v1.OfflineTxRecord
-	(*statepb.Incident)(nil),        // 52: dcep.state.v1.Incident
-	(*statepb.OfflineDebt)(nil),     // 53: dcep.state.v1.OfflineDebt
-	(*statepb.BlockRecord)(nil),     // 54: dcep.state.v1.BlockRecord
+	nil,                             // 39: dcep.node.v1.GetGenesisResponse.BankKeysEntry
+	(*statepb.TxResult)(nil),        // 40: dcep.state.v1.TxResult
+	(*statepb.SignedTx)(nil),        // 41: dcep.state.v1.SignedTx
+	(*statepb.Tx)(nil),              // 42: dcep.state.v1.Tx
+	(*statepb.WalletRecord)(nil),    // 43: dcep.state.v1.WalletRecord
+	(*statepb.Outpoint)(nil),        // 44: dcep.state.v1.Outpoint
+	(*statepb.HistoryEntry)(nil),    // 45: dcep.state.v1.HistoryEntry
+	(*statepb.Supply)(nil),          // 46: dcep.state.v1.Supply
+	(statepb.NodeRole)(0),           // 47: dcep.state.v1.NodeRole
+	(*statepb.LedgerVersion)(nil),   // 48: dcep.state.v1.LedgerVersion
+	(*statepb.Genesis)(nil),         // 49: dcep.state.v1.Genesis
+	(*statepb.PurseRecord)(nil),     // 50: dcep.state.v1.PurseRecord
+	(*statepb.Settlement)(nil),      // 51: dcep.state.v1.Settlement
+	(*statepb.Revocation)(nil),      // 52: dcep.state.v1.Revocation
+	(*statepb.OfflineTxRecord)(nil), // 53: dcep.state.v1.OfflineTxRecord
+	(*statepb.Incident)(nil),        // 54: dcep.state.v1.Incident
+	(*statepb.OfflineDebt)(nil),     // 55: dcep.state.v1.OfflineDebt
+	(*statepb.BlockRecord)(nil),     // 56: dcep.state.v1.BlockRecord
 }
 var file_node_nodepb_api_proto_depIdxs = []int32{
-	39, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
+	40, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
 	0,  // 1: dcep.node.v1.GetTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	40, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
-	41, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
-	39, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
+	41, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
+	42, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
+	40, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
 	1,  // 5: dcep.node.v1.GetTxResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 6: dcep.node.v1.GetWalletRequest.read:type_name -> dcep.node.v1.ReadOptions
-	42, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
+	43, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
 	1,  // 8: dcep.node.v1.GetWalletResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 9: dcep.node.v1.ListWalletsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	42, // 10: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
+	43, // 10: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
 	1,  // 11: dcep.node.v1.ListWalletsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	43, // 12: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
+	44, // 12: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
 	0,  // 13: dcep.node.v1.ListUnspentRequest.read:type_name -> dcep.node.v1.ReadOptions
-	43, // 14: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
+	44, // 14: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
 	11, // 15: dcep.node.v1.ListUnspentResponse.unspent:type_name -> dcep.node.v1.Unspent
 	1,  // 16: dcep.node.v1.ListUnspentResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 17: dcep.node.v1.HistoryRequest.read:type_name -> dcep.node.v1.ReadOptions
-	44, // 18: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
+	45, // 18: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
 	1,  // 19: dcep.node.v1.HistoryResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 20: dcep.node.v1.SupplyRequest.read:type_name -> dcep.node.v1.ReadOptions
-	45, // 21: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
+	46, // 21: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
 	16, // 22: dcep.node.v1.SupplyResponse.banks:type_name -> dcep.node.v1.BankSupply
 	1,  // 23: dcep.node.v1.SupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
-	46, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
+	47, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
 	20, // 25: dcep.node.v1.NodeStatus.duplicate_identities:type_name -> dcep.node.v1.DuplicateIdentity
-	46, // 26: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
-	19, // 27: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
-	19, // 28: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
-	21, // 29: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
-	47, // 30: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
-	0,  // 31: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
-	48, // 32: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
-	49, // 33: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
-	50, // 34: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
-	1,  // 35: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 36: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
-	49, // 37: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
-	1,  // 38: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 39: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	51, // 40: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
-	1,  // 41: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 42: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	52, // 43: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
-	1,  // 44: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 45: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	50, // 46: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
-	1,  // 47: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 48: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
-	53, // 49: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
-	1,  // 50: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
-	2,  // 51: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
-	4,  // 52: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
-	6,  // 53: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
-	8,  // 54: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
-	10, // 55: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
-	13, // 56: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
-	15, // 57: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
-	18, // 58: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
-	23, // 59: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
-	25, // 60: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
-	27, // 61: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
-	29, // 62: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
-	31, // 63: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
-	33, // 64: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
-	35, // 65: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
-	37, // 66: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
-	3,  // 67: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
-	5,  // 68: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
-	7,  // 69: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
-	9,  // 70: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
-	12, // 71: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
-	14, // 72: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
-	17, // 73: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
-	22, // 74: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
-	24, // 75: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
-	54, // 76: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
-	28, // 77: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
-	30, // 78: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
-	32, // 79: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
-	34, // 80: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
-	36, // 81: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
-	38, // 82: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
-	67, // [67:83] is the sub-list for method output_type
-	51, // [51:67] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	48, // 26: dcep.node.v1.NodeStatus.ledger_version:type_name -> dcep.state.v1.LedgerVersion
+	47, // 27: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
+	19, // 28: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
+	19, // 29: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
+	21, // 30: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
+	49, // 31: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
+	39, // 32: dcep.node.v1.GetGenesisResponse.bank_keys:type_name -> dcep.node.v1.GetGenesisResponse.BankKeysEntry
+	0,  // 33: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
+	50, // 34: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
+	51, // 35: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
+	52, // 36: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
+	1,  // 37: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 38: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
+	51, // 39: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
+	1,  // 40: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 41: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
+	53, // 42: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
+	1,  // 43: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 44: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	54, // 45: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
+	1,  // 46: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 47: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	52, // 48: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
+	1,  // 49: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 50: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
+	55, // 51: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
+	1,  // 52: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
+	2,  // 53: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
+	4,  // 54: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
+	6,  // 55: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
+	8,  // 56: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
+	10, // 57: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
+	13, // 58: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
+	15, // 59: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
+	18, // 60: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
+	23, // 61: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
+	25, // 62: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
+	27, // 63: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
+	29, // 64: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
+	31, // 65: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
+	33, // 66: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
+	35, // 67: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
+	37, // 68: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
+	3,  // 69: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
+	5,  // 70: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
+	7,  // 71: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
+	9,  // 72: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
+	12, // 73: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
+	14, // 74: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
+	17, // 75: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
+	22, // 76: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
+	24, // 77: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
+	56, // 78: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
+	28, // 79: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
+	30, // 80: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
+	32, // 81: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
+	34, // 82: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
+	36, // 83: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
+	38, // 84: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
+	69, // [69:85] is the sub-list for method output_type
+	53, // [53:69] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_node_nodepb_api_proto_init() }
@@ -2895,7 +2948,7 @@ func file_node_nodepb_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_nodepb_api_proto_rawDesc), len(file_node_nodepb_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
