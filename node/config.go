@@ -24,6 +24,11 @@ type Config struct {
 	// NodeKey is the node's identity key: a keystore file, or a pkcs11: URI
 	// naming a key in a hardware token (cmd/dcepd loadNodeKey).
 	NodeKey string `toml:"node_key"`
+	// NodeKeyCheckPerms (default true) refuses a node_key file that group
+	// or others may access. false is for a Kubernetes Secret volume, where
+	// the kubelet sets the modes (root's file, group fsGroup, 0440, in a
+	// world-writable tmpfs) and the pod's one user is the only reader.
+	NodeKeyCheckPerms *bool `toml:"node_key_check_perms,omitempty"`
 	// P2PListen are libp2p multiaddrs to listen on.
 	P2PListen []string `toml:"p2p_listen"`
 	// APIListen is host:port for the client API, /metrics and health.

@@ -436,6 +436,28 @@ func encode(k *Key) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// ReadFileUnchecked reads the key file at path without checking its
+// permissions or its directory's: for a file whose modes another program
+// sets and this one cannot change, a Kubernetes Secret volume (files root's,
+// group fsGroup, mode 0440, in a world-writable tmpfs). Its size, format
+// and contents are checked as for any key file. The key's name is the
+// file's base name without .key.
+func ReadFileUnchecked(path string) (*Key, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("keystore: read %s: %w", path, err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, maxFileBytes)
+	}
+	return decode(path, strings.TrimSuffix(filepath.Base(path), fileSuffix), data)
+}
+
 // load reads and checks one key file.
 func (s *Store) load(name string) (*Key, error) {
 	path := s.Path(name)

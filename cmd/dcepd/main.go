@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dcep/dcep/client/keystore/pkcs11key"
+	"github.com/dcep/dcep/deploy/k8s"
 	"github.com/dcep/dcep/internal/cmddoc"
 	"github.com/dcep/dcep/node"
 	"github.com/dcep/dcep/node/netgen"
@@ -120,8 +121,9 @@ func runCmd() *cobra.Command {
 }
 
 func testnetCmd() *cobra.Command {
-	var out, chainID, hosts string
+	var out, chainID, hosts, k8sDir string
 	var regulators, p2pPort, apiPort int
+	var ko k8s.Options
 	cmd := &cobra.Command{
 		Use:   "testnet --out DIR --hosts HOST[,HOST...]",
 		Short: "Write genesis, keys and one config per node for a multi-host deployment",
@@ -136,9 +138,29 @@ Give one host for all nodes, or one per node in the order
 pboc, icbc, abc, boc, ccb, bocom, psbc, regulator-1, ...
 Ship nodes/<name>/ and genesis.json to each host and run
   dcepd run --config nodes/<name>/config.toml
-Move each bank's key in keys/ to that bank and delete the rest.`,
+Move each bank's key in keys/ to that bank and delete the rest.
+
+With --k8s DIR the nodes are pods: each node's host is its pod's DNS name
+(NAME-0.NAME.NAMESPACE.svc.CLUSTER-DOMAIN), every node uses ports 7101 and
+8101, and DIR gets Kubernetes manifests (kubectl apply -f DIR): per node a
+StatefulSet, PersistentVolumeClaim, Secret (node key), ConfigMap (config,
+genesis), headless and API Services; a PodDisruptionBudget over the voters.
+Operator keys stay in --out/keys, off the cluster (deploy/README.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if k8sDir != "" {
+				if cmd.Flags().Changed("hosts") || cmd.Flags().Changed("p2p-port") || cmd.Flags().Changed("api-port") {
+					return errors.New("--k8s sets hosts and ports itself (the pods' DNS names, 7101 and 8101); drop --hosts, --p2p-port and --api-port")
+				}
+				ko.ChainID, ko.Regulators = chainID, regulators
+				net, err := k8s.Generate(out, k8sDir, ko)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("wrote network %q to %s and its Kubernetes manifests to %s:\n", net.ChainID, out, k8sDir)
+				printNodes(os.Stdout, net)
+				return nil
+			}
 			net, err := netgen.Generate(out, netgen.Options{
 				ChainID: chainID, Regulators: regulators, Hosts: strings.Split(hosts, ","),
 				P2PPort: p2pPort, APIPort: apiPort,
@@ -158,6 +180,12 @@ Move each bank's key in keys/ to that bank and delete the rest.`,
 	f.IntVar(&regulators, "regulators", 1, "number of regulator (read-only) nodes")
 	f.IntVar(&p2pPort, "p2p-port", 7101, "libp2p port (on a shared host, node i uses port+i)")
 	f.IntVar(&apiPort, "api-port", 8101, "API port (on a shared host, node i uses port+i)")
+	f.StringVar(&k8sDir, "k8s", "", "also write Kubernetes manifests for the network into this directory")
+	f.StringVar(&ko.Namespace, "namespace", "dcep", "with --k8s: the Kubernetes namespace")
+	f.StringVar(&ko.ClusterDomain, "cluster-domain", "cluster.local", "with --k8s: the cluster's DNS domain")
+	f.StringVar(&ko.Image, "image", "dcep:dev", "with --k8s: the dcep image (deploy/container)")
+	f.StringVar(&ko.StorageSize, "storage-size", "10Gi", "with --k8s: each node's volume size")
+	f.StringVar(&ko.StorageClass, "storage-class", "", "with --k8s: the volumes' storage class (default: the cluster's)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -198,7 +226,11 @@ func loadNodeKey(cfg *node.Config) (crypto.Signer, error) {
 		return s, nil
 	}
 	path := cfg.Path(cfg.NodeKey)
-	key, err := netgen.LoadNodeKey(path)
+	load := netgen.LoadNodeKey
+	if cfg.NodeKeyCheckPerms != nil && !*cfg.NodeKeyCheckPerms {
+		load = netgen.LoadNodeKeyUnchecked
+	}
+	key, err := load(path)
 	if err != nil {
 		return nil, &node.StartupError{Kind: node.ErrBadConfig, Err: err,
 			Cause: fmt.Sprintf("node_key %s: %v", path, err),

@@ -137,6 +137,10 @@ func Generate(dir string, o Options) (*Network, error) {
 	return net, writeFile(filepath.Join(dir, "genesis.json"), append(raw, '\n'))
 }
 
+// NodeNames are the names of a generated network's nodes, in order: the
+// central bank, the six banks, then regulator-1 … regulator-N.
+func NodeNames(regulators int) []string { return nodeNames(regulators) }
+
 func nodeNames(regulators int) []string {
 	names := []string{CentralBankID}
 	for _, b := range Banks {
@@ -202,7 +206,7 @@ func writeNode(dir string, keys *keystore.Store, o Options, i int, name string) 
 		}
 		operatorKey = ok.Public()
 	}
-	p2pAddr := fmt.Sprintf("/ip4/%s/tcp/%d", host, o.P2PPort+off)
+	p2pAddr := peerAddr(host, o.P2PPort+off)
 	bind := o.APIBind
 	if bind == "" {
 		bind = host
@@ -241,6 +245,20 @@ func writeNode(dir string, keys *keystore.Store, o Options, i int, name string) 
 	return NetworkNode{Name: name, Role: roleLabel(role), API: "http://" + api, P2P: p2pAddr, Config: cfgPath}, member, nil
 }
 
+// peerAddr is the multiaddr other members dial: /ip4 or /ip6 for an IP,
+// /dns for a name (resolved when dialling: a Kubernetes headless Service's
+// pod name, deploy/k8s).
+func peerAddr(host string, port int) string {
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return fmt.Sprintf("/dns/%s/tcp/%d", host, port)
+	case ip.To4() == nil:
+		return fmt.Sprintf("/ip6/%s/tcp/%d", ip, port)
+	}
+	return fmt.Sprintf("/ip4/%s/tcp/%d", ip, port)
+}
+
 // p2pListen is where a node's libp2p listens: the address its API binds
 // (its --hosts entry, or APIBind), so a loopback network listens on
 // loopback only; all interfaces only when that address is not an IP.
@@ -275,13 +293,30 @@ func Load(dir string) (*Network, error) {
 	return &n, nil
 }
 
-// LoadNodeKey reads a node identity key file written in keystore format.
+// LoadNodeKey reads a node identity key file written in keystore format,
+// refusing one group or others may access.
 func LoadNodeKey(path string) (ed25519.PrivateKey, error) {
-	ks, err := keystore.Open(filepath.Dir(path))
-	if err != nil {
-		return nil, err
+	return loadNodeKey(path, true)
+}
+
+// LoadNodeKeyUnchecked is LoadNodeKey without the permission checks
+// (node_key_check_perms = false: a Kubernetes Secret volume).
+func LoadNodeKeyUnchecked(path string) (ed25519.PrivateKey, error) {
+	return loadNodeKey(path, false)
+}
+
+func loadNodeKey(path string, checkPerms bool) (ed25519.PrivateKey, error) {
+	var k *keystore.Key
+	var err error
+	if checkPerms {
+		var ks *keystore.Store
+		if ks, err = keystore.Open(filepath.Dir(path)); err != nil {
+			return nil, err
+		}
+		k, err = ks.Get(strings.TrimSuffix(filepath.Base(path), ".key"))
+	} else {
+		k, err = keystore.ReadFileUnchecked(path)
 	}
-	k, err := ks.Get(strings.TrimSuffix(filepath.Base(path), ".key"))
 	if err != nil {
 		return nil, fmt.Errorf("node key %s: %w", path, err)
 	}
