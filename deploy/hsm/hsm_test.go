@@ -136,8 +136,17 @@ func TestNetworkWithKeysInSoftHSM(t *testing.T) {
 			}
 		}
 	})
-	if err := ln.StartAll(); err != nil {
-		t.Fatal(err)
+	// One process after another, each until it has logged in to the token
+	// and loaded its identity: SoftHSM2's file object store is not safe
+	// for several processes logging in at the same instant (a node started
+	// beside others saw CKR_USER_PIN_NOT_INITIALIZED, or no token, while
+	// another rewrote the token file). A bank's node has its own HSM
+	// slot; eight nodes on one file token is this test's shortcut.
+	for _, nn := range ln.Info.Nodes {
+		if err := ln.Start(nn.Name); err != nil {
+			t.Fatal(err)
+		}
+		waitLogged(t, ln.LogPath(nn.Name), "node started", 30*time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -188,4 +197,18 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// waitLogged waits until the log at path holds line, or fails.
+func waitLogged(t *testing.T, path, line string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), line) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(path)
+	t.Fatalf("%s: no %q within %v:\n%s", path, line, timeout, tail(string(b), 250))
 }

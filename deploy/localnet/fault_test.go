@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dcep/dcep/internal/testports"
+	"hash/crc32"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
@@ -358,7 +359,11 @@ func (l *load) worker(w int) {
 	tn := l.tn
 	bank := netgen.Banks[w%len(netgen.Banks)].ID
 	rng := mrand.New(mrand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-	nonce := uint64(w) << 40
+	// Nonces differ between loads (the prefix) as well as between workers:
+	// a second load replaying the first's nonces signed byte-identical
+	// issues whenever the random amount matched, and got the first's
+	// (already spent) output back as a duplicate.
+	nonce := uint64(crc32.ChecksumIEEE([]byte(l.prefix))&0xffff)<<48 | uint64(w)<<40
 	sign := func(body *statepb.Tx, key ed25519.PrivateKey) ([]byte, [32]byte) {
 		nonce++
 		body.Version, body.ChainId, body.Nonce = statepb.TxVersion, tn.signer.ChainID, nonce
