@@ -91,6 +91,13 @@ type LimitsConfig struct {
 	// burst 20,000). 0 keeps the default; -1 disables the limit.
 	RatePerSec int `toml:"rate_per_sec"`
 	Burst      int `toml:"burst"`
+	// IdentityRatePerSec and IdentityBurst bound Submit per identity: the
+	// signed-in caller and each key that signed the transaction
+	// (ratelimit.go), so one identity spread over many addresses cannot
+	// flood (default 1,000/s, burst 2,000; -1 disables; when rate_per_sec
+	// is -1 the default is -1 too).
+	IdentityRatePerSec int `toml:"identity_rate_per_sec"`
+	IdentityBurst      int `toml:"identity_burst"`
 	// SubmitTimeoutMs bounds how long Submit waits for a commit (default
 	// 10 s).
 	SubmitTimeoutMs int `toml:"submit_timeout_ms"`
@@ -233,6 +240,11 @@ func (c *Config) Validate() error {
 	defInt(&l.MaxRequestBytes, 256<<10)
 	defInt(&l.RatePerSec, 10_000)
 	defInt(&l.Burst, max(1, 2*l.RatePerSec)) // 1 when unlimited (-1): unused
+	if l.RatePerSec == -1 {
+		defInt(&l.IdentityRatePerSec, -1) // a "no limits" node (tests, bench clusters)
+	}
+	defInt(&l.IdentityRatePerSec, 1_000)
+	defInt(&l.IdentityBurst, max(1, 2*l.IdentityRatePerSec))
 	defInt(&l.SubmitTimeoutMs, 10_000)
 	defInt(&l.MaxStreams, 256)
 	defInt(&l.MaxStreamsPerIP, min(16, l.MaxStreams))
@@ -286,6 +298,7 @@ func (c *Config) checkRanges() error {
 		{"batch.max_inflight", int64(b.MaxInflight), 1, 1024},
 		{"limits.max_request_bytes", int64(l.MaxRequestBytes), 64 << 10, 64 << 20},
 		{"limits.burst", int64(l.Burst), 1, 100_000_000},
+		{"limits.identity_burst", int64(l.IdentityBurst), 1, 100_000_000},
 		{"limits.submit_timeout_ms", int64(l.SubmitTimeoutMs), 100, 600_000},
 		{"limits.max_streams", int64(l.MaxStreams), 1, 100_000},
 		{"limits.max_streams_per_ip", int64(l.MaxStreamsPerIP), 1, int64(l.MaxStreams)},
@@ -301,6 +314,9 @@ func (c *Config) checkRanges() error {
 	}
 	if l.RatePerSec != -1 && (l.RatePerSec < 1 || l.RatePerSec > 100_000_000) {
 		return fmt.Errorf("config: limits.rate_per_sec %d is outside 1..100000000 (or -1: no limit)", l.RatePerSec)
+	}
+	if l.IdentityRatePerSec != -1 && (l.IdentityRatePerSec < 1 || l.IdentityRatePerSec > 100_000_000) {
+		return fmt.Errorf("config: limits.identity_rate_per_sec %d is outside 1..100000000 (or -1: no limit)", l.IdentityRatePerSec)
 	}
 	return nil
 }

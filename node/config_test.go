@@ -73,6 +73,8 @@ func TestConfigRefused(t *testing.T) {
 		{"inflight negative", baseConfig + "[batch]\nmax_inflight = -1\n", "batch.max_inflight"},
 		{"request bytes tiny", baseConfig + "[limits]\nmax_request_bytes = 10\n", "limits.max_request_bytes"},
 		{"rate zero-ish", baseConfig + "[limits]\nrate_per_sec = -7\n", "limits.rate_per_sec"},
+		{"identity rate zero-ish", baseConfig + "[limits]\nidentity_rate_per_sec = -2\n", "limits.identity_rate_per_sec"},
+		{"identity burst too large", baseConfig + "[limits]\nidentity_burst = 200000000\n", "limits.identity_burst"},
 		{"submit timeout tiny", baseConfig + "[limits]\nsubmit_timeout_ms = 5\n", "limits.submit_timeout_ms"},
 		{"streams negative", baseConfig + "[limits]\nmax_streams = -3\n", "limits.max_streams"},
 		{"per-ip streams over the total", baseConfig + "[limits]\nmax_streams = 8\nmax_streams_per_ip = 9\n", "limits.max_streams_per_ip"},

@@ -6,13 +6,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
@@ -149,78 +147,33 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// limiter bounds requests per client IP and concurrent streams.
+// limiter bounds requests per client IP, Submit per identity (ratelimit.go)
+// and concurrent streams.
 type limiter struct {
-	cfg     LimitsConfig
-	mu      sync.Mutex
-	perIP   map[string]*ipLimit
-	streams *streamCaps
+	cfg LimitsConfig
+	// perIP bounds every request by client address; perID bounds Submit by
+	// identity (identities.go).
+	perIP, perID *rateTable
+	streams      *streamCaps
 	// submits bounds submissions being processed at once.
 	submits chan struct{}
 }
 
-type ipLimit struct {
-	l    *rate.Limiter
-	seen time.Time
-}
-
-// maxTrackedIPs bounds the per-IP table (evict).
-const maxTrackedIPs = 100_000
-
 func newLimiter(cfg LimitsConfig) *limiter {
 	return &limiter{
-		cfg: cfg, perIP: map[string]*ipLimit{},
+		cfg:     cfg,
+		perIP:   newRateTable(cfg.RatePerSec, cfg.Burst),
+		perID:   newRateTable(cfg.IdentityRatePerSec, cfg.IdentityBurst),
 		streams: newStreamCaps(cfg.MaxStreams, cfg.MaxStreamsPerIP),
 		submits: make(chan struct{}, cfg.MaxInflightSubmits),
 	}
 }
 
-func (l *limiter) allow(ip string) bool {
-	if l.cfg.RatePerSec < 0 {
-		return true
-	}
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.perIP[ip]
-	if e == nil {
-		if len(l.perIP) >= maxTrackedIPs {
-			l.evict(now)
-		}
-		e = &ipLimit{l: rate.NewLimiter(rate.Limit(l.cfg.RatePerSec), l.cfg.Burst)}
-		l.perIP[ip] = e
-	}
-	e.seen = now
-	return e.l.AllowN(now, 1)
-}
-
-// evict drops entries idle for a minute (a full bucket is what a new entry
-// starts with anyway) and, if that is not enough — a flood from more
-// addresses than the table holds, all active — any entries until the table
-// is 7/8 full, so it never grows past maxTrackedIPs and the scan runs at most
-// once per maxTrackedIPs/8 new addresses. A client dropped so starts again
-// with a full bucket: under such a flood the per-IP limit is best effort,
-// and maxInflightSubmits still bounds the work.
-func (l *limiter) evict(now time.Time) {
-	for ip, e := range l.perIP {
-		if now.Sub(e.seen) > time.Minute {
-			delete(l.perIP, ip)
-		}
-	}
-	for ip := range l.perIP {
-		if len(l.perIP) <= maxTrackedIPs*7/8 {
-			return
-		}
-		delete(l.perIP, ip)
-	}
-}
+// allow charges one request to client address ip.
+func (l *limiter) allow(ip string) bool { return l.perIP.allow(ip) }
 
 // trackedIPs is the size of the per-IP table (tests).
-func (l *limiter) trackedIPs() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.perIP)
-}
+func (l *limiter) trackedIPs() int { return l.perIP.size() }
 
 // acquireStream takes an outcome-stream slot for the client at remote
 // (streamcap.go).

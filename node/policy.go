@@ -24,7 +24,8 @@ const (
 	// accessPublic: anyone, anonymous too.
 	accessPublic access = iota + 1
 	// accessSubmit: anyone (transactions carry their own signatures), with
-	// a per-identity rate limit on top of the per-IP one.
+	// a per-identity rate limit (the signed-in caller, the tx's signers:
+	// ratelimit.go) on top of the per-IP one.
 	accessSubmit
 	// accessWallet: the parties of the wallet the request names — its
 	// holder (for a sub-wallet, also its parent's holder), the merchant
@@ -283,10 +284,7 @@ func (n *Node) allow(c caller, rule *policyRule, msg proto.Message) (string, err
 	case accessPublic:
 		return "", nil
 	case accessSubmit:
-		if !c.anonymous() && !n.limits.allow("id:"+c.String()) {
-			return "", apiError(CodeRateLimited, "%s exceeded %d requests/s", c, n.cfg.Limits.RatePerSec)
-		}
-		return "", nil
+		return "", n.chargeCaller(c)
 	case accessWallet, accessSponsor:
 		if acc == accessSponsor && wallet == "" && msg != nil {
 			// No such campaign: answered as the handler would, NOT_FOUND,

@@ -31,6 +31,9 @@ func (n *Node) submit(ctx context.Context, raw []byte) (*statepb.TxResult, error
 		n.metrics.txOutcome(res)
 		return res, nil
 	}
+	if err := n.chargeSigners(raw); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, ms(n.cfg.Limits.SubmitTimeoutMs))
 	defer cancel()
 	start := time.Now()
