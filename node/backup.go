@@ -79,7 +79,8 @@ func (n *Node) serveAdmin() {
 	go func() { _ = n.adminSrv.Serve(l) }()
 }
 
-func (n *Node) handleAdminSnapshot(w http.ResponseWriter, _ *http.Request) {
+func (n *Node) handleAdminSnapshot(w http.ResponseWriter, r *http.Request) {
+	caughtUp := n.catchUpForBackup(r.Context())
 	snap, err := n.store.Snapshot()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -88,12 +89,37 @@ func (n *Node) handleAdminSnapshot(w http.ResponseWriter, _ *http.Request) {
 	defer snap.Release()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Dcep-Ledger-Index", strconv.FormatUint(snap.Meta().GetAppliedIndex(), 10))
+	w.Header().Set("X-Dcep-Caught-Up", strconv.FormatBool(caughtUp))
 	written, err := snap.WriteTo(w)
 	if err != nil {
 		n.log.Warn("admin: snapshot stream failed", "bytes", written, "error", err)
 		return
 	}
 	n.log.Info("admin: snapshot streamed", "ledger_index", snap.Meta().GetAppliedIndex(), "bytes", written)
+}
+
+// backupCatchUpMs bounds how long a backup waits to apply what the
+// leader has committed before it snapshots.
+const backupCatchUpMs = 5000
+
+// catchUpForBackup waits until this node has applied everything the
+// leader had committed when the backup was asked for (a read index), so a
+// backup taken after a transaction was acknowledged holds it even when it
+// is taken from a follower that lagged. Without a leader (a quorum lost:
+// the backup a survivor takes before recovery) it snapshots what it has
+// and says so: false.
+func (n *Node) catchUpForBackup(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, backupCatchUpMs*time.Millisecond)
+	defer cancel()
+	idx, err := n.readIndex(ctx)
+	if err == nil {
+		err = n.cons.WaitApplied(ctx, idx)
+	}
+	if err != nil {
+		n.log.Warn("admin: backup taken without catching up with the leader (it holds what this node applied)", "error", err)
+		return false
+	}
+	return true
 }
 
 // SaveBackup writes a consistent backup of cfg's node to path: from the
