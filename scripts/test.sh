@@ -8,11 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# need COMMAND PACKAGE WHY: install PACKAGE unless COMMAND is on the PATH.
+# need COMMAND PACKAGES WHY: install PACKAGES (space-separated) unless
+# COMMAND is on the PATH.
 missing=()
 need() {
-  if ! command -v "$1" >/dev/null 2>&1; then missing+=("$2"); fi
+  if ! command -v "$1" >/dev/null 2>&1; then read -ra pkgs <<<"$2"; missing+=("${pkgs[@]}"); fi
 }
+need gcc "gcc libc6-dev"  # cgo: PKCS#11 through miekg/pkcs11 (client/keystore/pkcs11key, deploy/hsm); Go builds without cgo when no C compiler is found
 need chromium chromium  # the console's browser test (cmd/dcep/console_browser_test.go)
 need nft nftables       # the fault campaign's partitions (deploy/chaos)
 need ip iproute2        # the fault campaign's network namespaces (deploy/chaos)

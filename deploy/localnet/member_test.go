@@ -140,8 +140,15 @@ func TestMemberRemoveAndAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReady(t, tn.ln, "ccb")
-	if got := tn.memberNames("ccb"); len(got) != 8 {
-		t.Fatalf("member list after re-adding: %v", got)
+	// Ready is not "has applied its own re-adding": poll what ccb records.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got := tn.memberNames("ccb")
+		if len(got) == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member list after re-adding: %v", got)
+		}
 	}
 	index, hash := tn.converge(tn.all(), 60*time.Second)
 	t.Logf("all 8 nodes at index %d, state hash %x", index, hash[:8])
