@@ -367,6 +367,10 @@ func (n *Node) onApplied(info consensus.ApplyInfo) {
 func (n *Node) followMembership() {
 	defer n.wg.Done()
 	seen := n.store.MembershipVersion()
+	var linger lingerSet
+	if cur, err := n.members.p2pMembers(); err == nil {
+		linger.prev = cur
+	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -377,6 +381,11 @@ func (n *Node) followMembership() {
 		}
 		v := n.store.MembershipVersion()
 		if v == seen {
+			if linger.expire(time.Now()) {
+				if err := n.host.SetMembers(linger.allowlist(time.Now())); err != nil {
+					n.log.Error("membership update", "error", err)
+				}
+			}
 			continue
 		}
 		wasMember := n.self() != nil
@@ -392,7 +401,7 @@ func (n *Node) followMembership() {
 			p2pMembers, err = n.members.p2pMembers()
 		}
 		if err == nil {
-			err = n.host.SetMembers(p2pMembers)
+			err = n.host.SetMembers(linger.update(p2pMembers, time.Now()))
 		}
 		if err != nil {
 			n.log.Error("membership update", "error", err)
