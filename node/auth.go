@@ -119,3 +119,10 @@ type callerKey struct{}
 func withCaller(ctx context.Context, c caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
+
+// callerOf is the caller the policy interceptor put in ctx (anonymous if
+// none).
+func callerOf(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}

@@ -52,21 +52,26 @@ const (
 	// accessRegulatorOrOperator: regulators and the node's own operator
 	// (the bank or central bank that runs it).
 	accessRegulatorOrOperator
+	// accessRegulatorOrOperatorBank: regulators; on a bank's own node,
+	// that bank too, which the handler answers only about its customers
+	// (AccessLog: records whose subject wallet is the bank's).
+	accessRegulatorOrOperatorBank
 )
 
 // who is the doc text of an access: the roles that may call.
 func (a access) who() string {
 	return [...]string{
-		accessPublic:              "anyone",
-		accessSubmit:              "anyone (rate-limited per IP and per identity)",
-		accessWallet:              "holder, platform (sub-wallet pushed to it), its bank, regulator",
-		accessPublicOrWallet:      "anyone; with `wallet_id`: holder, its bank, regulator",
-		accessRecord:              "its parties (wallets named in it, their banks, its signers), regulator",
-		accessSponsor:             "the sponsor wallet's holder and bank, regulator",
-		accessInstitution:         "bank, central bank, regulator",
-		accessPublicOrInstitution: "anyone; `audit=true`: bank, central bank, regulator",
-		accessRegulator:           "regulator",
-		accessRegulatorOrOperator: "regulator, this node's operator",
+		accessPublic:                  "anyone",
+		accessSubmit:                  "anyone (rate-limited per IP and per identity)",
+		accessWallet:                  "holder, platform (sub-wallet pushed to it), its bank, regulator",
+		accessPublicOrWallet:          "anyone; with `wallet_id`: holder, its bank, regulator",
+		accessRecord:                  "its parties (wallets named in it, their banks, its signers), regulator",
+		accessSponsor:                 "the sponsor wallet's holder and bank, regulator",
+		accessInstitution:             "bank, central bank, regulator",
+		accessPublicOrInstitution:     "anyone; `audit=true`: bank, central bank, regulator",
+		accessRegulator:               "regulator",
+		accessRegulatorOrOperator:     "regulator, this node's operator",
+		accessRegulatorOrOperatorBank: "regulator; on its own node, the operator bank (its customers only)",
 	}[a]
 }
 
@@ -120,10 +125,7 @@ var Policy = []policyRule{
 	{Procedure: pc.AuditServiceCampaignsProcedure, Access: accessRegulator, Sees: "red-packet campaigns' totals", Logged: true},
 	{Procedure: pc.AuditServiceDivergenceProcedure, Access: accessRegulator, Sees: "state-hash comparisons with peers"},
 	{Procedure: pc.AuditServiceReplayProcedure, Access: accessRegulatorOrOperator, Sees: "the replay's report (minutes of CPU)"},
-	// policy: regulators; banks their customers (auth table). Regulators
-	// only until the table has a row kind for "a bank, for its customers'
-	// wallets" (the wallet filter's bank): the lead decides.
-	{Procedure: pc.AuditServiceAccessLogProcedure, Access: accessRegulator, Sees: "this node's access-log records (who read what)", Logged: true, subject: field("wallet")},
+	{Procedure: pc.AuditServiceAccessLogProcedure, Access: accessRegulatorOrOperatorBank, Sees: "this node's access-log records (who read what); a bank only those about its customers' wallets", Logged: true, subject: field("wallet")},
 	{Procedure: pc.AuditServiceOverviewProcedure, Access: accessRegulator, Sees: "the console's overview", Logged: true},
 
 	{Procedure: pc.ProgrammableServiceGetCampaignProcedure, Access: accessPublicOrWallet, Sees: "the campaign; with wallet_id, that wallet's enrolment", Logged: true, subject: field("wallet_id")},
@@ -313,6 +315,12 @@ func (n *Node) allow(c caller, rule *policyRule, msg proto.Message) (string, err
 		if c.is(token.KindRegulator) || ((c.is(token.KindBank) || c.is(token.KindCentralBank)) && c.sub.ID == op) {
 			return "", nil
 		}
+	case accessRegulatorOrOperatorBank:
+		// The wallet asked about is on record, allowed or refused.
+		if c.is(token.KindRegulator) || (c.is(token.KindBank) && c.sub.ID == n.self().GetOperator()) {
+			return subject, nil
+		}
+		return subject, denied(c, strings.TrimPrefix(rule.Procedure, "/dcep.node.v1."), acc)
 	}
 	return "", denied(c, strings.TrimPrefix(rule.Procedure, "/dcep.node.v1."), acc)
 }

@@ -127,6 +127,8 @@ func allowedRoles(rule string, parties []string) map[string]bool {
 		return set(roleRegulator)
 	case "regulator, this node's operator":
 		return set(roleRegulator, roleCentralBank) // the calls go to pboc's node
+	case "regulator; on its own node, the operator bank (its customers only)":
+		return set(roleRegulator) // pboc's node: its operator is no bank
 	case "bank, central bank, regulator", "anyone; `audit=true`: bank, central bank, regulator":
 		return set(roleOwnBank, roleOtherBank, roleCentralBank, roleRegulator)
 	}
@@ -308,7 +310,7 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 				return errors.New("AccessLog: no node named")
 			}
 			return err
-		}, false},
+		}, true},
 		pc.AuditServiceOverviewProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Overview(ctx, connect.NewRequest(&nodepb.OverviewRequest{}))
 			return err
