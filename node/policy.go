@@ -209,11 +209,14 @@ func (p policyInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return nil, apiError(CodeInternal, "%s has no row in the policy table", proc)
 		}
 		c, aerr := p.n.authenticate(req.Header(), req.Peer().Addr)
+		msg, _ := req.Any().(proto.Message)
 		if aerr != nil {
+			if lerr := p.n.logUnauthenticated(rule, c, msg); lerr != nil {
+				return nil, apiError(CodeUnavailable, "access log: %v", lerr)
+			}
 			return nil, aerr
 		}
 		ctx = withCaller(ctx, c)
-		msg, _ := req.Any().(proto.Message)
 		subject, err := p.n.allow(c, rule, msg)
 		if err != nil {
 			if lerr := p.n.logAccess(rule, c, msg, subject, false, errorCode(err)); lerr != nil {
@@ -467,6 +470,47 @@ func (n *Node) logAccess(rule *policyRule, c caller, msg proto.Message, subject 
 	}
 	return n.recordAccess(rec)
 }
+
+// logUnauthenticated puts a Logged call refused for its bearer token (401,
+// before the policy applies) on the access log: who as claimed — the
+// token's sub unverified (role "unverified"), or anonymous when it has
+// none — the procedure and the wallet the request names, the address,
+// refused with code "UNAUTHENTICATED:<reason>" (authReason). A flood of
+// bad tokens must not rotate real records out of the bounded log: per
+// client address at most unauthLogRate such records a second are written
+// (burst unauthLogBurst); beyond that the calls are still refused, not
+// recorded, and counted (dcep_access_unrecorded_refusals_total). Such a
+// call reads nothing, so no access to personal data goes unrecorded.
+func (n *Node) logUnauthenticated(rule *policyRule, c caller, msg proto.Message) error {
+	if !rule.Logged {
+		return nil
+	}
+	if !n.unauthLog.allow(c.addr) {
+		n.metrics.unrecordedRefusals.Inc()
+		return nil
+	}
+	wallet := ""
+	if rule.subject != nil && msg != nil {
+		wallet = rule.subject(n, msg)
+	}
+	if wallet != "" && statepb.ValidateID("wallet_id", wallet) != nil {
+		wallet = "" // junk is not a subject; the record cuts long fields anyway
+	}
+	rec := accesslog.Record{
+		Role: "anonymous", Procedure: rule.Procedure, Wallet: wallet, TxID: requestTxID(msg),
+		Addr: c.addr, Allowed: false, Code: CodeUnauthenticated + ":" + c.reason,
+	}
+	if c.claim != "" {
+		rec.Identity, rec.Role = c.claim, "unverified"
+	}
+	return n.recordAccess(rec)
+}
+
+// Bounds of the access-log records of 401 refusals, per client address.
+const (
+	unauthLogRate  = 10
+	unauthLogBurst = 100
+)
 
 // requestTxID is the request's tx_id field, if it has one.
 func requestTxID(m proto.Message) []byte {
