@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/dcep/dcep/client/token"
 	"github.com/dcep/dcep/node/accesslog"
 	"github.com/dcep/dcep/node/nodepb"
 )
@@ -65,6 +66,12 @@ func (a auditAPI) AccessLog(ctx context.Context, req *connect.Request[nodepb.Acc
 	if m.GetSinceMs() > 0 {
 		f.Since = time.UnixMilli(m.GetSinceMs())
 	}
+	if c := callerOf(ctx); !c.is(token.KindRegulator) {
+		// The policy let in only this node's operator bank: it sees the
+		// records about its own customers' wallets, nothing else (not
+		// another bank's customers, not reads without a subject wallet).
+		f.Keep = a.n.customersOf(c.sub.ID)
+	}
 	recs, err := a.n.access.Query(f)
 	if err != nil {
 		return nil, apiError(CodeInternal, "access log: %v", err)
@@ -77,4 +84,23 @@ func (a auditAPI) AccessLog(ctx context.Context, req *connect.Request[nodepb.Acc
 		})
 	}
 	return connect.NewResponse(out), nil
+}
+
+// customersOf keeps the access records whose subject wallet is one of
+// bank's customers (its bank_id is bank). Each wallet is looked up once
+// per query.
+func (n *Node) customersOf(bank string) func(*accesslog.Record) bool {
+	ours := map[string]bool{}
+	return func(r *accesslog.Record) bool {
+		if r.Wallet == "" || bank == "" {
+			return false
+		}
+		if v, ok := ours[r.Wallet]; ok {
+			return v
+		}
+		w, err := n.store.Wallet(r.Wallet)
+		v := err == nil && w.GetBankId() == bank
+		ours[r.Wallet] = v
+		return v
+	}
 }

@@ -69,7 +69,7 @@ func TestAccessLogRecordsScenario(t *testing.T) {
 		{"carol", token.KindWallet, pc.LedgerServiceGetWalletProcedure, "alice", "PERMISSION_DENIED"},
 		{"", "anonymous", pc.LedgerServiceHistoryProcedure, "alice", "UNAUTHENTICATED"},
 	}
-	check := func(when string, recs []*nodepb.AccessRecord) {
+	check := func(when string, recs []*nodepb.AccessRecord, want []row) {
 		t.Helper()
 		var got []row
 		for _, r := range recs {
@@ -92,7 +92,7 @@ func TestAccessLogRecordsScenario(t *testing.T) {
 		}
 		return r.Msg.GetRecords()
 	}
-	check("live", query())
+	check("live", query(), want)
 
 	// By identity: carol's one refused read; the regulator's own query of
 	// the log is itself on record.
@@ -118,7 +118,12 @@ func TestAccessLogRecordsScenario(t *testing.T) {
 	c.Stop(leader)
 	c.Start(leader)
 	c.WaitLeader()
-	check("after restart", query())
+	// The regulator's first query named alice's wallet, and so did alice's
+	// refused one: both are records about her wallet now.
+	regID := c.Regulator().Subject.ID
+	check("after restart", query(), append(want,
+		row{regID, token.KindRegulator, pc.AuditServiceAccessLogProcedure, "alice", ""},
+		row{"alice", token.KindWallet, pc.AuditServiceAccessLogProcedure, "alice", "PERMISSION_DENIED"}))
 	r, err = reg.Audit().AccessLog(ctx, connect.NewRequest(&nodepb.AccessLogRequest{By: "alice", SinceMs: since.UnixMilli()}))
 	if recs := r.Msg.GetRecords(); err != nil || len(recs) != 3 || recs[2].GetProcedure() != pc.AuditServiceAccessLogProcedure || recs[2].GetCode() != "PERMISSION_DENIED" {
 		t.Fatalf("by alice after restart: %v, %v", recs, err)

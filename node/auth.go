@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +24,10 @@ type caller struct {
 	sub  token.Subject // zero: anonymous
 	key  ed25519.PublicKey
 	addr string // client IP, for the access log
+	// claim and reason are set when the bearer token was refused: the
+	// token's sub claim as given, unverified (empty if unreadable), and
+	// why it was refused (authReason), for the access log.
+	claim, reason string
 }
 
 func (c caller) anonymous() bool { return c.sub.Kind == "" }
@@ -51,6 +57,7 @@ func (n *Node) authenticate(h interface{ Get(string) string }, peer string) (cal
 	}
 	scheme, tok, ok := strings.Cut(raw, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		c.reason = "not-bearer"
 		return c, apiError(CodeUnauthenticated, "Authorization: want \"Bearer TOKEN\" (dcep token --as NAME)")
 	}
 	// The wall clock, not n.now: a token's expiry is about real time, and
@@ -59,6 +66,7 @@ func (n *Node) authenticate(h interface{ Get(string) string }, peer string) (cal
 	v := token.Verifier{ChainID: n.genesis.GetChainId(), Node: n.cfg.Name, Resolve: n.resolveSubject, Now: time.Now}
 	sub, err := v.Parse(strings.TrimSpace(tok))
 	if err != nil {
+		c.claim, c.reason = unverifiedSubject(strings.TrimSpace(tok)), authReason(err)
 		return c, apiError(CodeUnauthenticated, "bearer token: %v", err)
 	}
 	keys, _ := n.resolveSubject(sub)
@@ -118,4 +126,57 @@ type callerKey struct{}
 
 func withCaller(ctx context.Context, c caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// callerOf is the caller the policy interceptor put in ctx (anonymous if
+// none).
+func callerOf(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}
+
+// authReason is the short, stable name of why a token was refused, as the
+// access log records it (docs/security.md).
+func authReason(err error) string {
+	for _, r := range []struct {
+		err  error
+		name string
+	}{
+		{token.ErrExpired, "expired"}, {token.ErrNotYetValid, "not-yet-valid"}, {token.ErrLifetime, "lifetime"},
+		{token.ErrSignature, "signature"}, {token.ErrUnknownSubject, "unknown-subject"}, {token.ErrWrongChain, "wrong-chain"},
+		{token.ErrOtherNode, "other-node"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "malformed"
+}
+
+// maxUnverifiedToken bounds what unverifiedSubject decodes (the token
+// package's own bound).
+const maxUnverifiedToken = 4096
+
+// unverifiedSubject is the sub claim of a refused token as it is given,
+// NOT verified: who the caller claimed to be, for the access log only.
+// Empty when the token is too long or its payload unreadable.
+func unverifiedSubject(raw string) string {
+	if len(raw) > maxUnverifiedToken {
+		return ""
+	}
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	return claims.Sub
 }

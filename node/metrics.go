@@ -25,6 +25,9 @@ type metrics struct {
 	// snapshotChecks counts snapshots sent by the leader by whether a
 	// quorum of voters confirmed their state hash (snapshot_confirm.go).
 	snapshotChecks *prometheus.CounterVec
+	// unrecordedRefusals counts 401 refusals not put on the access log
+	// because their address was over its bound (logUnauthenticated).
+	unrecordedRefusals prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -52,8 +55,11 @@ func newMetrics(n *Node) *metrics {
 		snapshotChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dcep_snapshot_confirmations_total", Help: "Snapshots sent by the leader, by whether a quorum of voters confirmed their state hash (confirmed, refused).",
 		}, []string{"result"}),
+		unrecordedRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dcep_access_unrecorded_refusals_total", Help: "Calls refused for a bad or missing bearer token that were not put on the access log: their client address exceeded 10 such records a second (burst 100).",
+		}),
 	}
-	reg.MustRegister(m.txs, m.entryTxs, m.applySeconds, m.submitLatency, m.rpcs, m.snapshotChecks,
+	reg.MustRegister(m.txs, m.entryTxs, m.applySeconds, m.submitLatency, m.rpcs, m.snapshotChecks, m.unrecordedRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))

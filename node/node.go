@@ -104,6 +104,9 @@ type Node struct {
 	metrics *metrics
 	hub     *hub
 	limits  *limiter
+	// unauthLog bounds the access-log records of 401 refusals per client
+	// address (logUnauthenticated).
+	unauthLog *rateTable
 	// audit is the regulators' side: AuditService, divergence, replay
 	// (audit.go).
 	audit *auditor
@@ -259,6 +262,7 @@ func (n *Node) openState(maxVersion uint32) error {
 	n.metrics = newMetrics(n)
 	n.hub = newHub()
 	n.limits = newLimiter(n.cfg.Limits)
+	n.unauthLog = newRateTable(unauthLogRate, unauthLogBurst)
 	n.audit = newAuditor(n)
 	n.archive = newArchiveSync(n)
 	return n.openAccessLog()

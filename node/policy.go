@@ -52,21 +52,26 @@ const (
 	// accessRegulatorOrOperator: regulators and the node's own operator
 	// (the bank or central bank that runs it).
 	accessRegulatorOrOperator
+	// accessRegulatorOrOperatorBank: regulators; on a bank's own node,
+	// that bank too, which the handler answers only about its customers
+	// (AccessLog: records whose subject wallet is the bank's).
+	accessRegulatorOrOperatorBank
 )
 
 // who is the doc text of an access: the roles that may call.
 func (a access) who() string {
 	return [...]string{
-		accessPublic:              "anyone",
-		accessSubmit:              "anyone (rate-limited per IP and per identity)",
-		accessWallet:              "holder, platform (sub-wallet pushed to it), its bank, regulator",
-		accessPublicOrWallet:      "anyone; with `wallet_id`: holder, its bank, regulator",
-		accessRecord:              "its parties (wallets named in it, their banks, its signers), regulator",
-		accessSponsor:             "the sponsor wallet's holder and bank, regulator",
-		accessInstitution:         "bank, central bank, regulator",
-		accessPublicOrInstitution: "anyone; `audit=true`: bank, central bank, regulator",
-		accessRegulator:           "regulator",
-		accessRegulatorOrOperator: "regulator, this node's operator",
+		accessPublic:                  "anyone",
+		accessSubmit:                  "anyone (rate-limited per IP and per identity)",
+		accessWallet:                  "holder, platform (sub-wallet pushed to it), its bank, regulator",
+		accessPublicOrWallet:          "anyone; with `wallet_id`: holder, its bank, regulator",
+		accessRecord:                  "its parties (wallets named in it, their banks, its signers), regulator",
+		accessSponsor:                 "the sponsor wallet's holder and bank, regulator",
+		accessInstitution:             "bank, central bank, regulator",
+		accessPublicOrInstitution:     "anyone; `audit=true`: bank, central bank, regulator",
+		accessRegulator:               "regulator",
+		accessRegulatorOrOperator:     "regulator, this node's operator",
+		accessRegulatorOrOperatorBank: "regulator; on its own node, the operator bank (its customers only)",
 	}[a]
 }
 
@@ -120,10 +125,7 @@ var Policy = []policyRule{
 	{Procedure: pc.AuditServiceCampaignsProcedure, Access: accessRegulator, Sees: "red-packet campaigns' totals", Logged: true},
 	{Procedure: pc.AuditServiceDivergenceProcedure, Access: accessRegulator, Sees: "state-hash comparisons with peers"},
 	{Procedure: pc.AuditServiceReplayProcedure, Access: accessRegulatorOrOperator, Sees: "the replay's report (minutes of CPU)"},
-	// policy: regulators; banks their customers (auth table). Regulators
-	// only until the table has a row kind for "a bank, for its customers'
-	// wallets" (the wallet filter's bank): the lead decides.
-	{Procedure: pc.AuditServiceAccessLogProcedure, Access: accessRegulator, Sees: "this node's access-log records (who read what)", Logged: true, subject: field("wallet")},
+	{Procedure: pc.AuditServiceAccessLogProcedure, Access: accessRegulatorOrOperatorBank, Sees: "this node's access-log records (who read what); a bank only those about its customers' wallets", Logged: true, subject: field("wallet")},
 	{Procedure: pc.AuditServiceOverviewProcedure, Access: accessRegulator, Sees: "the console's overview", Logged: true},
 
 	{Procedure: pc.ProgrammableServiceGetCampaignProcedure, Access: accessPublicOrWallet, Sees: "the campaign; with wallet_id, that wallet's enrolment", Logged: true, subject: field("wallet_id")},
@@ -207,11 +209,14 @@ func (p policyInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return nil, apiError(CodeInternal, "%s has no row in the policy table", proc)
 		}
 		c, aerr := p.n.authenticate(req.Header(), req.Peer().Addr)
+		msg, _ := req.Any().(proto.Message)
 		if aerr != nil {
+			if lerr := p.n.logUnauthenticated(rule, c, msg); lerr != nil {
+				return nil, apiError(CodeUnavailable, "access log: %v", lerr)
+			}
 			return nil, aerr
 		}
 		ctx = withCaller(ctx, c)
-		msg, _ := req.Any().(proto.Message)
 		subject, err := p.n.allow(c, rule, msg)
 		if err != nil {
 			if lerr := p.n.logAccess(rule, c, msg, subject, false, errorCode(err)); lerr != nil {
@@ -313,6 +318,12 @@ func (n *Node) allow(c caller, rule *policyRule, msg proto.Message) (string, err
 		if c.is(token.KindRegulator) || ((c.is(token.KindBank) || c.is(token.KindCentralBank)) && c.sub.ID == op) {
 			return "", nil
 		}
+	case accessRegulatorOrOperatorBank:
+		// The wallet asked about is on record, allowed or refused.
+		if c.is(token.KindRegulator) || (c.is(token.KindBank) && c.sub.ID == n.self().GetOperator()) {
+			return subject, nil
+		}
+		return subject, denied(c, strings.TrimPrefix(rule.Procedure, "/dcep.node.v1."), acc)
 	}
 	return "", denied(c, strings.TrimPrefix(rule.Procedure, "/dcep.node.v1."), acc)
 }
@@ -459,6 +470,47 @@ func (n *Node) logAccess(rule *policyRule, c caller, msg proto.Message, subject 
 	}
 	return n.recordAccess(rec)
 }
+
+// logUnauthenticated puts a Logged call refused for its bearer token (401,
+// before the policy applies) on the access log: who as claimed — the
+// token's sub unverified (role "unverified"), or anonymous when it has
+// none — the procedure and the wallet the request names, the address,
+// refused with code "UNAUTHENTICATED:<reason>" (authReason). A flood of
+// bad tokens must not rotate real records out of the bounded log: per
+// client address at most unauthLogRate such records a second are written
+// (burst unauthLogBurst); beyond that the calls are still refused, not
+// recorded, and counted (dcep_access_unrecorded_refusals_total). Such a
+// call reads nothing, so no access to personal data goes unrecorded.
+func (n *Node) logUnauthenticated(rule *policyRule, c caller, msg proto.Message) error {
+	if !rule.Logged {
+		return nil
+	}
+	if !n.unauthLog.allow(c.addr) {
+		n.metrics.unrecordedRefusals.Inc()
+		return nil
+	}
+	wallet := ""
+	if rule.subject != nil && msg != nil {
+		wallet = rule.subject(n, msg)
+	}
+	if wallet != "" && statepb.ValidateID("wallet_id", wallet) != nil {
+		wallet = "" // junk is not a subject; the record cuts long fields anyway
+	}
+	rec := accesslog.Record{
+		Role: "anonymous", Procedure: rule.Procedure, Wallet: wallet, TxID: requestTxID(msg),
+		Addr: c.addr, Allowed: false, Code: CodeUnauthenticated + ":" + c.reason,
+	}
+	if c.claim != "" {
+		rec.Identity, rec.Role = c.claim, "unverified"
+	}
+	return n.recordAccess(rec)
+}
+
+// Bounds of the access-log records of 401 refusals, per client address.
+const (
+	unauthLogRate  = 10
+	unauthLogBurst = 100
+)
 
 // requestTxID is the request's tx_id field, if it has one.
 func requestTxID(m proto.Message) []byte {

@@ -127,6 +127,8 @@ func allowedRoles(rule string, parties []string) map[string]bool {
 		return set(roleRegulator)
 	case "regulator, this node's operator":
 		return set(roleRegulator, roleCentralBank) // the calls go to pboc's node
+	case "regulator; on its own node, the operator bank (its customers only)":
+		return set(roleRegulator) // pboc's node: its operator is no bank
 	case "bank, central bank, regulator", "anyone; `audit=true`: bank, central bank, regulator":
 		return set(roleOwnBank, roleOtherBank, roleCentralBank, roleRegulator)
 	}
@@ -308,7 +310,7 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 				return errors.New("AccessLog: no node named")
 			}
 			return err
-		}, false},
+		}, true},
 		pc.AuditServiceOverviewProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
 			_, err := cl.Audit().Overview(ctx, connect.NewRequest(&nodepb.OverviewRequest{}))
 			return err
@@ -358,6 +360,7 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 	}
 	checkSameAnswer(t, c, ids)
 	checkBadTokens(t, c)
+	checkRefusedTokensOnRecord(t, c.Node("pboc"))
 	rules := policyRules(t)
 	// What the access log must hold about alice afterwards: one record per
 	// call about her wallet (procedure, caller, allowed).
@@ -365,7 +368,11 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 	for _, role := range []string{roleOtherHolder, roleOtherBank, roleCentralBank, rolePlatform, roleAnonymous} {
 		wantLog[logKey(pc.LedgerServiceHistoryProcedure, ids[role], false)]++ // checkSameAnswer
 	}
-	wantLog[logKey(pc.LedgerServiceHistoryProcedure, nil, false)]++ // checkBadTokens, no token
+	// checkBadTokens: no token and the two unreadable ones anonymous, the
+	// others under the sub they claim, unverified.
+	wantLog[logKey(pc.LedgerServiceHistoryProcedure, nil, false)] += 3
+	wantLog[fmt.Sprintf("%s %s %v", pc.LedgerServiceHistoryProcedure, "wallet:alice", false)] += 7
+	wantLog[fmt.Sprintf("%s %s %v", pc.LedgerServiceHistoryProcedure, "wallet:ghost", false)]++
 	for _, proc := range serviceProcedures(t) {
 		pcall, ok := calls[proc]
 		if !ok {
@@ -472,6 +479,42 @@ func checkBadTokens(t *testing.T, c *nodetest.Cluster) {
 				t.Errorf("%s on %s: %d %s (want 401 UNAUTHENTICATED, %q)", tc.name, proc, resp.StatusCode, body, tc.reason)
 			}
 		}
+	}
+}
+
+// checkRefusedTokensOnRecord: the History calls checkBadTokens made with
+// bad tokens are on the access log as refused, under the identity they
+// claimed (unverified) with the reason, e.g. the forged one.
+func checkRefusedTokensOnRecord(t *testing.T, n *node.Node) {
+	t.Helper()
+	recs, err := node.AccessRecords(n, accesslog.Filter{By: "wallet:alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, r := range recs {
+		if r.Procedure != pc.LedgerServiceHistoryProcedure || r.Allowed || r.Role != "unverified" || r.Wallet != "alice" || r.Addr != "127.0.0.1" || r.Time.IsZero() {
+			t.Errorf("refused-token record: %+v", r)
+		}
+		reasons[r.Code] = true
+	}
+	for _, why := range []string{"signature", "expired", "not-yet-valid", "other-node", "wrong-chain", "lifetime"} {
+		if !reasons[node.CodeUnauthenticated+":"+why] {
+			t.Errorf("no access record of a History call refused for %s: %v", why, reasons)
+		}
+	}
+	recs, err = node.AccessRecords(n, accesslog.Filter{Wallet: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := 0
+	for _, r := range recs {
+		if r.Role == "anonymous" && r.Code == node.CodeUnauthenticated+":not-bearer" || r.Code == node.CodeUnauthenticated+":malformed" && r.Identity == "" {
+			anon++
+		}
+	}
+	if anon != 2 {
+		t.Errorf("%d anonymous records of unreadable tokens (want 2: not bearer, garbage)", anon)
 	}
 }
 

@@ -39,9 +39,16 @@ func (a *app) auditAccessCmd() *cobra.Command {
 node answered or refused — who (identity and role), what (procedure and
 wallet or transaction), when (the node's clock, UTC+8), from which address,
 and the refusal's code. Each node keeps its own log: this asks your regulator
-node by default (or --node), and shows only what that node served.`,
+node by default (or --node), and shows only what that node served.
+
+A regulator sees every record. A bank (signed in with its bank key) may ask
+only its own node, and sees only the records about its own customers' wallets:
+--by IDENTITY lists what that identity read of the bank's customers, and a
+--wallet of another bank's customer shows no records. Another bank's node
+refuses it (PERMISSION_DENIED). The query itself is on record.`,
 		Example: `  dcep audit access --wallet alice
   dcep audit access --by icbc --since 2026-12-11
+  dcep --node http://icbc-node:8101 --as icbc audit access --wallet alice
   dcep --json audit access --wallet alice --limit 50`,
 		Args: args(0, ""),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {

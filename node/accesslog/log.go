@@ -52,11 +52,14 @@ type Filter struct {
 	// Limit is how many records at most (0: DefaultQueryLimit; capped at
 	// MaxQueryLimit). When more match, the newest Limit are returned.
 	Limit int
+	// Keep, if set, must also accept a record (a bank's query keeps the
+	// records about its own customers). It is applied before Limit.
+	Keep func(*Record) bool
 }
 
 func (f Filter) match(r *Record) bool {
 	return (f.Wallet == "" || r.Wallet == f.Wallet) && (f.By == "" || r.Identity == f.By) &&
-		(f.Since.IsZero() || !r.Time.Before(f.Since))
+		(f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Keep == nil || f.Keep(r))
 }
 
 // Log is an open access log. Its methods are safe for concurrent use.
