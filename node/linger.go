@@ -15,8 +15,9 @@ import (
 // allowlist follows the ledger within its 250 ms poll) could cut that batch
 // off under load, and the removed node then waited forever for a leader
 // that no longer talked to it (TestMemberRemoveAndAdd, CI of 4 Dec). Raft
-// itself no longer replicates to, or counts votes of, a removed server, so
-// the linger gives the removed peer nothing but the chance to learn.
+// itself no longer replicates to, or counts votes of, a removed server, and
+// the lingering peer has p2p.RoleDeparted, which may open no protocol, so
+// the linger gives it nothing but the chance to learn.
 const removedLingerMs = 10_000
 
 // lingerSet holds the peers removed from the allowlist within the last
@@ -45,6 +46,7 @@ func (l *lingerSet) update(current []p2p.Member, now time.Time) []p2p.Member {
 	}
 	for _, m := range l.prev {
 		if !in[string(m.PublicKey)] {
+			m.Role = p2p.RoleDeparted // connected, but it may open nothing
 			l.removed[string(m.PublicKey)] = lingering{member: m, until: now.Add(removedLingerMs * time.Millisecond)}
 		}
 	}

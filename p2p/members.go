@@ -28,7 +28,7 @@ type Member struct {
 	// members that only dial in.
 	Addrs []string
 	// Role decides which protocols the member may open (Rules). Required:
-	// exactly one of RoleVoter and RoleRegulator.
+	// exactly one of RoleVoter, RoleRegulator and RoleDeparted.
 	Role Role
 }
 

@@ -23,6 +23,12 @@ const (
 	// log but never sends anything that changes Raft's term or log, and
 	// never proposes.
 	RoleRegulator
+	// RoleDeparted is a peer a committed membership change removed, kept on
+	// the allowlist for a few seconds (node's removedLingerMs) so that the
+	// leader's last AppendEntries, which tells it of its removal, reaches
+	// it on a connection this host opened or keeps. No Rule names it: it
+	// may open no protocol.
+	RoleDeparted
 
 	// AnyMember is every role: what the connection gater already enforces.
 	AnyMember = RoleVoter | RoleRegulator
@@ -37,14 +43,17 @@ func (r Role) String() string {
 	if r&RoleRegulator != 0 {
 		parts = append(parts, "regulator")
 	}
-	if rest := r &^ AnyMember; rest != 0 || len(parts) == 0 {
+	if r&RoleDeparted != 0 {
+		parts = append(parts, "departed")
+	}
+	if rest := r &^ (AnyMember | RoleDeparted); rest != 0 || len(parts) == 0 {
 		parts = append(parts, fmt.Sprintf("role(%#x)", uint8(rest)))
 	}
 	return strings.Join(parts, "|")
 }
 
 // valid reports whether r is exactly one known role (a member's role).
-func (r Role) valid() bool { return r == RoleVoter || r == RoleRegulator }
+func (r Role) valid() bool { return r == RoleVoter || r == RoleRegulator || r == RoleDeparted }
 
 // Protocol IDs of every node-to-node protocol. RaftProtocol is in raft.go.
 const (
