@@ -284,9 +284,11 @@ func New(cfg Config) (*Node, error) {
 	if rc.NoSnapshotRestoreOnStart, err = n.skipRestore(); err != nil {
 		return nil, err
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, raftLog{n.logs}, checkedStable{n.store}, n.snaps, wrapTransport(cfg.Transport, n.log)); err != nil {
+	trans := wrapTransport(cfg.Transport, n.log)
+	if n.raft, err = raft.NewRaft(rc, n.fsm, raftLog{n.logs}, checkedStable{n.store}, n.snaps, trans); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	watchLeadership(trans, n.raft)
 	// From now on a restore is a snapshot installed from the leader.
 	n.fsm.confirm.Store(&cfg.ConfirmSnapshot)
 	ok = true

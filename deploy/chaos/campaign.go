@@ -520,6 +520,13 @@ func (c *Campaign) recover(rec *FaultRecord) bool {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	for _, n := range c.nodes {
+		if c.net.Running(n) && !c.readyNow(n) {
+			why := c.notReady(n)
+			rec.Findings = append(rec.Findings, fmt.Sprintf("%s not ready %v after heal: %s", n, c.cfg.RecoverTimeout, why))
+			c.logf("#%d %s: %s not ready: %s", rec.Seq, rec.Kind, n, why)
+		}
+	}
 	return false
 }
 
