@@ -481,6 +481,11 @@ func (s *Store) Find(what string, match func(*Key) bool) (*Key, error) {
 	case 1:
 		return found[0], nil
 	case 0:
+		if locked := lockedErrors(lerr); locked != nil {
+			// The key may be in a file that could not be opened: say
+			// that, not that there is none.
+			return nil, fmt.Errorf("no readable key for %s in %s: %w", what, s.dir, locked)
+		}
 		err := fmt.Errorf("%w: no key for %s in %s", ErrNotFound, what, s.dir)
 		if lerr != nil {
 			err = errors.Join(err, lerr)
@@ -492,6 +497,25 @@ func (s *Store) Find(what string, match func(*Key) bool) (*Key, error) {
 		names[i] = k.Name
 	}
 	return nil, fmt.Errorf("%w: %s has keys %s", ErrAmbiguous, what, strings.Join(names, ", "))
+}
+
+// lockedErrors is the part of List's error about encrypted files that
+// could not be opened (ErrLocked, ErrWrongSecret), nil if none.
+func lockedErrors(err error) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var locked []error
+	for _, e := range errs {
+		if errors.Is(e, ErrLocked) || errors.Is(e, ErrWrongSecret) {
+			locked = append(locked, e)
+		}
+	}
+	return errors.Join(locked...)
 }
 
 // Wallet returns the key of the wallet with that ledger id.
