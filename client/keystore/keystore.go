@@ -32,9 +32,22 @@
 // replacements by rename. The directory is fsynced after each change. A crash
 // leaves either the old file or the new one, plus at worst a stray ".tmp-*"
 // file, which List ignores.
+//
+// # Encryption at rest
+//
+// A key file may instead be that JSON encrypted with age
+// (https://age-encryption.org/v1), to a passphrase (scrypt) or to an age
+// recipient ("age1…"): Key.Seal on Import, Generate or Replace, or
+// Store.Encrypt for an existing key. Such a file is read with the Store's
+// Unlock (EnvUnlock by default: $DCEP_KEY_PASSPHRASE, and the identity file
+// $DCEP_KEY_IDENTITY names). A file that cannot be opened is ErrLocked (no
+// passphrase or identity given), ErrWrongSecret (they do not open it) or
+// ErrCorrupt (truncated or altered), each naming the file. Replace keeps a
+// replaced key's encryption.
 package keystore
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -52,6 +65,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/dcep/dcep/state/statepb"
 )
@@ -133,6 +148,14 @@ type Key struct {
 	Token crypto.Signer
 	// Created is when the key was stored (UTC, whole seconds).
 	Created time.Time
+	// Encrypted is set by Get and List for a key whose file is
+	// age-encrypted.
+	Encrypted bool
+	// Seal, when set, encrypts the file Import, Generate or Replace writes
+	// to this age recipient (PassphraseRecipient, ParseRecipient). Get
+	// sets it, for an encrypted file, to the recipient that encrypts a
+	// replacement the same way (nil if what opened it cannot tell).
+	Seal age.Recipient
 }
 
 // Public returns the key's public half.
@@ -222,8 +245,27 @@ type Store struct {
 	dir string
 	mu  sync.Mutex // serializes writes of this process
 	// now is the clock for Created stamps and backup names (tests).
-	now func() time.Time
+	now    func() time.Time
+	unlock Unlock
+
+	// cacheMu guards cache only, and is held for nothing else (never
+	// while reading files or asking for a passphrase), so it nests inside
+	// mu without ordering concerns.
+	cacheMu sync.Mutex
+	// cache holds encrypted files once opened, by path, with the bytes
+	// they were opened from: a lookup that scans the store decrypts each
+	// file (a second of scrypt) once per process, not once per scan.
+	cache map[string]cached
 }
+
+type cached struct {
+	data []byte
+	key  Key
+}
+
+// SetUnlock sets how encrypted key files are opened (default EnvUnlock).
+// Call it before using the store.
+func (s *Store) SetUnlock(u Unlock) { s.unlock = u }
 
 // Open opens the keystore in dir, creating it (mode 0700) if it does not
 // exist. An existing directory that group or others may write is refused.
@@ -244,7 +286,7 @@ func Open(dir string) (*Store, error) {
 	if checkPerms && fi.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%w: keystore directory %s is writable by group or others (mode %04o); run: chmod 700 %s", ErrPermissions, dir, fi.Mode().Perm(), dir)
 	}
-	return &Store{dir: dir, now: time.Now}, nil
+	return &Store{dir: dir, now: time.Now, unlock: EnvUnlock(), cache: map[string]cached{}}, nil
 }
 
 // checkPerms: Unix permission bits mean nothing on Windows.
@@ -277,7 +319,7 @@ func (s *Store) Import(k Key) (*Key, error) {
 	if err := k.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := encode(&k)
+	data, err := encodeSealed(&k)
 	if err != nil {
 		return nil, err
 	}
@@ -286,24 +328,34 @@ func (s *Store) Import(k Key) (*Key, error) {
 	if err := s.write(k.Name, data, false); err != nil {
 		return nil, err
 	}
+	k.Encrypted = k.Seal != nil
 	return &k, nil
 }
 
 // Replace overwrites the existing key of k's name (e.g. after a wallet key
 // rotation). The old file is kept beside it as NAME.key.bak-UNIXNANO (mode
 // 0600), whose path is returned, so a replaced key can always be recovered.
+// A replaced encrypted key stays encrypted: to k.Seal if set, else the way
+// the old file was (refused if that cannot be told).
 func (s *Store) Replace(k Key) (backup string, err error) {
 	k.Created = s.now().UTC().Truncate(time.Second)
 	if err := k.Validate(); err != nil {
 		return "", err
 	}
-	data, err := encode(&k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, err := s.load(k.Name)
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.load(k.Name); err != nil {
+	if k.Seal == nil && old.Encrypted {
+		if old.Seal == nil {
+			return "", fmt.Errorf("%w: key %q: its file is encrypted to a recipient the identity that opened it does not name; set Seal", ErrInvalid, k.Name)
+		}
+		k.Seal = old.Seal
+	}
+	data, err := encodeSealed(&k)
+	if err != nil {
 		return "", err
 	}
 	backup = s.Path(k.Name) + ".bak-" + strconv.FormatInt(s.now().UnixNano(), 10)
@@ -314,6 +366,51 @@ func (s *Store) Replace(k Key) (backup string, err error) {
 		return "", err
 	}
 	return backup, nil
+}
+
+// Encrypt rewrites the plain key file of name encrypted to r, in place and
+// without a backup (a backup would keep the plaintext). Backups Replace
+// made earlier (NAME.key.bak-*) stay as they were: it returns their paths
+// so the caller can say so.
+func (s *Store) Encrypt(name string, r age.Recipient) (plainBackups []string, err error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: key %q: no recipient to encrypt to", ErrInvalid, name)
+	}
+	return s.rewrite(name, r)
+}
+
+// Decrypt rewrites the encrypted key file of name as a plain one, in place.
+func (s *Store) Decrypt(name string) error {
+	_, err := s.rewrite(name, nil)
+	return err
+}
+
+func (s *Store) rewrite(name string, r age.Recipient) ([]string, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, err := s.load(name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r != nil && k.Encrypted:
+		return nil, fmt.Errorf("%w: key %q is already encrypted (%s); decrypt it first to change how", ErrInvalid, name, s.Path(name))
+	case r == nil && !k.Encrypted:
+		return nil, fmt.Errorf("%w: key %q is not encrypted (%s)", ErrInvalid, name, s.Path(name))
+	}
+	k.Seal = r
+	data, err := encodeSealed(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.write(name, data, true); err != nil {
+		return nil, err
+	}
+	backups, _ := filepath.Glob(s.Path(name) + ".bak-*")
+	return backups, nil
 }
 
 // Get loads the key of that name.
@@ -384,6 +481,11 @@ func (s *Store) Find(what string, match func(*Key) bool) (*Key, error) {
 	case 1:
 		return found[0], nil
 	case 0:
+		if locked := lockedErrors(lerr); locked != nil {
+			// The key may be in a file that could not be opened: say
+			// that, not that there is none.
+			return nil, fmt.Errorf("no readable key for %s in %s: %w", what, s.dir, locked)
+		}
 		err := fmt.Errorf("%w: no key for %s in %s", ErrNotFound, what, s.dir)
 		if lerr != nil {
 			err = errors.Join(err, lerr)
@@ -395,6 +497,25 @@ func (s *Store) Find(what string, match func(*Key) bool) (*Key, error) {
 		names[i] = k.Name
 	}
 	return nil, fmt.Errorf("%w: %s has keys %s", ErrAmbiguous, what, strings.Join(names, ", "))
+}
+
+// lockedErrors is the part of List's error about encrypted files that
+// could not be opened (ErrLocked, ErrWrongSecret), nil if none.
+func lockedErrors(err error) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var locked []error
+	for _, e := range errs {
+		if errors.Is(e, ErrLocked) || errors.Is(e, ErrWrongSecret) {
+			locked = append(locked, e)
+		}
+	}
+	return errors.Join(locked...)
 }
 
 // Wallet returns the key of the wallet with that ledger id.
@@ -424,6 +545,15 @@ type file struct {
 	Created   time.Time `json:"created"`
 }
 
+// encodeSealed is encode, encrypted to k.Seal when set.
+func encodeSealed(k *Key) ([]byte, error) {
+	data, err := encode(k)
+	if err != nil || k.Seal == nil {
+		return data, err
+	}
+	return seal(data, k.Seal)
+}
+
 func encode(k *Key) ([]byte, error) {
 	b, err := json.MarshalIndent(file{
 		Format: Format, Name: k.Name, Kind: k.Kind, BankID: k.BankID, WalletID: k.WalletID,
@@ -440,8 +570,9 @@ func encode(k *Key) ([]byte, error) {
 // permissions or its directory's: for a file whose modes another program
 // sets and this one cannot change, a Kubernetes Secret volume (files root's,
 // group fsGroup, mode 0440, in a world-writable tmpfs). Its size, format
-// and contents are checked as for any key file. The key's name is the
-// file's base name without .key.
+// and contents are checked as for any key file, and an encrypted one is
+// opened with EnvUnlock. The key's name is the file's base name without
+// .key.
 func ReadFileUnchecked(path string) (*Key, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -455,7 +586,7 @@ func ReadFileUnchecked(path string) (*Key, error) {
 	if len(data) > maxFileBytes {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, maxFileBytes)
 	}
-	return decode(path, strings.TrimSuffix(filepath.Base(path), fileSuffix), data)
+	return decodeFile(path, strings.TrimSuffix(filepath.Base(path), fileSuffix), data, EnvUnlock())
 }
 
 // load reads and checks one key file.
@@ -486,7 +617,44 @@ func (s *Store) load(name string) (*Key, error) {
 	if len(data) > maxFileBytes {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, maxFileBytes)
 	}
-	return decode(path, name, data)
+	if !isEncrypted(data) {
+		return decode(path, name, data)
+	}
+	s.cacheMu.Lock()
+	c, ok := s.cache[path]
+	s.cacheMu.Unlock()
+	if ok && bytes.Equal(c.data, data) {
+		k := c.key
+		return &k, nil
+	}
+	k, err := decodeFile(path, name, data, s.unlock)
+	if err != nil {
+		return nil, err
+	}
+	s.cacheMu.Lock()
+	s.cache[path] = cached{data: data, key: *k}
+	s.cacheMu.Unlock()
+	return k, nil
+}
+
+// decodeFile reads a key file's bytes, plain or encrypted.
+func decodeFile(path, name string, data []byte, u Unlock) (*Key, error) {
+	if !isEncrypted(data) {
+		return decode(path, name, data)
+	}
+	plain, rcpt, err := openSealed(path, data, u)
+	if err != nil {
+		return nil, err
+	}
+	if isEncrypted(plain) {
+		return nil, fmt.Errorf("%w: %s: encrypted twice", ErrCorrupt, path)
+	}
+	k, err := decode(path, name, plain)
+	if err != nil {
+		return nil, err
+	}
+	k.Encrypted, k.Seal = true, rcpt
+	return k, nil
 }
 
 func decode(path, name string, data []byte) (*Key, error) {

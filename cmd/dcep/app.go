@@ -40,6 +40,10 @@ type app struct {
 	jsonOut bool   // --json
 	stale   bool   // --stale
 	keyURI  string // --key
+	// keyIdentity is --key-identity: an age identity file for encrypted
+	// key files.
+	keyIdentity string
+	pass        passphrases // typed once per run (keycrypt.go)
 
 	token *keystore.Key // the --key token key, once opened
 	as    string        // --as
@@ -91,6 +95,7 @@ Errors print "error CODE: what went wrong"; exit status 1 refused, 2 usage,
 	f.StringVar(&a.home, "home", "", "keystore directory (default $DCEP_HOME, else the dev network's keys: $DCEP_DEV_DIR/keys or ~/.dcep/dev/keys)")
 	f.BoolVar(&a.jsonOut, "json", false, "print JSON for scripts instead of text")
 	f.StringVar(&a.keyURI, "key", "", "sign with this operator key in a hardware token instead of the keystore's: a pkcs11: URI (RFC 7512), used where the command needs the central bank's or a bank's key and it is that key")
+	f.StringVar(&a.keyIdentity, "key-identity", "", "age identity file (age-keygen) that opens key files encrypted to its recipient (default $DCEP_KEY_IDENTITY); passphrase-encrypted files use $DCEP_KEY_PASSPHRASE, else ask on the terminal")
 	f.StringVar(&a.as, "as", "", "sign in to the node as this keystore key (default: the holder of the wallet a call is about, else a regulator, a bank or the central bank key in the keystore)")
 	f.BoolVar(&a.stale, "stale", false, "read from the node's own state without asking the leader (faster, may lag; works without a quorum)")
 
@@ -235,7 +240,7 @@ func (a *app) keys() (*keystore.Store, error) {
 			hint("start the dev network, which writes the central bank's and the banks' keys there: go run ./cmd/dcepd dev").
 			hint("or point --home (or $DCEP_HOME) at a keystore")
 	}
-	ks, err := keystore.Open(a.home)
+	ks, err := a.openStore(a.home)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,9 @@ const (
 	codeKeyExists      = "KEY_EXISTS"
 	codeKeyMismatch    = "KEY_MISMATCH"
 	codeKeystore       = "KEYSTORE_ERROR"
+	codeKeyLocked      = "KEY_LOCKED"
+	codeKeyWrongSecret = "KEY_WRONG_SECRET"
+	codeKeyCorrupt     = "KEY_CORRUPT"
 	codeNoKeystore     = "KEYSTORE_NOT_FOUND"
 	codeOutcomeUnknown = "OUTCOME_UNKNOWN"
 	codeBadResponse    = "BAD_RESPONSE"
@@ -151,13 +154,21 @@ func (a *app) classify(err error) *cliError {
 		return a.apiError(api)
 	case errors.Is(err, client.ErrBadResponse):
 		return &cliError{Code: codeBadResponse, Msg: err.Error(), Exit: exitRefused, Err: err}
+	case errors.Is(err, keystore.ErrLocked):
+		return (&cliError{Code: codeKeyLocked, Msg: err.Error(), Exit: exitRefused, Err: err}).
+			hint("passphrase-encrypted keys: set $%s, or run on a terminal to be asked", keystore.EnvPassphrase).
+			hint("keys encrypted to an age recipient: --key-identity FILE or $%s", keystore.EnvIdentity)
+	case errors.Is(err, keystore.ErrWrongSecret):
+		return &cliError{Code: codeKeyWrongSecret, Msg: err.Error(), Exit: exitRefused, Err: err}
+	case errors.Is(err, keystore.ErrCorrupt):
+		return &cliError{Code: codeKeyCorrupt, Msg: err.Error(), Exit: exitRefused, Err: err}
 	case errors.Is(err, keystore.ErrNotFound):
 		return &cliError{Code: codeKeyNotFound, Msg: err.Error(), Exit: exitRefused, Err: err}
 	case errors.Is(err, keystore.ErrExists):
 		return &cliError{Code: codeKeyExists, Msg: err.Error(), Exit: exitRefused, Err: err}
 	case errors.Is(err, keystore.ErrInvalid):
 		return &cliError{Code: statepb.Code_CODE_INVALID_FIELD.Short(), Msg: err.Error(), Exit: exitUsage, Err: err}
-	case errors.Is(err, keystore.ErrPermissions), errors.Is(err, keystore.ErrCorrupt), errors.Is(err, keystore.ErrAmbiguous):
+	case errors.Is(err, keystore.ErrPermissions), errors.Is(err, keystore.ErrAmbiguous):
 		return &cliError{Code: codeKeystore, Msg: err.Error(), Exit: exitRefused, Err: err}
 	case errors.Is(err, context.Canceled):
 		return &cliError{Code: codeInterrupted, Msg: "interrupted", Exit: exitNetwork, Err: err}

@@ -118,7 +118,7 @@ func (a *app) rotateKey(cmd *cobra.Command, r rotation) error {
 			return err
 		}
 	}
-	newKey, err := rotationKey(r.newKeyFile, kind)
+	newKey, err := a.rotationKey(r.newKeyFile, kind)
 	if err != nil {
 		return err
 	}
@@ -143,8 +143,14 @@ func (a *app) rotateKey(cmd *cobra.Command, r rotation) error {
 		if ks, err = a.keys(); err != nil {
 			return err
 		}
+		if old.Encrypted && old.Seal == nil {
+			return fail(exitRefused, codeKeyWrongSecret, "%s is encrypted to a recipient the identity that opened it does not name: the new key cannot be encrypted the same way", ks.Path(old.Name)).
+				hint("decrypt it (dcep key decrypt %s), rotate, then encrypt the new key", old.Name)
+		}
 		pending = old.Name + "-rotating"
-		if _, err := ks.Import(keystore.Key{Name: pending, Kind: old.Kind, BankID: old.BankID, Private: newKey}); err != nil {
+		// Encrypted as the key it replaces is: the new key is never on
+		// disk in plaintext if the old one was not.
+		if _, err := ks.Import(keystore.Key{Name: pending, Kind: old.Kind, BankID: old.BankID, Private: newKey, Seal: old.Seal}); err != nil {
 			return err
 		}
 	}
@@ -184,16 +190,19 @@ func (a *app) rotateKey(cmd *cobra.Command, r rotation) error {
 }
 
 // rotationKey is the new key: read from file (of kind), or generated.
-func rotationKey(file string, kind keystore.Kind) (ed25519.PrivateKey, error) {
+func (a *app) rotationKey(file string, kind keystore.Kind) (ed25519.PrivateKey, error) {
 	if file == "" {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		return priv, err
 	}
-	ks, err := keystore.Open(filepath.Dir(file))
+	ks, err := a.openStore(filepath.Dir(file))
 	if err != nil {
 		return nil, err
 	}
 	k, err := ks.Get(strings.TrimSuffix(filepath.Base(file), ".key"))
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
+		return nil, fmt.Errorf("--new-key: %w", err) // locked, corrupt: the message names the file
+	}
 	if err != nil {
 		return nil, fail(exitRefused, codeKeyNotFound, "--new-key %s: %v", file, err)
 	}
