@@ -3,6 +3,7 @@ package client_test
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -46,6 +47,35 @@ func newLedger(t *testing.T, seed string) *ledger {
 type storeParties struct{ s *state.Store }
 
 func (p storeParties) Wallet(id string) (*statepb.WalletRecord, error) { return p.s.Wallet(id) }
+
+// WalletKey: the wallet's own key, else its parent's, else its bank's (what
+// the node's GetWalletKey answers a party).
+func (p storeParties) WalletKey(id string) (ed25519.PublicKey, error) {
+	for range 2 {
+		w, err := p.s.Wallet(id)
+		if err != nil {
+			return nil, err
+		}
+		if len(w.GetPublicKey()) == ed25519.PublicKeySize {
+			return w.GetPublicKey(), nil
+		}
+		if w.GetParentWalletId() == "" {
+			banks, err := p.s.Banks()
+			if err != nil {
+				return nil, err
+			}
+			for _, b := range banks {
+				if b.GetBank().GetId() == w.GetBankId() {
+					return b.GetBank().GetPublicKey(), nil
+				}
+			}
+			return nil, fmt.Errorf("no bank %q", w.GetBankId())
+		}
+		id = w.GetParentWalletId()
+	}
+	return nil, fmt.Errorf("wallet %q has no key", id)
+}
+
 func (p storeParties) Payer(merchant string, txID []byte) (string, error) {
 	r, err := p.s.Payment(merchant, txID)
 	return r.GetPayerWalletId(), err

@@ -16,8 +16,15 @@ import (
 // signers (client/DESIGN.md, "Memos"). Client.Builder supplies one that
 // asks the node; an offline Builder needs WithParties to seal memos.
 type Parties interface {
-	// Wallet is the wallet's record (its key and bank).
+	// Wallet is the wallet's record (its key and bank): asked only of a
+	// wallet the builder's caller may read (a redeeming wallet, the
+	// signer's own).
 	Wallet(walletID string) (*statepb.WalletRecord, error)
+	// WalletKey is the key that reads the wallet's memos (its own; for a
+	// wallet without one, its parent's or its bank's): what a memo to it
+	// is sealed to. Client.Builder asks the node's GetWalletKey, which any
+	// signed-in caller may ask of any wallet.
+	WalletKey(walletID string) (ed25519.PublicKey, error)
 	// Payer is who paid merchantID in payment paymentTxID (for a refund).
 	Payer(merchantID string, paymentTxID []byte) (string, error)
 }
@@ -120,27 +127,19 @@ func (b *Builder) memoParties(body *statepb.Tx) ([]ed25519.PublicKey, error) {
 	return out, nil
 }
 
-// walletKey is the key that reads a wallet's memos: its own, or for a
-// wallet without one (a sub-wallet) its parent's, else its bank's.
+// walletKey is the key that reads a wallet's memos (Parties.WalletKey).
 func (b *Builder) walletKey(id string) (ed25519.PublicKey, error) {
-	for range 2 {
-		w, err := b.lookupWallet(id)
-		if err != nil {
-			return nil, err
-		}
-		if len(w.GetPublicKey()) == ed25519.PublicKeySize {
-			return w.GetPublicKey(), nil
-		}
-		if w.GetParentWalletId() == "" {
-			bk, err := b.Bank(w.GetBankId())
-			if err != nil {
-				return nil, err
-			}
-			return bk.GetPublicKey(), nil
-		}
-		id = w.GetParentWalletId()
+	if b.parties == nil {
+		return nil, ErrNoParties
 	}
-	return nil, fmt.Errorf("memo: wallet %q has no key to seal to", id)
+	k, err := b.parties.WalletKey(id)
+	if err != nil {
+		return nil, fmt.Errorf("memo: key of wallet %q: %w", id, err)
+	}
+	if len(k) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("memo: wallet %q has no key to seal to", id)
+	}
+	return k, nil
 }
 
 func (b *Builder) lookupWallet(id string) (*statepb.WalletRecord, error) {
@@ -179,6 +178,14 @@ func (p nodeParties) Wallet(id string) (*statepb.WalletRecord, error) {
 		return nil, err
 	}
 	return r.GetWallet(), nil
+}
+
+// WalletKey asks GetWalletKey (linearizable): a payee the caller may not
+// read is looked up by key only.
+func (p nodeParties) WalletKey(id string) (ed25519.PublicKey, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), partyLookupTimeout)
+	defer cancel()
+	return p.c.WalletKey(ctx, id, Linearizable())
 }
 
 func (p nodeParties) Payer(merchantID string, txID []byte) (string, error) {

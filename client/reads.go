@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"iter"
 
@@ -95,6 +96,32 @@ func (c *Client) Wallet(ctx context.Context, walletID string, opts ...ReadOption
 			out = r.Msg
 		}
 		return err
+	})
+	return out, err
+}
+
+// WalletKey returns the public key a memo to the wallet is sealed to
+// (LedgerService/GetWalletKey): any signed-in caller may ask, and learns
+// nothing else about the wallet. For a wallet the node does not know it is
+// a decoy (docs/security.md, "Wallet keys"): a memo sealed to it opens for
+// no one. Ask with Linearizable() so a wallet registered just before is
+// found.
+func (c *Client) WalletKey(ctx context.Context, walletID string, opts ...ReadOption) (ed25519.PublicKey, error) {
+	if err := statepb.ValidateID("wallet id", walletID); err != nil {
+		return nil, err
+	}
+	ro, _ := readOptions(opts)
+	var out ed25519.PublicKey
+	err := c.read(ctx, func(ctx context.Context) error {
+		r, err := c.api.GetWalletKey(ctx, connect.NewRequest(&nodepb.GetWalletKeyRequest{WalletId: walletID, Read: ro}))
+		if err != nil {
+			return err
+		}
+		if len(r.Msg.GetPublicKey()) != ed25519.PublicKeySize {
+			return fmt.Errorf("GetWalletKey %q: the node answered a %d-byte key", walletID, len(r.Msg.GetPublicKey()))
+		}
+		out = ed25519.PublicKey(r.Msg.GetPublicKey())
+		return nil
 	})
 	return out, err
 }

@@ -98,6 +98,12 @@ type LimitsConfig struct {
 	// is -1 the default is -1 too).
 	IdentityRatePerSec int `toml:"identity_rate_per_sec"`
 	IdentityBurst      int `toml:"identity_burst"`
+	// WalletKeyRatePerSec and WalletKeyBurst bound GetWalletKey per
+	// signed-in identity (walletkey.go), so that no identity sweeps wallet
+	// ids for keys (default 10/s, burst 50; -1 disables; when
+	// rate_per_sec is -1 the default is -1 too).
+	WalletKeyRatePerSec int `toml:"wallet_key_rate_per_sec"`
+	WalletKeyBurst      int `toml:"wallet_key_burst"`
 	// SubmitTimeoutMs bounds how long Submit waits for a commit (default
 	// 10 s).
 	SubmitTimeoutMs int `toml:"submit_timeout_ms"`
@@ -245,6 +251,11 @@ func (c *Config) Validate() error {
 	}
 	defInt(&l.IdentityRatePerSec, 1_000)
 	defInt(&l.IdentityBurst, max(1, 2*l.IdentityRatePerSec))
+	if l.RatePerSec == -1 {
+		defInt(&l.WalletKeyRatePerSec, -1)
+	}
+	defInt(&l.WalletKeyRatePerSec, 10)
+	defInt(&l.WalletKeyBurst, max(1, 5*l.WalletKeyRatePerSec))
 	defInt(&l.SubmitTimeoutMs, 10_000)
 	defInt(&l.MaxStreams, 256)
 	defInt(&l.MaxStreamsPerIP, min(16, l.MaxStreams))
@@ -299,6 +310,7 @@ func (c *Config) checkRanges() error {
 		{"limits.max_request_bytes", int64(l.MaxRequestBytes), 64 << 10, 64 << 20},
 		{"limits.burst", int64(l.Burst), 1, 100_000_000},
 		{"limits.identity_burst", int64(l.IdentityBurst), 1, 100_000_000},
+		{"limits.wallet_key_burst", int64(l.WalletKeyBurst), 1, 100_000_000},
 		{"limits.submit_timeout_ms", int64(l.SubmitTimeoutMs), 100, 600_000},
 		{"limits.max_streams", int64(l.MaxStreams), 1, 100_000},
 		{"limits.max_streams_per_ip", int64(l.MaxStreamsPerIP), 1, int64(l.MaxStreams)},
@@ -317,6 +329,9 @@ func (c *Config) checkRanges() error {
 	}
 	if l.IdentityRatePerSec != -1 && (l.IdentityRatePerSec < 1 || l.IdentityRatePerSec > 100_000_000) {
 		return fmt.Errorf("config: limits.identity_rate_per_sec %d is outside 1..100000000 (or -1: no limit)", l.IdentityRatePerSec)
+	}
+	if l.WalletKeyRatePerSec != -1 && (l.WalletKeyRatePerSec < 1 || l.WalletKeyRatePerSec > 100_000_000) {
+		return fmt.Errorf("config: limits.wallet_key_rate_per_sec %d is outside 1..100000000 (or -1: no limit)", l.WalletKeyRatePerSec)
 	}
 	return nil
 }

@@ -154,18 +154,21 @@ type limiter struct {
 	// perIP bounds every request by client address; perID bounds Submit by
 	// identity (identities.go).
 	perIP, perID *rateTable
-	streams      *streamCaps
+	// walletKey bounds GetWalletKey by identity (walletkey.go).
+	walletKey *rateTable
+	streams   *streamCaps
 	// submits bounds submissions being processed at once.
 	submits chan struct{}
 }
 
 func newLimiter(cfg LimitsConfig) *limiter {
 	return &limiter{
-		cfg:     cfg,
-		perIP:   newRateTable(cfg.RatePerSec, cfg.Burst),
-		perID:   newRateTable(cfg.IdentityRatePerSec, cfg.IdentityBurst),
-		streams: newStreamCaps(cfg.MaxStreams, cfg.MaxStreamsPerIP),
-		submits: make(chan struct{}, cfg.MaxInflightSubmits),
+		cfg:       cfg,
+		perIP:     newRateTable(cfg.RatePerSec, cfg.Burst),
+		perID:     newRateTable(cfg.IdentityRatePerSec, cfg.IdentityBurst),
+		walletKey: newRateTable(cfg.WalletKeyRatePerSec, cfg.WalletKeyBurst),
+		streams:   newStreamCaps(cfg.MaxStreams, cfg.MaxStreamsPerIP),
+		submits:   make(chan struct{}, cfg.MaxInflightSubmits),
 	}
 }
 

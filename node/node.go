@@ -107,6 +107,8 @@ type Node struct {
 	// unauthLog bounds the access-log records of 401 refusals per client
 	// address (logUnauthenticated).
 	unauthLog *rateTable
+	// decoySecret derives GetWalletKey's decoy keys (walletkey.go).
+	decoySecret []byte
 	// audit is the regulators' side: AuditService, divergence, replay
 	// (audit.go).
 	audit *auditor
@@ -263,6 +265,9 @@ func (n *Node) openState(maxVersion uint32) error {
 	n.hub = newHub()
 	n.limits = newLimiter(n.cfg.Limits)
 	n.unauthLog = newRateTable(unauthLogRate, unauthLogBurst)
+	if n.decoySecret, err = decoySecret(n.key, n.genesis.GetChainId()); err != nil {
+		return err
+	}
 	n.audit = newAuditor(n)
 	n.archive = newArchiveSync(n)
 	return n.openAccessLog()

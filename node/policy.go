@@ -27,6 +27,9 @@ const (
 	// a per-identity rate limit (the signed-in caller, the tx's signers:
 	// ratelimit.go) on top of the per-IP one.
 	accessSubmit
+	// accessSignedIn: any signed-in identity, not anonymous callers; rate-
+	// limited per identity (GetWalletKey: chargeWalletKey).
+	accessSignedIn
 	// accessWallet: the parties of the wallet the request names — its
 	// holder (for a sub-wallet, also its parent's holder), the merchant
 	// platform a sub-wallet is pushed to, the wallet's bank — and
@@ -63,6 +66,7 @@ func (a access) who() string {
 	return [...]string{
 		accessPublic:                  "anyone",
 		accessSubmit:                  "anyone (rate-limited per IP and per identity)",
+		accessSignedIn:                "any signed-in identity (rate-limited per identity)",
 		accessWallet:                  "holder, platform (sub-wallet pushed to it), its bank, regulator",
 		accessPublicOrWallet:          "anyone; with `wallet_id`: holder, its bank, regulator",
 		accessRecord:                  "its parties (wallets named in it, their banks, its signers), regulator",
@@ -101,6 +105,7 @@ var Policy = []policyRule{
 	{Procedure: pc.LedgerServiceSubmitProcedure, Access: accessSubmit, Sees: "the transaction's outcome"},
 	{Procedure: pc.LedgerServiceGetTxProcedure, Access: accessRecord, Sees: "the transaction, its body and outcome", Logged: true},
 	{Procedure: pc.LedgerServiceGetWalletProcedure, Access: accessWallet, Sees: "the wallet record (balance, limits, status)", Logged: true, subject: field("wallet_id")},
+	{Procedure: pc.LedgerServiceGetWalletKeyProcedure, Access: accessSignedIn, Sees: "the wallet's public key only (to seal a memo to it); a decoy key for a wallet this node does not know", Logged: true, subject: field("wallet_id")},
 	{Procedure: pc.LedgerServiceListWalletsProcedure, Access: accessRegulator, Sees: "every wallet (a bank lists its customers from its own books)", Logged: true},
 	{Procedure: pc.LedgerServiceListUnspentProcedure, Access: accessWallet, Sees: "the wallet's unspent outputs", Logged: true, subject: field("wallet_id")},
 	{Procedure: pc.LedgerServiceHistoryProcedure, Access: accessWallet, Sees: "the wallet's history (memos as recorded)", Logged: true, subject: field("wallet_id")},
@@ -290,6 +295,11 @@ func (n *Node) allow(c caller, rule *policyRule, msg proto.Message) (string, err
 		return "", nil
 	case accessSubmit:
 		return "", n.chargeCaller(c)
+	case accessSignedIn:
+		if c.anonymous() {
+			return subject, denied(c, strings.TrimPrefix(rule.Procedure, "/dcep.node.v1."), acc)
+		}
+		return subject, n.chargeWalletKey(c)
 	case accessWallet, accessSponsor:
 		if acc == accessSponsor && wallet == "" && msg != nil {
 			// No such campaign: answered as the handler would, NOT_FOUND,

@@ -14,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/dcep/dcep/client"
@@ -129,6 +130,8 @@ func allowedRoles(rule string, parties []string) map[string]bool {
 		return set(roleRegulator, roleCentralBank) // the calls go to pboc's node
 	case "regulator; on its own node, the operator bank (its customers only)":
 		return set(roleRegulator) // pboc's node: its operator is no bank
+	case "any signed-in identity (rate-limited per identity)":
+		return set(roleHolder, roleOtherHolder, roleOwnBank, roleOtherBank, roleCentralBank, roleRegulator, rolePlatform)
 	case "bank, central bank, regulator", "anyone; `audit=true`: bank, central bank, regulator":
 		return set(roleOwnBank, roleOtherBank, roleCentralBank, roleRegulator)
 	}
@@ -194,6 +197,15 @@ func TestPolicyEveryRPCEveryRole(t *testing.T) {
 			r, err := cl.API().GetWallet(ctx, connect.NewRequest(&nodepb.GetWalletRequest{WalletId: "alice", Read: ro}))
 			if err == nil && r.Msg.GetWallet().GetBalanceFen() != 990*yuan {
 				return errors.New("GetWallet: wrong balance")
+			}
+			return err
+		}, true},
+		// Any signed-in identity gets alice's key and nothing else.
+		pc.LedgerServiceGetWalletKeyProcedure: {nil, func(ctx context.Context, cl *client.Client) error {
+			r, err := cl.API().GetWalletKey(ctx, connect.NewRequest(&nodepb.GetWalletKeyRequest{WalletId: "alice", Read: ro}))
+			want := &nodepb.GetWalletKeyResponse{PublicKey: n.Wallet("alice").Public().(ed25519.PublicKey)}
+			if err == nil && !proto.Equal(r.Msg, want) {
+				return fmt.Errorf("GetWalletKey: %v, want exactly alice's key", r.Msg)
 			}
 			return err
 		}, true},

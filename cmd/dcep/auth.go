@@ -14,12 +14,15 @@ import (
 	"github.com/dcep/dcep/client"
 	"github.com/dcep/dcep/client/keystore"
 	"github.com/dcep/dcep/client/token"
+	"github.com/dcep/dcep/node/nodepb/nodepbconnect"
 )
 
 // signIn is who the CLI signs in as for each call (docs/api.md, "Who may
 // call what"): --as if given; else, from the keystore, the holder of the
 // wallet the call is about, a regulator, the wallet's bank, the only
-// bank, the central bank, in that order; else anonymous.
+// bank, the central bank, in that order; for GetWalletKey (which any
+// signed-in identity may ask), failing those, any key that signs in; else
+// anonymous.
 type signIn struct {
 	a *app
 
@@ -104,6 +107,16 @@ func (s *signIn) identity(procedure string, req any) *client.Identity {
 	}
 	if k := find(func(k *keystore.Key) bool { return k.Kind == keystore.KindCentralBank }); k != nil {
 		return s.of(k)
+	}
+	if procedure == nodepbconnect.LedgerServiceGetWalletKeyProcedure {
+		// Any signed-in identity may ask a wallet's key (to seal a memo
+		// to it): a keystore holding only the payer's key signs in as
+		// the payer.
+		for _, k := range s.keys {
+			if id := s.of(k); id != nil {
+				return id
+			}
+		}
 	}
 	return nil
 }

@@ -112,3 +112,50 @@ func copyKey(t *testing.T, from, to, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestMemoToStranger: a payer whose keystore holds only its own key — it
+// may not read the payee's wallet (PERMISSION_DENIED) — pays a stranger at
+// another bank with a memo: the CLI seals it to the key GetWalletKey
+// answers. The payee's CLI shows the memo, so does the payer's; the payer's
+// bank and the payee's bank see "(sealed)". Before GetWalletKey the payment
+// failed: the payee's key was read with GetWallet, which the payer may not
+// call.
+func TestMemoToStranger(t *testing.T) {
+	net := shared(t)
+	tag := fmt.Sprintf("%x", time.Now().UnixNano())
+	payer, payee := "mts-payer-"+tag[len(tag)-6:], "mts-payee-"+tag[len(tag)-6:]
+	secret := "stranger-memo-" + tag
+	fund(t, net, payer, "icbc", "50")
+	net.ok(t, "wallet", "create", payee, "--bank", "abc", "--tier", "4")
+
+	keys := filepath.Join(net.dir, "keys")
+	payerHome, payeeHome, icbcHome, abcHome := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	copyKey(t, keys, payerHome, payer)
+	copyKey(t, keys, payeeHome, payee)
+	copyKey(t, keys, icbcHome, "icbc")
+	copyKey(t, keys, abcHome, "abc")
+
+	net.refused(t, exitRefused, "PERMISSION_DENIED", []string{"--home", payerHome, "--as", payer, "wallet", "show", payee})
+	var pay moneyJSON
+	net.okJSON(t, &pay, "--home", payerHome, "pay", "--from", payer, "--to", payee, "--amount", "2.50", "--memo", secret)
+	if pay.Memo != secret {
+		t.Fatalf("the payer's answer shows memo %q", pay.Memo)
+	}
+	for _, c := range []struct {
+		who, home, wallet, want string
+	}{
+		{"payee", payeeHome, payee, secret},
+		{"payer", payerHome, payer, secret},
+		{"payer's bank", icbcHome, payer, sealedMemo},
+		{"payee's bank", abcHome, payee, sealedMemo},
+	} {
+		var h []historyJSON
+		net.okJSON(t, &h, "--home", c.home, "history", c.wallet)
+		if len(h) == 0 || h[0].TxID != pay.TxID || h[0].Memo != c.want {
+			t.Fatalf("%s: history of %s shows %+v, want tx %s with memo %q", c.who, c.wallet, h, pay.TxID, c.want)
+		}
+		if r := net.ok(t, "--home", c.home, "history", c.wallet); !strings.Contains(r.stdout, c.want) {
+			t.Fatalf("%s: history table lacks %q:\n%s", c.who, c.want, r.stdout)
+		}
+	}
+}

@@ -484,6 +484,110 @@ func (x *GetWalletResponse) GetFreshness() *Freshness {
 	return nil
 }
 
+type GetWalletKeyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WalletId string                 `protobuf:"bytes,1,opt,name=wallet_id,json=walletId,proto3" json:"wallet_id,omitempty"`
+	// read: linearizable, so a wallet registered just before is found (not
+	// answered with a decoy).
+	Read          *ReadOptions `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWalletKeyRequest) Reset() {
+	*x = GetWalletKeyRequest{}
+	mi := &file_node_nodepb_api_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWalletKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWalletKeyRequest) ProtoMessage() {}
+
+func (x *GetWalletKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWalletKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetWalletKeyRequest) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetWalletKeyRequest) GetWalletId() string {
+	if x != nil {
+		return x.WalletId
+	}
+	return ""
+}
+
+func (x *GetWalletKeyRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+// GetWalletKeyResponse carries the key only: no balance, bank, tier,
+// status or freshness.
+type GetWalletKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// public_key: 32 bytes of Ed25519 public key — the wallet's own; for a
+	// sub-wallet (no key of its own), its parent's current key if the caller
+	// is a party of the sub-wallet, else a decoy; for a bank's reserve or
+	// guarantee wallet, its bank's key.
+	PublicKey     []byte `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWalletKeyResponse) Reset() {
+	*x = GetWalletKeyResponse{}
+	mi := &file_node_nodepb_api_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWalletKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWalletKeyResponse) ProtoMessage() {}
+
+func (x *GetWalletKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_node_nodepb_api_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWalletKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetWalletKeyResponse) Descriptor() ([]byte, []int) {
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetWalletKeyResponse) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
 type ListWalletsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// after: list wallets with ids after this one.
@@ -496,7 +600,7 @@ type ListWalletsRequest struct {
 
 func (x *ListWalletsRequest) Reset() {
 	*x = ListWalletsRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[8]
+	mi := &file_node_nodepb_api_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +612,7 @@ func (x *ListWalletsRequest) String() string {
 func (*ListWalletsRequest) ProtoMessage() {}
 
 func (x *ListWalletsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[8]
+	mi := &file_node_nodepb_api_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +625,7 @@ func (x *ListWalletsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWalletsRequest.ProtoReflect.Descriptor instead.
 func (*ListWalletsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{8}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListWalletsRequest) GetAfter() string {
@@ -555,7 +659,7 @@ type ListWalletsResponse struct {
 
 func (x *ListWalletsResponse) Reset() {
 	*x = ListWalletsResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[9]
+	mi := &file_node_nodepb_api_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +671,7 @@ func (x *ListWalletsResponse) String() string {
 func (*ListWalletsResponse) ProtoMessage() {}
 
 func (x *ListWalletsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[9]
+	mi := &file_node_nodepb_api_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +684,7 @@ func (x *ListWalletsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWalletsResponse.ProtoReflect.Descriptor instead.
 func (*ListWalletsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{9}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListWalletsResponse) GetWallets() []*statepb.WalletRecord {
@@ -610,7 +714,7 @@ type ListUnspentRequest struct {
 
 func (x *ListUnspentRequest) Reset() {
 	*x = ListUnspentRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[10]
+	mi := &file_node_nodepb_api_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +726,7 @@ func (x *ListUnspentRequest) String() string {
 func (*ListUnspentRequest) ProtoMessage() {}
 
 func (x *ListUnspentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[10]
+	mi := &file_node_nodepb_api_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +739,7 @@ func (x *ListUnspentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnspentRequest.ProtoReflect.Descriptor instead.
 func (*ListUnspentRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{10}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListUnspentRequest) GetWalletId() string {
@@ -679,7 +783,7 @@ type Unspent struct {
 
 func (x *Unspent) Reset() {
 	*x = Unspent{}
-	mi := &file_node_nodepb_api_proto_msgTypes[11]
+	mi := &file_node_nodepb_api_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +795,7 @@ func (x *Unspent) String() string {
 func (*Unspent) ProtoMessage() {}
 
 func (x *Unspent) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[11]
+	mi := &file_node_nodepb_api_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +808,7 @@ func (x *Unspent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unspent.ProtoReflect.Descriptor instead.
 func (*Unspent) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{11}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Unspent) GetOutpoint() *statepb.Outpoint {
@@ -738,7 +842,7 @@ type ListUnspentResponse struct {
 
 func (x *ListUnspentResponse) Reset() {
 	*x = ListUnspentResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[12]
+	mi := &file_node_nodepb_api_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +854,7 @@ func (x *ListUnspentResponse) String() string {
 func (*ListUnspentResponse) ProtoMessage() {}
 
 func (x *ListUnspentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[12]
+	mi := &file_node_nodepb_api_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +867,7 @@ func (x *ListUnspentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnspentResponse.ProtoReflect.Descriptor instead.
 func (*ListUnspentResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{12}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListUnspentResponse) GetUnspent() []*Unspent {
@@ -793,7 +897,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[13]
+	mi := &file_node_nodepb_api_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +909,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[13]
+	mi := &file_node_nodepb_api_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +922,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{13}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HistoryRequest) GetWalletId() string {
@@ -861,7 +965,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[14]
+	mi := &file_node_nodepb_api_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +977,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[14]
+	mi := &file_node_nodepb_api_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +990,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{14}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HistoryResponse) GetEntries() []*statepb.HistoryEntry {
@@ -921,7 +1025,7 @@ type SupplyRequest struct {
 
 func (x *SupplyRequest) Reset() {
 	*x = SupplyRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[15]
+	mi := &file_node_nodepb_api_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1037,7 @@ func (x *SupplyRequest) String() string {
 func (*SupplyRequest) ProtoMessage() {}
 
 func (x *SupplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[15]
+	mi := &file_node_nodepb_api_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1050,7 @@ func (x *SupplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupplyRequest.ProtoReflect.Descriptor instead.
 func (*SupplyRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{15}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SupplyRequest) GetAudit() bool {
@@ -978,7 +1082,7 @@ type BankSupply struct {
 
 func (x *BankSupply) Reset() {
 	*x = BankSupply{}
-	mi := &file_node_nodepb_api_proto_msgTypes[16]
+	mi := &file_node_nodepb_api_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1094,7 @@ func (x *BankSupply) String() string {
 func (*BankSupply) ProtoMessage() {}
 
 func (x *BankSupply) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[16]
+	mi := &file_node_nodepb_api_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1107,7 @@ func (x *BankSupply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankSupply.ProtoReflect.Descriptor instead.
 func (*BankSupply) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{16}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BankSupply) GetBankId() string {
@@ -1062,7 +1166,7 @@ type SupplyResponse struct {
 
 func (x *SupplyResponse) Reset() {
 	*x = SupplyResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[17]
+	mi := &file_node_nodepb_api_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1178,7 @@ func (x *SupplyResponse) String() string {
 func (*SupplyResponse) ProtoMessage() {}
 
 func (x *SupplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[17]
+	mi := &file_node_nodepb_api_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1191,7 @@ func (x *SupplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupplyResponse.ProtoReflect.Descriptor instead.
 func (*SupplyResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{17}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SupplyResponse) GetSupply() *statepb.Supply {
@@ -1168,7 +1272,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[18]
+	mi := &file_node_nodepb_api_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1284,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[18]
+	mi := &file_node_nodepb_api_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1297,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{18}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{20}
 }
 
 // NodeStatus is one node's view of itself.
@@ -1247,7 +1351,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_node_nodepb_api_proto_msgTypes[19]
+	mi := &file_node_nodepb_api_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1363,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[19]
+	mi := &file_node_nodepb_api_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1376,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{19}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeStatus) GetName() string {
@@ -1463,7 +1567,7 @@ type DuplicateIdentity struct {
 
 func (x *DuplicateIdentity) Reset() {
 	*x = DuplicateIdentity{}
-	mi := &file_node_nodepb_api_proto_msgTypes[20]
+	mi := &file_node_nodepb_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1579,7 @@ func (x *DuplicateIdentity) String() string {
 func (*DuplicateIdentity) ProtoMessage() {}
 
 func (x *DuplicateIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[20]
+	mi := &file_node_nodepb_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1592,7 @@ func (x *DuplicateIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DuplicateIdentity.ProtoReflect.Descriptor instead.
 func (*DuplicateIdentity) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{20}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DuplicateIdentity) GetName() string {
@@ -1558,7 +1662,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_node_nodepb_api_proto_msgTypes[21]
+	mi := &file_node_nodepb_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1674,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[21]
+	mi := &file_node_nodepb_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1687,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{21}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -1645,7 +1749,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[22]
+	mi := &file_node_nodepb_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1761,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[22]
+	mi := &file_node_nodepb_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1774,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{22}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatusResponse) GetNode() *NodeStatus {
@@ -1695,7 +1799,7 @@ type GetGenesisRequest struct {
 
 func (x *GetGenesisRequest) Reset() {
 	*x = GetGenesisRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[23]
+	mi := &file_node_nodepb_api_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1811,7 @@ func (x *GetGenesisRequest) String() string {
 func (*GetGenesisRequest) ProtoMessage() {}
 
 func (x *GetGenesisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[23]
+	mi := &file_node_nodepb_api_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1824,7 @@ func (x *GetGenesisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGenesisRequest.ProtoReflect.Descriptor instead.
 func (*GetGenesisRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{23}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{25}
 }
 
 type GetGenesisResponse struct {
@@ -1739,7 +1843,7 @@ type GetGenesisResponse struct {
 
 func (x *GetGenesisResponse) Reset() {
 	*x = GetGenesisResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[24]
+	mi := &file_node_nodepb_api_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1855,7 @@ func (x *GetGenesisResponse) String() string {
 func (*GetGenesisResponse) ProtoMessage() {}
 
 func (x *GetGenesisResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[24]
+	mi := &file_node_nodepb_api_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1868,7 @@ func (x *GetGenesisResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGenesisResponse.ProtoReflect.Descriptor instead.
 func (*GetGenesisResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{24}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetGenesisResponse) GetGenesis() *statepb.Genesis {
@@ -1804,7 +1908,7 @@ type StreamOutcomesRequest struct {
 
 func (x *StreamOutcomesRequest) Reset() {
 	*x = StreamOutcomesRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[25]
+	mi := &file_node_nodepb_api_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1920,7 @@ func (x *StreamOutcomesRequest) String() string {
 func (*StreamOutcomesRequest) ProtoMessage() {}
 
 func (x *StreamOutcomesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[25]
+	mi := &file_node_nodepb_api_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1933,7 @@ func (x *StreamOutcomesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOutcomesRequest.ProtoReflect.Descriptor instead.
 func (*StreamOutcomesRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{25}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StreamOutcomesRequest) GetFromIndex() uint64 {
@@ -1849,7 +1953,7 @@ type ErrorInfo struct {
 
 func (x *ErrorInfo) Reset() {
 	*x = ErrorInfo{}
-	mi := &file_node_nodepb_api_proto_msgTypes[26]
+	mi := &file_node_nodepb_api_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1965,7 @@ func (x *ErrorInfo) String() string {
 func (*ErrorInfo) ProtoMessage() {}
 
 func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[26]
+	mi := &file_node_nodepb_api_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +1978,7 @@ func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorInfo.ProtoReflect.Descriptor instead.
 func (*ErrorInfo) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{26}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ErrorInfo) GetCode() string {
@@ -1894,7 +1998,7 @@ type GetPurseRequest struct {
 
 func (x *GetPurseRequest) Reset() {
 	*x = GetPurseRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[27]
+	mi := &file_node_nodepb_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2010,7 @@ func (x *GetPurseRequest) String() string {
 func (*GetPurseRequest) ProtoMessage() {}
 
 func (x *GetPurseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[27]
+	mi := &file_node_nodepb_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2023,7 @@ func (x *GetPurseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPurseRequest.ProtoReflect.Descriptor instead.
 func (*GetPurseRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{27}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetPurseRequest) GetPurseId() []byte {
@@ -1951,7 +2055,7 @@ type GetPurseResponse struct {
 
 func (x *GetPurseResponse) Reset() {
 	*x = GetPurseResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[28]
+	mi := &file_node_nodepb_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2067,7 @@ func (x *GetPurseResponse) String() string {
 func (*GetPurseResponse) ProtoMessage() {}
 
 func (x *GetPurseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[28]
+	mi := &file_node_nodepb_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2080,7 @@ func (x *GetPurseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPurseResponse.ProtoReflect.Descriptor instead.
 func (*GetPurseResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{28}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetPurseResponse) GetPurse() *statepb.PurseRecord {
@@ -2017,7 +2121,7 @@ type GetSettlementRequest struct {
 
 func (x *GetSettlementRequest) Reset() {
 	*x = GetSettlementRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[29]
+	mi := &file_node_nodepb_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2133,7 @@ func (x *GetSettlementRequest) String() string {
 func (*GetSettlementRequest) ProtoMessage() {}
 
 func (x *GetSettlementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[29]
+	mi := &file_node_nodepb_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2146,7 @@ func (x *GetSettlementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{29}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetSettlementRequest) GetPaymentHash() []byte {
@@ -2069,7 +2173,7 @@ type GetSettlementResponse struct {
 
 func (x *GetSettlementResponse) Reset() {
 	*x = GetSettlementResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[30]
+	mi := &file_node_nodepb_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2185,7 @@ func (x *GetSettlementResponse) String() string {
 func (*GetSettlementResponse) ProtoMessage() {}
 
 func (x *GetSettlementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[30]
+	mi := &file_node_nodepb_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2198,7 @@ func (x *GetSettlementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{30}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetSettlementResponse) GetSettlement() *statepb.Settlement {
@@ -2121,7 +2225,7 @@ type GetOfflineTxRequest struct {
 
 func (x *GetOfflineTxRequest) Reset() {
 	*x = GetOfflineTxRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[31]
+	mi := &file_node_nodepb_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2237,7 @@ func (x *GetOfflineTxRequest) String() string {
 func (*GetOfflineTxRequest) ProtoMessage() {}
 
 func (x *GetOfflineTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[31]
+	mi := &file_node_nodepb_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2250,7 @@ func (x *GetOfflineTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineTxRequest.ProtoReflect.Descriptor instead.
 func (*GetOfflineTxRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{31}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetOfflineTxRequest) GetTxId() []byte {
@@ -2173,7 +2277,7 @@ type GetOfflineTxResponse struct {
 
 func (x *GetOfflineTxResponse) Reset() {
 	*x = GetOfflineTxResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[32]
+	mi := &file_node_nodepb_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2289,7 @@ func (x *GetOfflineTxResponse) String() string {
 func (*GetOfflineTxResponse) ProtoMessage() {}
 
 func (x *GetOfflineTxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[32]
+	mi := &file_node_nodepb_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2302,7 @@ func (x *GetOfflineTxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineTxResponse.ProtoReflect.Descriptor instead.
 func (*GetOfflineTxResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{32}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetOfflineTxResponse) GetRecord() *statepb.OfflineTxRecord {
@@ -2227,7 +2331,7 @@ type ListIncidentsRequest struct {
 
 func (x *ListIncidentsRequest) Reset() {
 	*x = ListIncidentsRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[33]
+	mi := &file_node_nodepb_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2343,7 @@ func (x *ListIncidentsRequest) String() string {
 func (*ListIncidentsRequest) ProtoMessage() {}
 
 func (x *ListIncidentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[33]
+	mi := &file_node_nodepb_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2356,7 @@ func (x *ListIncidentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIncidentsRequest.ProtoReflect.Descriptor instead.
 func (*ListIncidentsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{33}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListIncidentsRequest) GetAfter() uint64 {
@@ -2286,7 +2390,7 @@ type ListIncidentsResponse struct {
 
 func (x *ListIncidentsResponse) Reset() {
 	*x = ListIncidentsResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[34]
+	mi := &file_node_nodepb_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2402,7 @@ func (x *ListIncidentsResponse) String() string {
 func (*ListIncidentsResponse) ProtoMessage() {}
 
 func (x *ListIncidentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[34]
+	mi := &file_node_nodepb_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2415,7 @@ func (x *ListIncidentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIncidentsResponse.ProtoReflect.Descriptor instead.
 func (*ListIncidentsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{34}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListIncidentsResponse) GetIncidents() []*statepb.Incident {
@@ -2340,7 +2444,7 @@ type ListRevocationsRequest struct {
 
 func (x *ListRevocationsRequest) Reset() {
 	*x = ListRevocationsRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[35]
+	mi := &file_node_nodepb_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2456,7 @@ func (x *ListRevocationsRequest) String() string {
 func (*ListRevocationsRequest) ProtoMessage() {}
 
 func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[35]
+	mi := &file_node_nodepb_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2469,7 @@ func (x *ListRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*ListRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{35}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListRevocationsRequest) GetAfter() uint64 {
@@ -2401,7 +2505,7 @@ type ListRevocationsResponse struct {
 
 func (x *ListRevocationsResponse) Reset() {
 	*x = ListRevocationsResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[36]
+	mi := &file_node_nodepb_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2517,7 @@ func (x *ListRevocationsResponse) String() string {
 func (*ListRevocationsResponse) ProtoMessage() {}
 
 func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[36]
+	mi := &file_node_nodepb_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2530,7 @@ func (x *ListRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{36}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListRevocationsResponse) GetRevocations() []*statepb.Revocation {
@@ -2460,7 +2564,7 @@ type GetOfflineDebtRequest struct {
 
 func (x *GetOfflineDebtRequest) Reset() {
 	*x = GetOfflineDebtRequest{}
-	mi := &file_node_nodepb_api_proto_msgTypes[37]
+	mi := &file_node_nodepb_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +2576,7 @@ func (x *GetOfflineDebtRequest) String() string {
 func (*GetOfflineDebtRequest) ProtoMessage() {}
 
 func (x *GetOfflineDebtRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[37]
+	mi := &file_node_nodepb_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2485,7 +2589,7 @@ func (x *GetOfflineDebtRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineDebtRequest.ProtoReflect.Descriptor instead.
 func (*GetOfflineDebtRequest) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{37}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetOfflineDebtRequest) GetWalletId() string {
@@ -2512,7 +2616,7 @@ type GetOfflineDebtResponse struct {
 
 func (x *GetOfflineDebtResponse) Reset() {
 	*x = GetOfflineDebtResponse{}
-	mi := &file_node_nodepb_api_proto_msgTypes[38]
+	mi := &file_node_nodepb_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2628,7 @@ func (x *GetOfflineDebtResponse) String() string {
 func (*GetOfflineDebtResponse) ProtoMessage() {}
 
 func (x *GetOfflineDebtResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_nodepb_api_proto_msgTypes[38]
+	mi := &file_node_nodepb_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2641,7 @@ func (x *GetOfflineDebtResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOfflineDebtResponse.ProtoReflect.Descriptor instead.
 func (*GetOfflineDebtResponse) Descriptor() ([]byte, []int) {
-	return file_node_nodepb_api_proto_rawDescGZIP(), []int{38}
+	return file_node_nodepb_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetOfflineDebtResponse) GetDebt() *statepb.OfflineDebt {
@@ -2586,7 +2690,13 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\x04read\x18\x02 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\x7f\n" +
 	"\x11GetWalletResponse\x123\n" +
 	"\x06wallet\x18\x01 \x01(\v2\x1b.dcep.state.v1.WalletRecordR\x06wallet\x125\n" +
-	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"o\n" +
+	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness\"a\n" +
+	"\x13GetWalletKeyRequest\x12\x1b\n" +
+	"\twallet_id\x18\x01 \x01(\tR\bwalletId\x12-\n" +
+	"\x04read\x18\x02 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"5\n" +
+	"\x14GetWalletKeyResponse\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\"o\n" +
 	"\x12ListWalletsRequest\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\tR\x05after\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12-\n" +
@@ -2751,12 +2861,12 @@ const file_node_nodepb_api_proto_rawDesc = "" +
 	"\x04read\x18\x02 \x01(\v2\x19.dcep.node.v1.ReadOptionsR\x04read\"\x7f\n" +
 	"\x16GetOfflineDebtResponse\x12.\n" +
 	"\x04debt\x18\x01 \x01(\v2\x1a.dcep.state.v1.OfflineDebtR\x04debt\x125\n" +
-	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness2\xdd\n" +
-	"\n" +
+	"\tfreshness\x18\x02 \x01(\v2\x17.dcep.node.v1.FreshnessR\tfreshness2\xb9\v\n" +
 	"\rLedgerService\x12C\n" +
 	"\x06Submit\x12\x1b.dcep.node.v1.SubmitRequest\x1a\x1c.dcep.node.v1.SubmitResponse\x12E\n" +
 	"\x05GetTx\x12\x1a.dcep.node.v1.GetTxRequest\x1a\x1b.dcep.node.v1.GetTxResponse\"\x03\x90\x02\x01\x12Q\n" +
-	"\tGetWallet\x12\x1e.dcep.node.v1.GetWalletRequest\x1a\x1f.dcep.node.v1.GetWalletResponse\"\x03\x90\x02\x01\x12W\n" +
+	"\tGetWallet\x12\x1e.dcep.node.v1.GetWalletRequest\x1a\x1f.dcep.node.v1.GetWalletResponse\"\x03\x90\x02\x01\x12Z\n" +
+	"\fGetWalletKey\x12!.dcep.node.v1.GetWalletKeyRequest\x1a\".dcep.node.v1.GetWalletKeyResponse\"\x03\x90\x02\x01\x12W\n" +
 	"\vListWallets\x12 .dcep.node.v1.ListWalletsRequest\x1a!.dcep.node.v1.ListWalletsResponse\"\x03\x90\x02\x01\x12W\n" +
 	"\vListUnspent\x12 .dcep.node.v1.ListUnspentRequest\x1a!.dcep.node.v1.ListUnspentResponse\"\x03\x90\x02\x01\x12K\n" +
 	"\aHistory\x12\x1c.dcep.node.v1.HistoryRequest\x1a\x1d.dcep.node.v1.HistoryResponse\"\x03\x90\x02\x01\x12H\n" +
@@ -2784,7 +2894,7 @@ func file_node_nodepb_api_proto_rawDescGZIP() []byte {
 	return file_node_nodepb_api_proto_rawDescData
 }
 
-var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_node_nodepb_api_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_node_nodepb_api_proto_goTypes = []any{
 	(*ReadOptions)(nil),             // 0: dcep.node.v1.ReadOptions
 	(*Freshness)(nil),               // 1: dcep.node.v1.Freshness
@@ -2794,147 +2904,152 @@ var file_node_nodepb_api_proto_goTypes = []any{
 	(*GetTxResponse)(nil),           // 5: dcep.node.v1.GetTxResponse
 	(*GetWalletRequest)(nil),        // 6: dcep.node.v1.GetWalletRequest
 	(*GetWalletResponse)(nil),       // 7: dcep.node.v1.GetWalletResponse
-	(*ListWalletsRequest)(nil),      // 8: dcep.node.v1.ListWalletsRequest
-	(*ListWalletsResponse)(nil),     // 9: dcep.node.v1.ListWalletsResponse
-	(*ListUnspentRequest)(nil),      // 10: dcep.node.v1.ListUnspentRequest
-	(*Unspent)(nil),                 // 11: dcep.node.v1.Unspent
-	(*ListUnspentResponse)(nil),     // 12: dcep.node.v1.ListUnspentResponse
-	(*HistoryRequest)(nil),          // 13: dcep.node.v1.HistoryRequest
-	(*HistoryResponse)(nil),         // 14: dcep.node.v1.HistoryResponse
-	(*SupplyRequest)(nil),           // 15: dcep.node.v1.SupplyRequest
-	(*BankSupply)(nil),              // 16: dcep.node.v1.BankSupply
-	(*SupplyResponse)(nil),          // 17: dcep.node.v1.SupplyResponse
-	(*StatusRequest)(nil),           // 18: dcep.node.v1.StatusRequest
-	(*NodeStatus)(nil),              // 19: dcep.node.v1.NodeStatus
-	(*DuplicateIdentity)(nil),       // 20: dcep.node.v1.DuplicateIdentity
-	(*PeerStatus)(nil),              // 21: dcep.node.v1.PeerStatus
-	(*StatusResponse)(nil),          // 22: dcep.node.v1.StatusResponse
-	(*GetGenesisRequest)(nil),       // 23: dcep.node.v1.GetGenesisRequest
-	(*GetGenesisResponse)(nil),      // 24: dcep.node.v1.GetGenesisResponse
-	(*StreamOutcomesRequest)(nil),   // 25: dcep.node.v1.StreamOutcomesRequest
-	(*ErrorInfo)(nil),               // 26: dcep.node.v1.ErrorInfo
-	(*GetPurseRequest)(nil),         // 27: dcep.node.v1.GetPurseRequest
-	(*GetPurseResponse)(nil),        // 28: dcep.node.v1.GetPurseResponse
-	(*GetSettlementRequest)(nil),    // 29: dcep.node.v1.GetSettlementRequest
-	(*GetSettlementResponse)(nil),   // 30: dcep.node.v1.GetSettlementResponse
-	(*GetOfflineTxRequest)(nil),     // 31: dcep.node.v1.GetOfflineTxRequest
-	(*GetOfflineTxResponse)(nil),    // 32: dcep.node.v1.GetOfflineTxResponse
-	(*ListIncidentsRequest)(nil),    // 33: dcep.node.v1.ListIncidentsRequest
-	(*ListIncidentsResponse)(nil),   // 34: dcep.node.v1.ListIncidentsResponse
-	(*ListRevocationsRequest)(nil),  // 35: dcep.node.v1.ListRevocationsRequest
-	(*ListRevocationsResponse)(nil), // 36: dcep.node.v1.ListRevocationsResponse
-	(*GetOfflineDebtRequest)(nil),   // 37: dcep.node.v1.GetOfflineDebtRequest
-	(*GetOfflineDebtResponse)(nil),  // 38: dcep.node.v1.GetOfflineDebtResponse
-	nil,                             // 39: dcep.node.v1.GetGenesisResponse.BankKeysEntry
-	(*statepb.TxResult)(nil),        // 40: dcep.state.v1.TxResult
-	(*statepb.SignedTx)(nil),        // 41: dcep.state.v1.SignedTx
-	(*statepb.Tx)(nil),              // 42: dcep.state.v1.Tx
-	(*statepb.WalletRecord)(nil),    // 43: dcep.state.v1.WalletRecord
-	(*statepb.Outpoint)(nil),        // 44: dcep.state.v1.Outpoint
-	(*statepb.HistoryEntry)(nil),    // 45: dcep.state.v1.HistoryEntry
-	(*statepb.Supply)(nil),          // 46: dcep.state.v1.Supply
-	(statepb.NodeRole)(0),           // 47: dcep.state.v1.NodeRole
-	(*statepb.LedgerVersion)(nil),   // 48: dcep.state.v1.LedgerVersion
-	(*statepb.Genesis)(nil),         // 49: dcep.state.v1.Genesis
-	(*statepb.PurseRecord)(nil),     // 50: dcep.state.v1.PurseRecord
-	(*statepb.Settlement)(nil),      // 51: dcep.state.v1.Settlement
-	(*statepb.Revocation)(nil),      // 52: dcep.state.v1.Revocation
-	(*statepb.OfflineTxRecord)(nil), // 53: dcep.state.v1.OfflineTxRecord
-	(*statepb.Incident)(nil),        // 54: dcep.state.v1.Incident
-	(*statepb.OfflineDebt)(nil),     // 55: dcep.state.v1.OfflineDebt
-	(*statepb.BlockRecord)(nil),     // 56: dcep.state.v1.BlockRecord
+	(*GetWalletKeyRequest)(nil),     // 8: dcep.node.v1.GetWalletKeyRequest
+	(*GetWalletKeyResponse)(nil),    // 9: dcep.node.v1.GetWalletKeyResponse
+	(*ListWalletsRequest)(nil),      // 10: dcep.node.v1.ListWalletsRequest
+	(*ListWalletsResponse)(nil),     // 11: dcep.node.v1.ListWalletsResponse
+	(*ListUnspentRequest)(nil),      // 12: dcep.node.v1.ListUnspentRequest
+	(*Unspent)(nil),                 // 13: dcep.node.v1.Unspent
+	(*ListUnspentResponse)(nil),     // 14: dcep.node.v1.ListUnspentResponse
+	(*HistoryRequest)(nil),          // 15: dcep.node.v1.HistoryRequest
+	(*HistoryResponse)(nil),         // 16: dcep.node.v1.HistoryResponse
+	(*SupplyRequest)(nil),           // 17: dcep.node.v1.SupplyRequest
+	(*BankSupply)(nil),              // 18: dcep.node.v1.BankSupply
+	(*SupplyResponse)(nil),          // 19: dcep.node.v1.SupplyResponse
+	(*StatusRequest)(nil),           // 20: dcep.node.v1.StatusRequest
+	(*NodeStatus)(nil),              // 21: dcep.node.v1.NodeStatus
+	(*DuplicateIdentity)(nil),       // 22: dcep.node.v1.DuplicateIdentity
+	(*PeerStatus)(nil),              // 23: dcep.node.v1.PeerStatus
+	(*StatusResponse)(nil),          // 24: dcep.node.v1.StatusResponse
+	(*GetGenesisRequest)(nil),       // 25: dcep.node.v1.GetGenesisRequest
+	(*GetGenesisResponse)(nil),      // 26: dcep.node.v1.GetGenesisResponse
+	(*StreamOutcomesRequest)(nil),   // 27: dcep.node.v1.StreamOutcomesRequest
+	(*ErrorInfo)(nil),               // 28: dcep.node.v1.ErrorInfo
+	(*GetPurseRequest)(nil),         // 29: dcep.node.v1.GetPurseRequest
+	(*GetPurseResponse)(nil),        // 30: dcep.node.v1.GetPurseResponse
+	(*GetSettlementRequest)(nil),    // 31: dcep.node.v1.GetSettlementRequest
+	(*GetSettlementResponse)(nil),   // 32: dcep.node.v1.GetSettlementResponse
+	(*GetOfflineTxRequest)(nil),     // 33: dcep.node.v1.GetOfflineTxRequest
+	(*GetOfflineTxResponse)(nil),    // 34: dcep.node.v1.GetOfflineTxResponse
+	(*ListIncidentsRequest)(nil),    // 35: dcep.node.v1.ListIncidentsRequest
+	(*ListIncidentsResponse)(nil),   // 36: dcep.node.v1.ListIncidentsResponse
+	(*ListRevocationsRequest)(nil),  // 37: dcep.node.v1.ListRevocationsRequest
+	(*ListRevocationsResponse)(nil), // 38: dcep.node.v1.ListRevocationsResponse
+	(*GetOfflineDebtRequest)(nil),   // 39: dcep.node.v1.GetOfflineDebtRequest
+	(*GetOfflineDebtResponse)(nil),  // 40: dcep.node.v1.GetOfflineDebtResponse
+	nil,                             // 41: dcep.node.v1.GetGenesisResponse.BankKeysEntry
+	(*statepb.TxResult)(nil),        // 42: dcep.state.v1.TxResult
+	(*statepb.SignedTx)(nil),        // 43: dcep.state.v1.SignedTx
+	(*statepb.Tx)(nil),              // 44: dcep.state.v1.Tx
+	(*statepb.WalletRecord)(nil),    // 45: dcep.state.v1.WalletRecord
+	(*statepb.Outpoint)(nil),        // 46: dcep.state.v1.Outpoint
+	(*statepb.HistoryEntry)(nil),    // 47: dcep.state.v1.HistoryEntry
+	(*statepb.Supply)(nil),          // 48: dcep.state.v1.Supply
+	(statepb.NodeRole)(0),           // 49: dcep.state.v1.NodeRole
+	(*statepb.LedgerVersion)(nil),   // 50: dcep.state.v1.LedgerVersion
+	(*statepb.Genesis)(nil),         // 51: dcep.state.v1.Genesis
+	(*statepb.PurseRecord)(nil),     // 52: dcep.state.v1.PurseRecord
+	(*statepb.Settlement)(nil),      // 53: dcep.state.v1.Settlement
+	(*statepb.Revocation)(nil),      // 54: dcep.state.v1.Revocation
+	(*statepb.OfflineTxRecord)(nil), // 55: dcep.state.v1.OfflineTxRecord
+	(*statepb.Incident)(nil),        // 56: dcep.state.v1.Incident
+	(*statepb.OfflineDebt)(nil),     // 57: dcep.state.v1.OfflineDebt
+	(*statepb.BlockRecord)(nil),     // 58: dcep.state.v1.BlockRecord
 }
 var file_node_nodepb_api_proto_depIdxs = []int32{
-	40, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
+	42, // 0: dcep.node.v1.SubmitResponse.result:type_name -> dcep.state.v1.TxResult
 	0,  // 1: dcep.node.v1.GetTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	41, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
-	42, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
-	40, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
+	43, // 2: dcep.node.v1.GetTxResponse.tx:type_name -> dcep.state.v1.SignedTx
+	44, // 3: dcep.node.v1.GetTxResponse.body:type_name -> dcep.state.v1.Tx
+	42, // 4: dcep.node.v1.GetTxResponse.result:type_name -> dcep.state.v1.TxResult
 	1,  // 5: dcep.node.v1.GetTxResponse.freshness:type_name -> dcep.node.v1.Freshness
 	0,  // 6: dcep.node.v1.GetWalletRequest.read:type_name -> dcep.node.v1.ReadOptions
-	43, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
+	45, // 7: dcep.node.v1.GetWalletResponse.wallet:type_name -> dcep.state.v1.WalletRecord
 	1,  // 8: dcep.node.v1.GetWalletResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 9: dcep.node.v1.ListWalletsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	43, // 10: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
-	1,  // 11: dcep.node.v1.ListWalletsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	44, // 12: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
-	0,  // 13: dcep.node.v1.ListUnspentRequest.read:type_name -> dcep.node.v1.ReadOptions
-	44, // 14: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
-	11, // 15: dcep.node.v1.ListUnspentResponse.unspent:type_name -> dcep.node.v1.Unspent
-	1,  // 16: dcep.node.v1.ListUnspentResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 17: dcep.node.v1.HistoryRequest.read:type_name -> dcep.node.v1.ReadOptions
-	45, // 18: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
-	1,  // 19: dcep.node.v1.HistoryResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 20: dcep.node.v1.SupplyRequest.read:type_name -> dcep.node.v1.ReadOptions
-	46, // 21: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
-	16, // 22: dcep.node.v1.SupplyResponse.banks:type_name -> dcep.node.v1.BankSupply
-	1,  // 23: dcep.node.v1.SupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
-	47, // 24: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
-	20, // 25: dcep.node.v1.NodeStatus.duplicate_identities:type_name -> dcep.node.v1.DuplicateIdentity
-	48, // 26: dcep.node.v1.NodeStatus.ledger_version:type_name -> dcep.state.v1.LedgerVersion
-	47, // 27: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
-	19, // 28: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
-	19, // 29: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
-	21, // 30: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
-	49, // 31: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
-	39, // 32: dcep.node.v1.GetGenesisResponse.bank_keys:type_name -> dcep.node.v1.GetGenesisResponse.BankKeysEntry
-	0,  // 33: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
-	50, // 34: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
-	51, // 35: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
-	52, // 36: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
-	1,  // 37: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 38: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
-	51, // 39: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
-	1,  // 40: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 41: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
-	53, // 42: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
-	1,  // 43: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 44: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	54, // 45: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
-	1,  // 46: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 47: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
-	52, // 48: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
-	1,  // 49: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
-	0,  // 50: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
-	55, // 51: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
-	1,  // 52: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
-	2,  // 53: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
-	4,  // 54: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
-	6,  // 55: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
-	8,  // 56: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
-	10, // 57: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
-	13, // 58: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
-	15, // 59: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
-	18, // 60: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
-	23, // 61: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
-	25, // 62: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
-	27, // 63: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
-	29, // 64: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
-	31, // 65: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
-	33, // 66: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
-	35, // 67: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
-	37, // 68: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
-	3,  // 69: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
-	5,  // 70: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
-	7,  // 71: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
-	9,  // 72: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
-	12, // 73: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
-	14, // 74: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
-	17, // 75: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
-	22, // 76: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
-	24, // 77: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
-	56, // 78: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
-	28, // 79: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
-	30, // 80: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
-	32, // 81: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
-	34, // 82: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
-	36, // 83: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
-	38, // 84: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
-	69, // [69:85] is the sub-list for method output_type
-	53, // [53:69] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	0,  // 9: dcep.node.v1.GetWalletKeyRequest.read:type_name -> dcep.node.v1.ReadOptions
+	0,  // 10: dcep.node.v1.ListWalletsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	45, // 11: dcep.node.v1.ListWalletsResponse.wallets:type_name -> dcep.state.v1.WalletRecord
+	1,  // 12: dcep.node.v1.ListWalletsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	46, // 13: dcep.node.v1.ListUnspentRequest.after:type_name -> dcep.state.v1.Outpoint
+	0,  // 14: dcep.node.v1.ListUnspentRequest.read:type_name -> dcep.node.v1.ReadOptions
+	46, // 15: dcep.node.v1.Unspent.outpoint:type_name -> dcep.state.v1.Outpoint
+	13, // 16: dcep.node.v1.ListUnspentResponse.unspent:type_name -> dcep.node.v1.Unspent
+	1,  // 17: dcep.node.v1.ListUnspentResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 18: dcep.node.v1.HistoryRequest.read:type_name -> dcep.node.v1.ReadOptions
+	47, // 19: dcep.node.v1.HistoryResponse.entries:type_name -> dcep.state.v1.HistoryEntry
+	1,  // 20: dcep.node.v1.HistoryResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 21: dcep.node.v1.SupplyRequest.read:type_name -> dcep.node.v1.ReadOptions
+	48, // 22: dcep.node.v1.SupplyResponse.supply:type_name -> dcep.state.v1.Supply
+	18, // 23: dcep.node.v1.SupplyResponse.banks:type_name -> dcep.node.v1.BankSupply
+	1,  // 24: dcep.node.v1.SupplyResponse.freshness:type_name -> dcep.node.v1.Freshness
+	49, // 25: dcep.node.v1.NodeStatus.role:type_name -> dcep.state.v1.NodeRole
+	22, // 26: dcep.node.v1.NodeStatus.duplicate_identities:type_name -> dcep.node.v1.DuplicateIdentity
+	50, // 27: dcep.node.v1.NodeStatus.ledger_version:type_name -> dcep.state.v1.LedgerVersion
+	49, // 28: dcep.node.v1.PeerStatus.role:type_name -> dcep.state.v1.NodeRole
+	21, // 29: dcep.node.v1.PeerStatus.status:type_name -> dcep.node.v1.NodeStatus
+	21, // 30: dcep.node.v1.StatusResponse.node:type_name -> dcep.node.v1.NodeStatus
+	23, // 31: dcep.node.v1.StatusResponse.peers:type_name -> dcep.node.v1.PeerStatus
+	51, // 32: dcep.node.v1.GetGenesisResponse.genesis:type_name -> dcep.state.v1.Genesis
+	41, // 33: dcep.node.v1.GetGenesisResponse.bank_keys:type_name -> dcep.node.v1.GetGenesisResponse.BankKeysEntry
+	0,  // 34: dcep.node.v1.GetPurseRequest.read:type_name -> dcep.node.v1.ReadOptions
+	52, // 35: dcep.node.v1.GetPurseResponse.purse:type_name -> dcep.state.v1.PurseRecord
+	53, // 36: dcep.node.v1.GetPurseResponse.settlements:type_name -> dcep.state.v1.Settlement
+	54, // 37: dcep.node.v1.GetPurseResponse.revocation:type_name -> dcep.state.v1.Revocation
+	1,  // 38: dcep.node.v1.GetPurseResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 39: dcep.node.v1.GetSettlementRequest.read:type_name -> dcep.node.v1.ReadOptions
+	53, // 40: dcep.node.v1.GetSettlementResponse.settlement:type_name -> dcep.state.v1.Settlement
+	1,  // 41: dcep.node.v1.GetSettlementResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 42: dcep.node.v1.GetOfflineTxRequest.read:type_name -> dcep.node.v1.ReadOptions
+	55, // 43: dcep.node.v1.GetOfflineTxResponse.record:type_name -> dcep.state.v1.OfflineTxRecord
+	1,  // 44: dcep.node.v1.GetOfflineTxResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 45: dcep.node.v1.ListIncidentsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	56, // 46: dcep.node.v1.ListIncidentsResponse.incidents:type_name -> dcep.state.v1.Incident
+	1,  // 47: dcep.node.v1.ListIncidentsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 48: dcep.node.v1.ListRevocationsRequest.read:type_name -> dcep.node.v1.ReadOptions
+	54, // 49: dcep.node.v1.ListRevocationsResponse.revocations:type_name -> dcep.state.v1.Revocation
+	1,  // 50: dcep.node.v1.ListRevocationsResponse.freshness:type_name -> dcep.node.v1.Freshness
+	0,  // 51: dcep.node.v1.GetOfflineDebtRequest.read:type_name -> dcep.node.v1.ReadOptions
+	57, // 52: dcep.node.v1.GetOfflineDebtResponse.debt:type_name -> dcep.state.v1.OfflineDebt
+	1,  // 53: dcep.node.v1.GetOfflineDebtResponse.freshness:type_name -> dcep.node.v1.Freshness
+	2,  // 54: dcep.node.v1.LedgerService.Submit:input_type -> dcep.node.v1.SubmitRequest
+	4,  // 55: dcep.node.v1.LedgerService.GetTx:input_type -> dcep.node.v1.GetTxRequest
+	6,  // 56: dcep.node.v1.LedgerService.GetWallet:input_type -> dcep.node.v1.GetWalletRequest
+	8,  // 57: dcep.node.v1.LedgerService.GetWalletKey:input_type -> dcep.node.v1.GetWalletKeyRequest
+	10, // 58: dcep.node.v1.LedgerService.ListWallets:input_type -> dcep.node.v1.ListWalletsRequest
+	12, // 59: dcep.node.v1.LedgerService.ListUnspent:input_type -> dcep.node.v1.ListUnspentRequest
+	15, // 60: dcep.node.v1.LedgerService.History:input_type -> dcep.node.v1.HistoryRequest
+	17, // 61: dcep.node.v1.LedgerService.Supply:input_type -> dcep.node.v1.SupplyRequest
+	20, // 62: dcep.node.v1.LedgerService.Status:input_type -> dcep.node.v1.StatusRequest
+	25, // 63: dcep.node.v1.LedgerService.GetGenesis:input_type -> dcep.node.v1.GetGenesisRequest
+	27, // 64: dcep.node.v1.LedgerService.StreamOutcomes:input_type -> dcep.node.v1.StreamOutcomesRequest
+	29, // 65: dcep.node.v1.LedgerService.GetPurse:input_type -> dcep.node.v1.GetPurseRequest
+	31, // 66: dcep.node.v1.LedgerService.GetSettlement:input_type -> dcep.node.v1.GetSettlementRequest
+	33, // 67: dcep.node.v1.LedgerService.GetOfflineTx:input_type -> dcep.node.v1.GetOfflineTxRequest
+	35, // 68: dcep.node.v1.LedgerService.ListIncidents:input_type -> dcep.node.v1.ListIncidentsRequest
+	37, // 69: dcep.node.v1.LedgerService.ListRevocations:input_type -> dcep.node.v1.ListRevocationsRequest
+	39, // 70: dcep.node.v1.LedgerService.GetOfflineDebt:input_type -> dcep.node.v1.GetOfflineDebtRequest
+	3,  // 71: dcep.node.v1.LedgerService.Submit:output_type -> dcep.node.v1.SubmitResponse
+	5,  // 72: dcep.node.v1.LedgerService.GetTx:output_type -> dcep.node.v1.GetTxResponse
+	7,  // 73: dcep.node.v1.LedgerService.GetWallet:output_type -> dcep.node.v1.GetWalletResponse
+	9,  // 74: dcep.node.v1.LedgerService.GetWalletKey:output_type -> dcep.node.v1.GetWalletKeyResponse
+	11, // 75: dcep.node.v1.LedgerService.ListWallets:output_type -> dcep.node.v1.ListWalletsResponse
+	14, // 76: dcep.node.v1.LedgerService.ListUnspent:output_type -> dcep.node.v1.ListUnspentResponse
+	16, // 77: dcep.node.v1.LedgerService.History:output_type -> dcep.node.v1.HistoryResponse
+	19, // 78: dcep.node.v1.LedgerService.Supply:output_type -> dcep.node.v1.SupplyResponse
+	24, // 79: dcep.node.v1.LedgerService.Status:output_type -> dcep.node.v1.StatusResponse
+	26, // 80: dcep.node.v1.LedgerService.GetGenesis:output_type -> dcep.node.v1.GetGenesisResponse
+	58, // 81: dcep.node.v1.LedgerService.StreamOutcomes:output_type -> dcep.state.v1.BlockRecord
+	30, // 82: dcep.node.v1.LedgerService.GetPurse:output_type -> dcep.node.v1.GetPurseResponse
+	32, // 83: dcep.node.v1.LedgerService.GetSettlement:output_type -> dcep.node.v1.GetSettlementResponse
+	34, // 84: dcep.node.v1.LedgerService.GetOfflineTx:output_type -> dcep.node.v1.GetOfflineTxResponse
+	36, // 85: dcep.node.v1.LedgerService.ListIncidents:output_type -> dcep.node.v1.ListIncidentsResponse
+	38, // 86: dcep.node.v1.LedgerService.ListRevocations:output_type -> dcep.node.v1.ListRevocationsResponse
+	40, // 87: dcep.node.v1.LedgerService.GetOfflineDebt:output_type -> dcep.node.v1.GetOfflineDebtResponse
+	71, // [71:88] is the sub-list for method output_type
+	54, // [54:71] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_node_nodepb_api_proto_init() }
@@ -2948,7 +3063,7 @@ func file_node_nodepb_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_nodepb_api_proto_rawDesc), len(file_node_nodepb_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,9 @@ const (
 	LedgerServiceGetTxProcedure = "/dcep.node.v1.LedgerService/GetTx"
 	// LedgerServiceGetWalletProcedure is the fully-qualified name of the LedgerService's GetWallet RPC.
 	LedgerServiceGetWalletProcedure = "/dcep.node.v1.LedgerService/GetWallet"
+	// LedgerServiceGetWalletKeyProcedure is the fully-qualified name of the LedgerService's
+	// GetWalletKey RPC.
+	LedgerServiceGetWalletKeyProcedure = "/dcep.node.v1.LedgerService/GetWalletKey"
 	// LedgerServiceListWalletsProcedure is the fully-qualified name of the LedgerService's ListWallets
 	// RPC.
 	LedgerServiceListWalletsProcedure = "/dcep.node.v1.LedgerService/ListWallets"
@@ -88,6 +91,13 @@ type LedgerServiceClient interface {
 	GetTx(context.Context, *connect.Request[nodepb.GetTxRequest]) (*connect.Response[nodepb.GetTxResponse], error)
 	// GetWallet returns a wallet with its balance and counters.
 	GetWallet(context.Context, *connect.Request[nodepb.GetWalletRequest]) (*connect.Response[nodepb.GetWalletResponse], error)
+	// GetWalletKey returns the public key a memo to the wallet is sealed to,
+	// and nothing else about it (docs/api.md, docs/security.md): any
+	// signed-in caller may ask, so a payer can seal a memo to a stranger. A
+	// wallet this node does not know gets a decoy key, derived on this node
+	// from its own secret and the wallet id, the same each time: the answer
+	// does not tell whether the wallet exists.
+	GetWalletKey(context.Context, *connect.Request[nodepb.GetWalletKeyRequest]) (*connect.Response[nodepb.GetWalletKeyResponse], error)
 	// ListWallets pages through all wallets in id order.
 	ListWallets(context.Context, *connect.Request[nodepb.ListWalletsRequest]) (*connect.Response[nodepb.ListWalletsResponse], error)
 	// ListUnspent pages through a wallet's unspent outputs.
@@ -153,6 +163,13 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+LedgerServiceGetWalletProcedure,
 			connect.WithSchema(ledgerServiceMethods.ByName("GetWallet")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getWalletKey: connect.NewClient[nodepb.GetWalletKeyRequest, nodepb.GetWalletKeyResponse](
+			httpClient,
+			baseURL+LedgerServiceGetWalletKeyProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("GetWalletKey")),
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
@@ -254,6 +271,7 @@ type ledgerServiceClient struct {
 	submit          *connect.Client[nodepb.SubmitRequest, nodepb.SubmitResponse]
 	getTx           *connect.Client[nodepb.GetTxRequest, nodepb.GetTxResponse]
 	getWallet       *connect.Client[nodepb.GetWalletRequest, nodepb.GetWalletResponse]
+	getWalletKey    *connect.Client[nodepb.GetWalletKeyRequest, nodepb.GetWalletKeyResponse]
 	listWallets     *connect.Client[nodepb.ListWalletsRequest, nodepb.ListWalletsResponse]
 	listUnspent     *connect.Client[nodepb.ListUnspentRequest, nodepb.ListUnspentResponse]
 	history         *connect.Client[nodepb.HistoryRequest, nodepb.HistoryResponse]
@@ -282,6 +300,11 @@ func (c *ledgerServiceClient) GetTx(ctx context.Context, req *connect.Request[no
 // GetWallet calls dcep.node.v1.LedgerService.GetWallet.
 func (c *ledgerServiceClient) GetWallet(ctx context.Context, req *connect.Request[nodepb.GetWalletRequest]) (*connect.Response[nodepb.GetWalletResponse], error) {
 	return c.getWallet.CallUnary(ctx, req)
+}
+
+// GetWalletKey calls dcep.node.v1.LedgerService.GetWalletKey.
+func (c *ledgerServiceClient) GetWalletKey(ctx context.Context, req *connect.Request[nodepb.GetWalletKeyRequest]) (*connect.Response[nodepb.GetWalletKeyResponse], error) {
+	return c.getWalletKey.CallUnary(ctx, req)
 }
 
 // ListWallets calls dcep.node.v1.LedgerService.ListWallets.
@@ -360,6 +383,13 @@ type LedgerServiceHandler interface {
 	GetTx(context.Context, *connect.Request[nodepb.GetTxRequest]) (*connect.Response[nodepb.GetTxResponse], error)
 	// GetWallet returns a wallet with its balance and counters.
 	GetWallet(context.Context, *connect.Request[nodepb.GetWalletRequest]) (*connect.Response[nodepb.GetWalletResponse], error)
+	// GetWalletKey returns the public key a memo to the wallet is sealed to,
+	// and nothing else about it (docs/api.md, docs/security.md): any
+	// signed-in caller may ask, so a payer can seal a memo to a stranger. A
+	// wallet this node does not know gets a decoy key, derived on this node
+	// from its own secret and the wallet id, the same each time: the answer
+	// does not tell whether the wallet exists.
+	GetWalletKey(context.Context, *connect.Request[nodepb.GetWalletKeyRequest]) (*connect.Response[nodepb.GetWalletKeyResponse], error)
 	// ListWallets pages through all wallets in id order.
 	ListWallets(context.Context, *connect.Request[nodepb.ListWalletsRequest]) (*connect.Response[nodepb.ListWalletsResponse], error)
 	// ListUnspent pages through a wallet's unspent outputs.
@@ -421,6 +451,13 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		LedgerServiceGetWalletProcedure,
 		svc.GetWallet,
 		connect.WithSchema(ledgerServiceMethods.ByName("GetWallet")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceGetWalletKeyHandler := connect.NewUnaryHandler(
+		LedgerServiceGetWalletKeyProcedure,
+		svc.GetWalletKey,
+		connect.WithSchema(ledgerServiceMethods.ByName("GetWalletKey")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
@@ -522,6 +559,8 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 			ledgerServiceGetTxHandler.ServeHTTP(w, r)
 		case LedgerServiceGetWalletProcedure:
 			ledgerServiceGetWalletHandler.ServeHTTP(w, r)
+		case LedgerServiceGetWalletKeyProcedure:
+			ledgerServiceGetWalletKeyHandler.ServeHTTP(w, r)
 		case LedgerServiceListWalletsProcedure:
 			ledgerServiceListWalletsHandler.ServeHTTP(w, r)
 		case LedgerServiceListUnspentProcedure:
@@ -567,6 +606,10 @@ func (UnimplementedLedgerServiceHandler) GetTx(context.Context, *connect.Request
 
 func (UnimplementedLedgerServiceHandler) GetWallet(context.Context, *connect.Request[nodepb.GetWalletRequest]) (*connect.Response[nodepb.GetWalletResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.GetWallet is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) GetWalletKey(context.Context, *connect.Request[nodepb.GetWalletKeyRequest]) (*connect.Response[nodepb.GetWalletKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("dcep.node.v1.LedgerService.GetWalletKey is not implemented"))
 }
 
 func (UnimplementedLedgerServiceHandler) ListWallets(context.Context, *connect.Request[nodepb.ListWalletsRequest]) (*connect.Response[nodepb.ListWalletsResponse], error) {
